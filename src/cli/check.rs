@@ -1,0 +1,43 @@
+//! `boltz check`: the same loading `serve` does, reported for humans and CI.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::geo::GeoDb;
+use crate::zone::ZoneSet;
+
+pub fn run(path: &Path, geoip: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let mut ok = true;
+    match ZoneSet::load(path) {
+        Ok(set) => {
+            let names: usize = set.zones.iter().map(|z| z.nodes.len()).sum();
+            let dcs: usize = set.zones.iter().map(|z| z.datacenters.len()).sum();
+            println!(
+                "{}: {} zone(s), {names} names, {dcs} datacenters: ok",
+                path.display(),
+                set.zones.len()
+            );
+        }
+        Err(diags) => {
+            for d in &diags.0 {
+                println!("{d}");
+            }
+            eprintln!("{} error(s)", diags.0.len());
+            ok = false;
+        }
+    }
+    if let Some(g) = geoip {
+        match GeoDb::open(g) {
+            Ok(db) => println!("{}: {}: ok", g.display(), db.metadata_summary()),
+            Err(e) => {
+                println!("{e}");
+                ok = false;
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}

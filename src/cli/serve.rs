@@ -1,0 +1,242 @@
+//! `boltz serve`: wires zones, geo database, control plane, DNS transports
+//! and the API together, and owns reloading: SIGHUP or a change of a watched
+//! file reloads zones and the geo database; a broken file is logged and the
+//! old data keeps serving.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use clap::Args;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info};
+
+use crate::api::{self, ApiState};
+use crate::control::Control;
+use crate::dns::{server, Handler};
+use crate::geo::GeoDb;
+use crate::metrics::Metrics;
+use crate::zone::{zone_files, ZoneSet};
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Zone file or directory of *.toml zone files.
+    #[arg(long, default_value = "zones")]
+    zones: PathBuf,
+    /// MaxMind DB (GeoIP2-City shape) for client locations.
+    #[arg(long, default_value = "geoip/demo.mmdb")]
+    geoip: PathBuf,
+    /// Run without a geo database (every client in one cell, weight-only).
+    #[arg(long, conflicts_with = "geoip")]
+    no_geoip: bool,
+    /// DNS address (UDP and TCP).
+    #[arg(long, default_value = "127.0.0.1:5353")]
+    listen: SocketAddr,
+    /// Local API address.
+    #[arg(long, default_value = "127.0.0.1:5380")]
+    api: SocketAddr,
+    /// File holding the API bearer token (else $BOLTZ_API_TOKEN); without
+    /// one, the API is read-only.
+    #[arg(long)]
+    api_token_file: Option<PathBuf>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// How often to look for changed zone and geo files.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    watch_interval: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::util::duration::parse_duration(s)
+}
+
+pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
+    super::init_logging();
+    let zones = match ZoneSet::load(&a.zones) {
+        Ok(z) => z,
+        Err(diags) => {
+            for d in &diags.0 {
+                eprintln!("{d}");
+            }
+            eprintln!(
+                "boltz: refusing to start: {} error(s) in zones",
+                diags.0.len()
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let geo = if a.no_geoip {
+        None
+    } else {
+        Some(Arc::new(GeoDb::open(&a.geoip).with_context(|| {
+            format!("opening geo database {}", a.geoip.display())
+        })?))
+    };
+    let token = match &a.api_token_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var("BOLTZ_API_TOKEN").ok(),
+    }
+    .filter(|t| !t.is_empty());
+
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(a, zones, geo, token.map(Arc::from), threads))
+}
+
+async fn serve(
+    a: ServeArgs,
+    zones: ZoneSet,
+    geo: Option<Arc<GeoDb>>,
+    token: Option<Arc<str>>,
+    threads: usize,
+) -> anyhow::Result<ExitCode> {
+    let control = Control::new(zones, true)?;
+    let metrics = Arc::new(Metrics::default());
+    let handler = Arc::new(Handler::new(control.clone(), geo.clone(), metrics.clone()));
+
+    let (udp, tcp) = server::bind(a.listen)
+        .await
+        .with_context(|| format!("binding DNS on {}", a.listen))?;
+    let api_listener = tokio::net::TcpListener::bind(a.api)
+        .await
+        .with_context(|| format!("binding API on {}", a.api))?;
+    let dns_addr = udp.local_addr()?;
+    let api_addr = api_listener.local_addr()?;
+
+    tokio::spawn(control.clone().run_ticker());
+    tokio::spawn(server::serve_udp(udp, handler.clone(), threads));
+    tokio::spawn(server::serve_tcp(tcp, handler.clone()));
+    let app = api::router(ApiState {
+        control: control.clone(),
+        geo: geo.clone(),
+        metrics: metrics.clone(),
+        token: token.clone(),
+    });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(api_listener, app).await {
+            error!(error = %e, "API server stopped");
+        }
+    });
+    let reloader = Reloader {
+        zones_path: a.zones.clone(),
+        control: control.clone(),
+        geo: geo.clone(),
+        metrics: metrics.clone(),
+        last: fingerprint(&a.zones),
+    };
+    tokio::spawn(reloader.run(a.watch_interval));
+
+    info!(dns = %dns_addr, api = %api_addr, zones = %a.zones.display(), token = token.is_some(), "boltz serving");
+    // One machine-readable line on stdout for scripts and tests.
+    println!("ready dns={dns_addr} api={api_addr}");
+
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    info!("shutting down");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Identity of the zone files: names, sizes and modification times.
+fn fingerprint(path: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    zone_files(path)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| {
+            let m = std::fs::metadata(&f).ok();
+            let len = m.as_ref().map_or(0, |m| m.len());
+            let mtime = m.and_then(|m| m.modified().ok());
+            (f, len, mtime)
+        })
+        .collect()
+}
+
+struct Reloader {
+    zones_path: PathBuf,
+    control: Arc<Control>,
+    geo: Option<Arc<GeoDb>>,
+    metrics: Arc<Metrics>,
+    last: Vec<(PathBuf, u64, Option<SystemTime>)>,
+}
+
+impl Reloader {
+    async fn run(mut self, every: Duration) {
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                error!(error = %e, "cannot listen for SIGHUP; file watch only");
+                None
+            }
+        };
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let forced = tokio::select! {
+                _ = tick.tick() => false,
+                Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+            };
+            if forced {
+                info!("SIGHUP: reloading zones and geo database");
+            }
+            self.check_zones(forced).await;
+            self.check_geo(forced);
+        }
+    }
+
+    async fn check_zones(&mut self, forced: bool) {
+        let now = fingerprint(&self.zones_path);
+        if !forced && now == self.last {
+            return;
+        }
+        self.last = now;
+        let path = self.zones_path.clone();
+        // Parsing is CPU work that may take a while for big zones: keep it
+        // off the async workers that answer queries.
+        let loaded = tokio::task::spawn_blocking(move || ZoneSet::load(&path)).await;
+        match loaded {
+            Ok(Ok(set)) => {
+                let n = set.zones.len();
+                self.control.apply_zones(Arc::new(set));
+                self.metrics.count_reload(true);
+                info!(zones = n, "zones reloaded");
+            }
+            Ok(Err(diags)) => {
+                self.metrics.count_reload(false);
+                for d in &diags.0 {
+                    error!(diagnostic = %d, "zone reload rejected; old zones keep serving");
+                }
+            }
+            Err(e) => error!(error = %e, "zone reload task failed"),
+        }
+    }
+
+    fn check_geo(&self, forced: bool) {
+        let Some(geo) = &self.geo else { return };
+        let r = if forced {
+            geo.reload().map(|_| true)
+        } else {
+            geo.reload_if_changed()
+        };
+        match r {
+            Ok(true) => info!(db = %geo.metadata_summary(), "geo database reloaded"),
+            Ok(false) => {}
+            Err(e) => error!(error = %e, "geo database reload failed; old database keeps serving"),
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! Steering policy: the pure maths between "where is the client" and "which
+//! datacenters answer". No I/O, no clocks, no locks: health, load and prices
+//! arrive as plain numbers from a snapshot, so the same code runs on the query
+//! path, in `boltz explain` and in tests.
+//!
+//! For every usable candidate DC `i` the energy is
+//! `E_i = distance_km / distance_scale_km + μ_i` and its Boltzmann weight is
+//! `w_i · exp(−E_i / T)`. Everything is kept in the log domain (`logit_i =
+//! ln w_i − E_i / T`) so a very cold system (tiny `T`) cannot underflow every
+//! weight to zero.
+//!
+//! The draw uses the Gumbel-max trick with a hash instead of a random number:
+//! DC `i` gets the race key `ln(−ln u_i) − logit_i`, where `u_i` is a uniform
+//! number derived from (cell, name, epoch, DC). Sorting by key gives a sample
+//! from the Boltzmann distribution (the first DC) and successive sampling
+//! without replacement (the next ones). Because each DC's key depends only on
+//! its own logit and its own hash, this is weighted rendezvous hashing: a
+//! small change of one DC's probability moves only the cells whose race it
+//! just wins or loses.
+
+pub mod hash;
+pub mod price;
+
+pub use hash::{cell_hash, hash_bytes, mix};
+pub use price::{update_price, PriceParams};
+
+use geo::{Distance, Haversine, Point};
+
+/// A point on the Earth in degrees.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LatLon {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// Great-circle distance in kilometres (haversine on the GRS80 mean radius).
+pub fn distance_km(a: LatLon, b: LatLon) -> f64 {
+    Haversine.distance(Point::new(a.lon, a.lat), Point::new(b.lon, b.lat)) / 1000.0
+}
+
+/// How the zone sets its temperature.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Temperature {
+    Fixed(f64),
+    /// Linear in global utilisation between `min` (idle) and `max` (at or
+    /// above capacity).
+    Auto {
+        min: f64,
+        max: f64,
+    },
+}
+
+/// The lowest temperature the maths accepts; below it `1/T` stops being a
+/// meaningful number and the choice is greedy anyway.
+pub const MIN_TEMPERATURE: f64 = 1e-3;
+
+impl Temperature {
+    /// `T` for a given global utilisation Σload/Σcapacity.
+    pub fn at(&self, global_utilisation: f64) -> f64 {
+        let t = match *self {
+            Temperature::Fixed(t) => t,
+            Temperature::Auto { min, max } => {
+                let u = if global_utilisation.is_finite() {
+                    global_utilisation.clamp(0.0, 1.0)
+                } else {
+                    1.0
+                };
+                min + (max - min) * u
+            }
+        };
+        t.max(MIN_TEMPERATURE)
+    }
+}
+
+/// One candidate DC as the policy sees it at query time.
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate {
+    /// Distance from the client, 0 when the client's location is unknown and
+    /// the zone asked for a weight-only choice.
+    pub distance_km: f64,
+    pub weight: f64,
+    /// The DC's current price (chemical potential), ≥ 0.
+    pub mu: f64,
+    /// A stable hash of the DC's name: the DC's identity in the draw.
+    pub id: u64,
+}
+
+impl Candidate {
+    pub fn distance_energy(&self, scale_km: f64) -> f64 {
+        self.distance_km / scale_km
+    }
+
+    /// `ln w − (E_d + μ)/T`.
+    pub fn logit(&self, scale_km: f64, t: f64) -> f64 {
+        self.weight.ln() - (self.distance_energy(scale_km) + self.mu) / t
+    }
+}
+
+/// A uniform number in the open interval (0, 1) from 53 bits of a hash.
+fn unit(h: u64) -> f64 {
+    ((h >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
+}
+
+/// The race key of a candidate for a draw seed: lower wins.
+pub fn race_key(seed: u64, c: &Candidate, scale_km: f64, t: f64) -> f64 {
+    let u = unit(mix(seed, c.id));
+    (-u.ln()).ln() - c.logit(scale_km, t)
+}
+
+/// The seed of one draw: every address of a cell asking for one name in one
+/// epoch gets the same seed, hence the same answer.
+pub fn draw_seed(cell: u64, name: u64, epoch: u64) -> u64 {
+    mix(mix(cell, name), epoch)
+}
+
+/// Orders `cands` by race key and writes the first `out.len()` indices into
+/// `out`; returns how many were written. Allocation free: the query path
+/// calls this with a stack buffer.
+pub fn draw_into(
+    seed: u64,
+    cands: &[Candidate],
+    scale_km: f64,
+    t: f64,
+    out: &mut [usize],
+) -> usize {
+    let n = out.len().min(cands.len());
+    // Selection of the n smallest keys; n is tiny (answers = 1..3), so a
+    // partial insertion sort beats sorting every candidate.
+    let mut keys = [f64::INFINITY; 8];
+    let n = n.min(keys.len());
+    let mut filled = 0usize;
+    for (i, c) in cands.iter().enumerate() {
+        let k = race_key(seed, c, scale_km, t);
+        if filled < n {
+            filled += 1;
+        } else if k >= keys[n - 1] {
+            continue;
+        }
+        let mut pos = filled - 1;
+        while pos > 0 && keys[pos - 1] > k {
+            keys[pos] = keys[pos - 1];
+            out[pos] = out[pos - 1];
+            pos -= 1;
+        }
+        keys[pos] = k;
+        out[pos] = i;
+    }
+    filled
+}
+
+/// Normalised probabilities of each candidate being drawn first, in the order
+/// of `cands` (for `explain`, the API and tests).
+pub fn probabilities(cands: &[Candidate], scale_km: f64, t: f64) -> Vec<f64> {
+    let logits: Vec<f64> = cands.iter().map(|c| c.logit(scale_km, t)).collect();
+    let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let exps: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
+    let z: f64 = exps.iter().sum();
+    exps.iter().map(|e| e / z).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(d: f64, w: f64, mu: f64, id: u64) -> Candidate {
+        Candidate {
+            distance_km: d,
+            weight: w,
+            mu,
+            id: hash_bytes(&id.to_le_bytes()),
+        }
+    }
+
+    #[test]
+    fn distance_frankfurt_new_york() {
+        let fra = LatLon {
+            lat: 50.11,
+            lon: 8.68,
+        };
+        let nyc = LatLon {
+            lat: 40.71,
+            lon: -74.01,
+        };
+        let d = distance_km(fra, nyc);
+        assert!((6150.0..6250.0).contains(&d), "{d}");
+    }
+
+    #[test]
+    fn auto_temperature_rises_with_utilisation() {
+        let t = Temperature::Auto {
+            min: 0.05,
+            max: 1.0,
+        };
+        assert!((t.at(0.0) - 0.05).abs() < 1e-12);
+        assert!((t.at(0.5) - 0.525).abs() < 1e-12);
+        assert!((t.at(7.0) - 1.0).abs() < 1e-12);
+        assert!((t.at(f64::NAN) - 1.0).abs() < 1e-12);
+        assert_eq!(Temperature::Fixed(0.0).at(0.3), MIN_TEMPERATURE);
+    }
+
+    #[test]
+    fn cold_system_is_greedy_and_never_underflows() {
+        let cands = [
+            cand(9000.0, 1.0, 0.0, 1),
+            cand(300.0, 1.0, 0.0, 2),
+            cand(6000.0, 1.0, 0.0, 3),
+        ];
+        let p = probabilities(&cands, 2000.0, MIN_TEMPERATURE);
+        assert!((p[1] - 1.0).abs() < 1e-12);
+        assert!(p.iter().all(|x| x.is_finite()));
+        for seed in 0..1000u64 {
+            let mut out = [0usize; 1];
+            assert_eq!(
+                draw_into(seed, &cands, 2000.0, MIN_TEMPERATURE, &mut out),
+                1
+            );
+            assert_eq!(out[0], 1);
+        }
+    }
+
+    #[test]
+    fn equal_energies_split_by_weight() {
+        let cands = [cand(100.0, 1.0, 0.0, 1), cand(100.0, 3.0, 0.0, 2)];
+        let p = probabilities(&cands, 2000.0, 0.5);
+        assert!((p[1] - 0.75).abs() < 1e-12);
+        let n = 40_000u64;
+        let mut wins = 0;
+        for seed in 0..n {
+            let mut out = [0usize; 1];
+            draw_into(mix(seed, 99), &cands, 2000.0, 0.5, &mut out);
+            wins += (out[0] == 1) as u64;
+        }
+        let share = wins as f64 / n as f64;
+        assert!((share - 0.75).abs() < 0.015, "{share}");
+    }
+
+    #[test]
+    fn draws_follow_the_boltzmann_probabilities() {
+        let cands = [
+            cand(500.0, 1.0, 0.0, 1),
+            cand(1500.0, 1.0, 0.2, 2),
+            cand(2500.0, 2.0, 0.0, 3),
+        ];
+        let t = 0.7;
+        let p = probabilities(&cands, 2000.0, t);
+        let n = 60_000u64;
+        let mut counts = [0u64; 3];
+        for seed in 0..n {
+            let mut out = [0usize; 1];
+            draw_into(mix(seed, 7), &cands, 2000.0, t, &mut out);
+            counts[out[0]] += 1;
+        }
+        for i in 0..3 {
+            let share = counts[i] as f64 / n as f64;
+            assert!((share - p[i]).abs() < 0.015, "dc {i}: {share} vs {}", p[i]);
+        }
+    }
+
+    #[test]
+    fn multiple_answers_are_distinct_and_start_with_the_first_draw() {
+        let cands: Vec<Candidate> = (0..6)
+            .map(|i| cand(100.0 * i as f64, 1.0, 0.0, i))
+            .collect();
+        for seed in 0..500u64 {
+            let mut one = [0usize; 1];
+            draw_into(seed, &cands, 2000.0, 0.3, &mut one);
+            let mut three = [0usize; 3];
+            assert_eq!(draw_into(seed, &cands, 2000.0, 0.3, &mut three), 3);
+            assert_eq!(three[0], one[0]);
+            assert!(three[0] != three[1] && three[1] != three[2] && three[0] != three[2]);
+        }
+        let mut many = [0usize; 8];
+        assert_eq!(draw_into(1, &cands[..2], 2000.0, 0.3, &mut many), 2);
+    }
+
+    #[test]
+    fn small_price_change_moves_few_cells() {
+        let base = [
+            cand(800.0, 1.0, 0.0, 1),
+            cand(900.0, 1.0, 0.0, 2),
+            cand(1000.0, 1.0, 0.0, 3),
+        ];
+        let mut bumped = base;
+        bumped[0].mu = 0.02;
+        let t = 0.5;
+        let (p0, p1) = (
+            probabilities(&base, 2000.0, t),
+            probabilities(&bumped, 2000.0, t),
+        );
+        let n = 20_000u64;
+        let mut moved = 0u64;
+        for cell in 0..n {
+            let seed = draw_seed(cell, 5, 0);
+            let (mut a, mut b) = ([0usize; 1], [0usize; 1]);
+            draw_into(seed, &base, 2000.0, t, &mut a);
+            draw_into(seed, &bumped, 2000.0, t, &mut b);
+            if a != b {
+                moved += 1;
+                // Only cells leaving the DC whose price rose may move.
+                assert_eq!(a[0], 0);
+            }
+        }
+        let expected = p0[0] - p1[0];
+        let frac = moved as f64 / n as f64;
+        assert!(
+            (frac - expected).abs() < 0.01,
+            "moved {frac}, expected {expected}"
+        );
+    }
+}

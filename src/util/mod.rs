@@ -1,0 +1,3 @@
+//! Small helpers shared by several modules that belong to none of them.
+
+pub mod duration;

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test of boltz on a fresh Debian machine with Rust: installs what
+# the tests need (dig from dnsutils), then formatting, lints and all tests.
+# `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v dig >/dev/null 2>&1 || need+=(dnsutils)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "note: cannot install ${need[*]} (not root, no sudo); tests that need them will say SKIPPED" >&2
+  fi
+fi
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --all-targets --locked
