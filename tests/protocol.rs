@@ -195,7 +195,8 @@ fn badvers_notimp_and_other_classes() {
     m.set_edns(e);
     let raw = udp_raw(srv.dns, &m.to_vec().unwrap(), None).unwrap();
     let r = Message::from_vec(&raw).unwrap();
-    assert_eq!(rcode(&r), ResponseCode::BADVERS);
+    // 16 is both BADVERS and BADSIG; hickory decodes it as the latter.
+    assert_eq!(u16::from(rcode(&r)), 16, "BADVERS");
     assert_eq!(r.edns.as_ref().unwrap().version(), 0);
     assert!(r.answers.is_empty());
 

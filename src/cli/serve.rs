@@ -184,7 +184,8 @@ impl Reloader {
                 None
             }
         };
-        let mut tick = tokio::time::interval(every);
+        // The zones were just loaded: the first look is one interval away.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let forced = tokio::select! {

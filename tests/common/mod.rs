@@ -154,14 +154,12 @@ impl Server {
             .arg(fx.zones())
             .arg("--geoip")
             .arg(fx.geo())
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--api",
-                "127.0.0.1:0",
-                "--watch-interval",
-                "100ms",
-            ])
+            .args(["--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"])
+            .args(if extra.contains(&"--watch-interval") {
+                &[][..]
+            } else {
+                &["--watch-interval", "100ms"][..]
+            })
             .arg("--api-token-file")
             .arg(fx.dir.path().join("token"))
             .args(extra)
