@@ -25,10 +25,18 @@ pub const TCP_MAX_CONNECTIONS: usize = 1024;
 
 /// Binds UDP and TCP on `addr`.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<(Arc<UdpSocket>, TcpListener)> {
-    let udp = UdpSocket::bind(addr).await?;
-    // Port 0 asks for any port; TCP must then take the one UDP got.
-    let tcp = TcpListener::bind(udp.local_addr()?).await?;
-    Ok((Arc::new(udp), tcp))
+    // Port 0 asks for any port, and TCP must then take the one UDP got; that
+    // TCP port may be in use already, so try a few UDP ports.
+    let attempts = if addr.port() == 0 { 20 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        let udp = UdpSocket::bind(addr).await?;
+        match TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok((Arc::new(udp), tcp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no port free for both UDP and TCP")))
 }
 
 /// Serves UDP with `workers` receive loops until the task is dropped.

@@ -378,13 +378,7 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     fn rec(lat: f64, lon: f64, country: &str, continent: &str) -> GeoRecord {
-        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        GeoRecord {
-            latitude: lat,
-            longitude: lon,
-            country: opt(country),
-            continent: opt(continent),
-        }
+        GeoRecord::new(lat, lon, country, continent)
     }
 
     fn ip(s: &str) -> IpAddr {

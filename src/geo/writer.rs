@@ -39,6 +39,19 @@ pub struct GeoRecord {
     pub continent: Option<String>,
 }
 
+impl GeoRecord {
+    /// A record; empty country or continent codes mean "absent".
+    pub fn new(latitude: f64, longitude: f64, country: &str, continent: &str) -> Self {
+        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        GeoRecord {
+            latitude,
+            longitude,
+            country: opt(country),
+            continent: opt(continent),
+        }
+    }
+}
+
 /// Width of one search-tree record. 28 bits covers databases of up to
 /// ~268M nodes plus data, which is more than any realistic input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -616,13 +629,7 @@ mod tests {
     }
 
     fn rec(lat: f64, lon: f64, country: &str, continent: &str) -> GeoRecord {
-        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        GeoRecord {
-            latitude: lat,
-            longitude: lon,
-            country: opt(country),
-            continent: opt(continent),
-        }
+        GeoRecord::new(lat, lon, country, continent)
     }
 
     fn net(s: &str) -> IpNet {
