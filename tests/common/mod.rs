@@ -429,21 +429,31 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
-/// A real HTTP health endpoint on loopback that can be stopped and started
-/// again on the same port.
-pub struct HealthServer {
+/// A real HTTP endpoint on loopback (health check or load feed) that
+/// answers 200 with a body the test can change, and can be stopped and
+/// started again on the same port.
+pub struct HttpServer {
     pub addr: SocketAddr,
+    body: Arc<Mutex<String>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl HealthServer {
-    pub fn start(port: u16) -> HealthServer {
+pub type HealthServer = HttpServer;
+
+impl HttpServer {
+    /// Serves "ok".
+    pub fn start(port: u16) -> HttpServer {
+        Self::with_body(port, "ok")
+    }
+
+    pub fn with_body(port: u16, body: &str) -> HttpServer {
         let listener = bind_retry(port);
         let addr = listener.local_addr().unwrap();
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let s2 = stop.clone();
+        let body = Arc::new(Mutex::new(body.to_string()));
+        let (s2, b2) = (stop.clone(), body.clone());
         let thread = std::thread::spawn(move || {
             while !s2.load(Ordering::Relaxed) {
                 match listener.accept() {
@@ -452,19 +462,27 @@ impl HealthServer {
                         c.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
                         let mut buf = [0u8; 2048];
                         let _ = c.read(&mut buf);
-                        let _ = c.write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                        let body = b2.lock().unwrap().clone();
+                        let _ = write!(
+                            c,
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
                         );
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        HealthServer {
+        HttpServer {
             addr,
+            body,
             stop,
             thread: Some(thread),
         }
+    }
+
+    pub fn set_body(&self, body: &str) {
+        *self.body.lock().unwrap() = body.to_string();
     }
 
     pub fn stop(mut self) -> u16 {
