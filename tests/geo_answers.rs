@@ -225,3 +225,16 @@ fn clients_the_database_does_not_know_use_the_zone_fallback() {
     }
     assert!(sin >= 30, "weight-only choice should favour sin: {sin}/40");
 }
+
+#[test]
+fn answers_n_returns_distinct_dcs_in_drawn_order() {
+    let records =
+        r#"api = { type = "steered", datacenters = ["fra", "iad", "sin"], ttl = 30, answers = 2 }"#;
+    let fx = Fixture::new(&zone_toml("", &[], records));
+    let srv = fx.serve();
+    let r = srv.query(&Q::new("api.example.com.", RecordType::A).ecs("81.2.69.0/24"));
+    // Cold system: nearest first, then the next nearest.
+    assert_eq!(addrs(&r), vec![FRA.to_string(), IAD.to_string()]);
+    let r = srv.query(&Q::new("api.example.com.", RecordType::A).ecs("1.128.0.0/16"));
+    assert_eq!(addrs(&r), vec![SIN.to_string(), FRA.to_string()]);
+}
