@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::world::{DcStatus, ZoneView};
-use crate::steer::{self, distance_km, Candidate, LatLon};
+use crate::steer::{self, LatLon, TopN, UnitVec};
 use crate::zone::{AllDown, Datacenter, Steered, Zone};
 
 /// Address family of the query (A or AAAA).
@@ -32,13 +32,54 @@ pub enum Mode {
     AllDownServfail,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// The outcome of [`decide`]. Holds no heap data: the query path turns it
+/// into records with [`Decision::addresses`].
+#[derive(Clone, Copy, Debug)]
 pub struct Decision {
     pub mode: Mode,
-    pub addrs: Vec<IpAddr>,
     pub ttl: u32,
-    /// Indices (into `Zone::datacenters`) of the DCs answering, in drawn order.
-    pub chosen: Vec<usize>,
+    pub family: Family,
+    /// Indices (into `Zone::datacenters`) of the drawn DCs, best first.
+    drawn: TopN,
+}
+
+impl Decision {
+    /// Indices of the DCs whose addresses answer, in answer order.
+    pub fn chosen<'a>(
+        &'a self,
+        zone: &'a Zone,
+        st: &'a Steered,
+    ) -> impl Iterator<Item = usize> + 'a {
+        let all = (self.mode == Mode::AllDownServeAll).then_some(st.datacenters.iter().copied());
+        let family = self.family;
+        self.drawn.as_slice().iter().copied().chain(
+            all.into_iter()
+                .flatten()
+                .filter(move |&i| has_family(&zone.datacenters[i], family)),
+        )
+    }
+
+    /// The answer's addresses (empty means NODATA, unless the mode is
+    /// SERVFAIL).
+    pub fn addresses<'a>(
+        &'a self,
+        zone: &'a Zone,
+        st: &'a Steered,
+    ) -> impl Iterator<Item = IpAddr> + 'a {
+        let family = self.family;
+        let fallback = match (&zone.steering.all_down, self.mode) {
+            (AllDown::Fallback(list), Mode::AllDownFallback) => &list[..],
+            _ => &[],
+        };
+        self.chosen(zone, st)
+            .flat_map(move |i| dc_addrs(&zone.datacenters[i], family))
+            .chain(
+                fallback
+                    .iter()
+                    .copied()
+                    .filter(move |a| a.is_ipv4() == (family == Family::V4)),
+            )
+    }
 }
 
 /// One line of an explanation.
@@ -67,16 +108,16 @@ fn has_family(dc: &Datacenter, f: Family) -> bool {
     }
 }
 
-fn push_addrs(dc: &Datacenter, f: Family, out: &mut Vec<IpAddr>) {
-    match f {
-        Family::V4 => out.extend(dc.ipv4.iter().map(|a| IpAddr::V4(*a))),
-        Family::V6 => out.extend(dc.ipv6.iter().map(|a| IpAddr::V6(*a))),
-    }
+fn dc_addrs(dc: &Datacenter, f: Family) -> impl Iterator<Item = IpAddr> + '_ {
+    let v4 = (f == Family::V4).then(|| dc.ipv4.iter().map(|a| IpAddr::V4(*a)));
+    let v6 = (f == Family::V6).then(|| dc.ipv6.iter().map(|a| IpAddr::V6(*a)));
+    v4.into_iter().flatten().chain(v6.into_iter().flatten())
 }
 
 /// Decides the answer. `location` is `None` when the client's place is
 /// unknown and the zone chose weight-only steering; `cell` is the hash of the
-/// client's geo cell. With `rows`, every candidate's numbers are recorded.
+/// client's geo cell. Allocation free; with `rows`, every candidate's numbers
+/// are recorded as well (explain).
 pub fn decide(
     zone: &Zone,
     view: &ZoneView,
@@ -88,8 +129,10 @@ pub fn decide(
 ) -> Decision {
     let scale = zone.steering.distance_scale_km;
     let t = view.temperature;
-    let mut cands: Vec<Candidate> = Vec::with_capacity(st.datacenters.len());
-    let mut idx: Vec<usize> = Vec::with_capacity(st.datacenters.len());
+    let client = location.map(UnitVec::from_latlon);
+    let distance = |dc: &Datacenter| client.map(|c| c.distance_km(&dc.unit));
+    let seed = steer::draw_seed(cell, st.name_hash, zone.steering.epoch);
+    let mut drawn = TopN::new(st.answers);
     let mut any_family = false;
     let mut degraded = false;
     for &i in &st.datacenters {
@@ -99,65 +142,51 @@ pub fn decide(
             continue;
         }
         any_family = true;
-        if !v.usable() {
-            continue;
+        if v.usable() {
+            let logit = steer::logit(dc.ln_weight, distance(dc).unwrap_or(0.0), v.mu, scale, t);
+            drawn.offer(steer::gumbel(seed, dc.id) - logit, i);
         }
-        cands.push(Candidate {
-            distance_km: location.map_or(0.0, |l| distance_km(l, dc.location)),
-            weight: dc.weight,
-            mu: v.mu,
-            id: dc.id,
-        });
-        idx.push(i);
     }
     let ttl = if degraded && st.ttl > 0 {
         ((f64::from(st.ttl) * zone.steering.degraded_ttl_factor).round() as u32).max(1)
     } else {
         st.ttl
     };
-
-    let mut addrs = Vec::new();
-    let mut chosen = Vec::new();
     let mode = if !any_family {
         Mode::NoAddressFamily
-    } else if cands.is_empty() {
+    } else if drawn.as_slice().is_empty() {
         match &zone.steering.all_down {
-            AllDown::ServeAll => {
-                for &i in &st.datacenters {
-                    if has_family(&zone.datacenters[i], family) {
-                        push_addrs(&zone.datacenters[i], family, &mut addrs);
-                        chosen.push(i);
-                    }
-                }
-                Mode::AllDownServeAll
-            }
+            AllDown::ServeAll => Mode::AllDownServeAll,
             AllDown::ServFail => Mode::AllDownServfail,
-            AllDown::Fallback(list) => {
-                addrs.extend(
-                    list.iter()
-                        .filter(|a| a.is_ipv4() == (family == Family::V4)),
-                );
-                Mode::AllDownFallback
-            }
+            AllDown::Fallback(_) => Mode::AllDownFallback,
         }
     } else {
-        let seed = steer::draw_seed(cell, st.name_hash, zone.steering.epoch);
-        let mut order = [0usize; 8];
-        let n = steer::draw_into(seed, &cands, scale, t, &mut order[..st.answers]);
-        for &k in &order[..n] {
-            push_addrs(&zone.datacenters[idx[k]], family, &mut addrs);
-            chosen.push(idx[k]);
-        }
         Mode::Steered
     };
 
     if let Some(rows) = rows {
-        let probs = steer::probabilities(&cands, scale, t);
-        for &i in &st.datacenters {
+        // Probabilities over the usable candidates of the family, computed
+        // again here so the query path never builds this table.
+        let logits: Vec<Option<f64>> = st
+            .datacenters
+            .iter()
+            .map(|&i| {
+                let (dc, v) = (&zone.datacenters[i], &view.dcs[i]);
+                (has_family(dc, family) && v.usable()).then(|| {
+                    steer::logit(dc.ln_weight, distance(dc).unwrap_or(0.0), v.mu, scale, t)
+                })
+            })
+            .collect();
+        let max = logits
+            .iter()
+            .flatten()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        let z: f64 = logits.iter().flatten().map(|l| (l - max).exp()).sum();
+        for (k, &i) in st.datacenters.iter().enumerate() {
             let (dc, v) = (&zone.datacenters[i], &view.dcs[i]);
-            let d = location.map(|l| distance_km(l, dc.location));
+            let d = distance(dc);
             let de = d.unwrap_or(0.0) / scale;
-            let k = idx.iter().position(|&j| j == i);
             rows.push(ExplainRow {
                 datacenter: dc.name.clone(),
                 distance_km: d,
@@ -169,16 +198,16 @@ pub fn decide(
                 status: v.status(),
                 has_family: has_family(dc, family),
                 usable: v.usable(),
-                probability: k.map_or(0.0, |k| probs[k]),
-                drawn: chosen.iter().position(|&c| c == i).map(|p| p + 1),
+                probability: logits[k].map_or(0.0, |l| (l - max).exp() / z),
+                drawn: drawn.as_slice().iter().position(|&c| c == i).map(|p| p + 1),
             });
         }
     }
     Decision {
         mode,
-        addrs,
         ttl,
-        chosen,
+        family,
+        drawn,
     }
 }
 

@@ -105,11 +105,10 @@ pub fn explain(
         distance_scale_km: zone.steering.distance_scale_km,
         mode: d.mode,
         ttl: d.ttl,
-        answer: d.addrs,
+        answer: d.addresses(zone, st).collect(),
         drawn: d
-            .chosen
-            .iter()
-            .map(|&i| zone.datacenters[i].name.clone())
+            .chosen(zone, st)
+            .map(|i| zone.datacenters[i].name.clone())
             .collect(),
         datacenters: rows,
     })

@@ -256,20 +256,20 @@ impl Handler {
                 ans.authoritative = false;
                 return;
             }
-            if let Some(&first) = d.chosen.first() {
+            if let Some(first) = d.chosen(zone, st).next() {
                 view.dcs[first].counters.count_answer();
             }
-            if d.addrs.is_empty() {
-                negative(zone, ans);
-                return;
-            }
-            for a in d.addrs {
+            let before = ans.answers.len();
+            for a in d.addresses(zone, st) {
                 let rd = match a {
                     IpAddr::V4(v4) => RData::A(v4.into()),
                     IpAddr::V6(v6) => RData::AAAA(v6.into()),
                 };
                 ans.answers
                     .push(Record::from_rdata(owner.clone(), d.ttl, rd));
+            }
+            if ans.answers.len() == before {
+                negative(zone, ans);
             }
             return;
         }

@@ -18,9 +18,11 @@
 //! small change of one DC's probability moves only the cells whose race it
 //! just wins or loses.
 
+pub mod fastmath;
 pub mod hash;
 pub mod price;
 
+pub use fastmath::UnitVec;
 pub use hash::{cell_hash, hash_bytes, mix};
 pub use price::{update_price, PriceParams};
 
@@ -33,7 +35,9 @@ pub struct LatLon {
     pub lon: f64,
 }
 
-/// Great-circle distance in kilometres (haversine on the GRS80 mean radius).
+/// Great-circle distance in kilometres (haversine on the GRS80 mean radius)
+/// by the `geo` crate: the reference that [`UnitVec::distance_km`], used on
+/// the query path, is tested against.
 pub fn distance_km(a: LatLon, b: LatLon) -> f64 {
     Haversine.distance(Point::new(a.lon, a.lat), Point::new(b.lon, b.lat)) / 1000.0
 }
@@ -92,7 +96,7 @@ impl Candidate {
 
     /// `ln w − (E_d + μ)/T`.
     pub fn logit(&self, scale_km: f64, t: f64) -> f64 {
-        self.weight.ln() - (self.distance_energy(scale_km) + self.mu) / t
+        logit(self.weight.ln(), self.distance_km, self.mu, scale_km, t)
     }
 }
 
@@ -101,10 +105,22 @@ fn unit(h: u64) -> f64 {
     ((h >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
 }
 
+/// `ln(−ln u)` for the DC `id` in the draw `seed`: minus a standard Gumbel
+/// variate, derived from a hash instead of a random number generator.
+#[inline]
+pub fn gumbel(seed: u64, id: u64) -> f64 {
+    fastmath::ln(-fastmath::ln(unit(mix(seed, id))))
+}
+
+/// `ln w − (E_d + μ)/T` from its parts (what [`Candidate::logit`] computes).
+#[inline]
+pub fn logit(ln_weight: f64, distance_km: f64, mu: f64, scale_km: f64, t: f64) -> f64 {
+    ln_weight - (distance_km / scale_km + mu) / t
+}
+
 /// The race key of a candidate for a draw seed: lower wins.
 pub fn race_key(seed: u64, c: &Candidate, scale_km: f64, t: f64) -> f64 {
-    let u = unit(mix(seed, c.id));
-    (-u.ln()).ln() - c.logit(scale_km, t)
+    gumbel(seed, c.id) - c.logit(scale_km, t)
 }
 
 /// The seed of one draw: every address of a cell asking for one name in one
@@ -113,9 +129,61 @@ pub fn draw_seed(cell: u64, name: u64, epoch: u64) -> u64 {
     mix(mix(cell, name), epoch)
 }
 
-/// Orders `cands` by race key and writes the first `out.len()` indices into
-/// `out`; returns how many were written. Allocation free: the query path
-/// calls this with a stack buffer.
+/// Most answers a steered name may ask for.
+pub const MAX_ANSWERS: usize = 8;
+
+/// The `n` lowest race keys seen so far, in order, without allocating:
+/// candidates are offered one by one as they are scored.
+#[derive(Clone, Copy, Debug)]
+pub struct TopN {
+    keys: [f64; MAX_ANSWERS],
+    idx: [usize; MAX_ANSWERS],
+    want: usize,
+    len: usize,
+}
+
+impl TopN {
+    pub fn new(want: usize) -> TopN {
+        TopN {
+            keys: [f64::INFINITY; MAX_ANSWERS],
+            idx: [0; MAX_ANSWERS],
+            want: want.min(MAX_ANSWERS),
+            len: 0,
+        }
+    }
+
+    /// Offers candidate `i` with race key `key`.
+    #[inline]
+    pub fn offer(&mut self, key: f64, i: usize) {
+        if self.want == 0 {
+            return;
+        }
+        // Partial insertion sort: `want` is 1..=8, so this beats sorting.
+        let mut pos = if self.len < self.want {
+            self.len += 1;
+            self.len - 1
+        } else if key < self.keys[self.want - 1] {
+            self.want - 1
+        } else {
+            return;
+        };
+        while pos > 0 && self.keys[pos - 1] > key {
+            self.keys[pos] = self.keys[pos - 1];
+            self.idx[pos] = self.idx[pos - 1];
+            pos -= 1;
+        }
+        self.keys[pos] = key;
+        self.idx[pos] = i;
+    }
+
+    /// The chosen indices, best first.
+    pub fn as_slice(&self) -> &[usize] {
+        &self.idx[..self.len]
+    }
+}
+
+/// Orders `cands` by race key and writes the first `out.len()` (at most
+/// [`MAX_ANSWERS`]) indices into `out`; returns how many were written.
 pub fn draw_into(
     seed: u64,
     cands: &[Candidate],
@@ -123,29 +191,13 @@ pub fn draw_into(
     t: f64,
     out: &mut [usize],
 ) -> usize {
-    let n = out.len().min(cands.len());
-    // Selection of the n smallest keys; n is tiny (answers = 1..3), so a
-    // partial insertion sort beats sorting every candidate.
-    let mut keys = [f64::INFINITY; 8];
-    let n = n.min(keys.len());
-    let mut filled = 0usize;
+    let mut top = TopN::new(out.len());
     for (i, c) in cands.iter().enumerate() {
-        let k = race_key(seed, c, scale_km, t);
-        if filled < n {
-            filled += 1;
-        } else if k >= keys[n - 1] {
-            continue;
-        }
-        let mut pos = filled - 1;
-        while pos > 0 && keys[pos - 1] > k {
-            keys[pos] = keys[pos - 1];
-            out[pos] = out[pos - 1];
-            pos -= 1;
-        }
-        keys[pos] = k;
-        out[pos] = i;
+        top.offer(race_key(seed, c, scale_km, t), i);
     }
-    filled
+    let chosen = top.as_slice();
+    out[..chosen.len()].copy_from_slice(chosen);
+    chosen.len()
 }
 
 /// Normalised probabilities of each candidate being drawn first, in the order

@@ -16,7 +16,7 @@ use toml::Spanned;
 use super::diag::{Diagnostic, Positions};
 use super::model::{DcDef, RecordDef, SteeringDef, ZoneFile};
 use super::{AllDown, Datacenter, Node, RRset, Steered, Steering, UnknownLocation, Zone};
-use crate::steer::{hash_bytes, LatLon, PriceParams, Temperature};
+use crate::steer::{hash_bytes, LatLon, PriceParams, Temperature, UnitVec};
 
 /// RFC 2181 §8: TTLs are 31-bit.
 const MAX_TTL: i64 = 2_147_483_647;
@@ -679,6 +679,8 @@ fn datacenter(cx: &mut Ctx<'_>, name: &Spanned<String>, def: &Spanned<DcDef>) ->
         health: d.health.as_ref().map(|h| h.get_ref().clone()),
         load: d.load.as_ref().map(|l| l.get_ref().clone()),
         id: hash_bytes(n.as_bytes()),
+        unit: UnitVec::from_latlon(location),
+        ln_weight: weight.ln(),
     }
 }
 

@@ -26,7 +26,7 @@ pub use diag::{Diagnostic, Diagnostics};
 
 use crate::health::HealthConfig;
 use crate::load::LoadConfig;
-use crate::steer::{LatLon, PriceParams, Temperature};
+use crate::steer::{LatLon, PriceParams, Temperature, UnitVec};
 
 /// What to answer when every candidate DC of a steered name is unusable.
 #[derive(Clone, Debug, PartialEq)]
@@ -80,6 +80,10 @@ pub struct Datacenter {
     pub load: Option<LoadConfig>,
     /// Stable hash of the name: the DC's identity in the draw.
     pub id: u64,
+    /// `location` on the unit sphere, for fast distances.
+    pub unit: UnitVec,
+    /// `ln(weight)`, the degeneracy term of the logit.
+    pub ln_weight: f64,
 }
 
 /// A steered A/AAAA name.
