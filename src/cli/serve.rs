@@ -16,7 +16,7 @@ use tracing::{error, info};
 
 use crate::api::{self, ApiState};
 use crate::control::Control;
-use crate::dns::{server, Handler};
+use crate::dns::{server, udp, Handler};
 use crate::geo::GeoDb;
 use crate::metrics::Metrics;
 use crate::zone::{zone_files, ZoneSet};
@@ -108,17 +108,16 @@ async fn serve(
     let metrics = Arc::new(Metrics::default());
     let handler = Arc::new(Handler::new(control.clone(), geo.clone(), metrics.clone()));
 
-    let (udp, tcp) = server::bind(a.listen)
-        .await
-        .with_context(|| format!("binding DNS on {}", a.listen))?;
+    let (udp, tcp) =
+        server::bind(a.listen, threads).with_context(|| format!("binding DNS on {}", a.listen))?;
     let api_listener = tokio::net::TcpListener::bind(a.api)
         .await
         .with_context(|| format!("binding API on {}", a.api))?;
-    let dns_addr = udp.local_addr()?;
+    let dns_addr = udp[0].local_addr()?;
     let api_addr = api_listener.local_addr()?;
 
     tokio::spawn(control.clone().run_ticker());
-    tokio::spawn(server::serve_udp(udp, handler.clone(), threads));
+    udp::spawn_workers(udp, handler.clone()).context("starting UDP workers")?;
     tokio::spawn(server::serve_tcp(tcp, handler.clone()));
     let app = api::router(ApiState {
         control: control.clone(),

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::world::{DcStatus, ZoneView};
+use crate::geo::LocationCache;
 use crate::steer::{self, LatLon, TopN, UnitVec};
 use crate::zone::{AllDown, Datacenter, Steered, Zone};
 
@@ -211,6 +212,11 @@ pub fn decide(
     }
 }
 
+thread_local! {
+    /// Each worker thread has its own cache: no sharing, no locks.
+    static LOCATIONS: std::cell::RefCell<LocationCache> = std::cell::RefCell::new(LocationCache::default());
+}
+
 /// Where a client is, as far as steering cares.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Placement {
@@ -225,17 +231,18 @@ pub struct Placement {
 
 impl Placement {
     /// Looks `ip` up; without a database every client is in one cell, `/0`.
+    /// Decoded locations are cached per thread (see [`LocationCache`]).
     pub fn of(geo: Option<&crate::geo::GeoDb>, ip: IpAddr) -> Placement {
         let ip = crate::geo::normalise_ip(ip);
         let (geo, cell) = match geo {
             Some(db) => {
-                let hit = db.lookup(ip);
+                let (loc, cell) = LOCATIONS.with(|c| db.locate(ip, &mut c.borrow_mut()));
                 (
-                    hit.location.map(|l| LatLon {
+                    loc.map(|l| LatLon {
                         lat: l.lat,
                         lon: l.lon,
                     }),
-                    hit.network,
+                    cell,
                 )
             }
             None => (

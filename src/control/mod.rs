@@ -24,6 +24,7 @@ pub use decide::{decide, Decision, ExplainRow, Family, Mode, Placement};
 pub use explain::{explain, Explanation};
 pub use world::{DcCounters, DcStatus, DcView, World, ZoneView};
 
+use crate::dns::index::FastIndex;
 use crate::health::{self, HealthConfig, HealthStatus, Prober};
 use crate::load::{self, LoadConfig, LoadTracker};
 use crate::steer::update_price;
@@ -54,6 +55,7 @@ impl Drop for DcState {
 
 struct Inner {
     zones: Arc<ZoneSet>,
+    index: Arc<FastIndex>,
     dcs: HashMap<Key, DcState>,
     last_price_update: HashMap<String, Instant>,
 }
@@ -95,6 +97,7 @@ impl Control {
         let c = Arc::new_cyclic(|me| Control {
             inner: Mutex::new(Inner {
                 zones: zones.clone(),
+                index: Arc::default(),
                 dcs: HashMap::new(),
                 last_price_update: HashMap::new(),
             }),
@@ -128,6 +131,8 @@ impl Control {
 
     /// Installs a new zone set, keeping the state of DCs that still exist.
     pub fn apply_zones(&self, zones: Arc<ZoneSet>) {
+        // Built before taking the lock: big zones take a while to index.
+        let index = Arc::new(FastIndex::build(&zones));
         let mut inner = self.lock();
         let mut old = std::mem::take(&mut inner.dcs);
         for zone in &zones.zones {
@@ -157,6 +162,7 @@ impl Control {
         // DCs that disappeared: dropping their state aborts their tasks.
         drop(old);
         inner.zones = zones;
+        inner.index = index;
         self.publish(&inner);
     }
 
@@ -408,6 +414,7 @@ impl Control {
         self.world.store(Arc::new(World {
             zones: inner.zones.clone(),
             views,
+            index: inner.index.clone(),
         }));
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::dns::index::FastIndex;
 use crate::health::Health;
 use crate::load::LoadSource;
 use crate::zone::{Zone, ZoneSet};
@@ -95,6 +96,8 @@ pub struct World {
     pub zones: Arc<ZoneSet>,
     /// Aligned with `zones.zones`.
     pub views: Vec<ZoneView>,
+    /// The fast path's index of `zones`, built once per zone load.
+    pub index: Arc<FastIndex>,
 }
 
 impl World {
@@ -112,7 +115,12 @@ impl World {
                 ZoneView::new(z, dcs)
             })
             .collect();
-        World { zones, views }
+        let index = Arc::new(FastIndex::build(&zones));
+        World {
+            zones,
+            views,
+            index,
+        }
     }
 }
 

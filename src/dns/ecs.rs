@@ -54,16 +54,23 @@ impl Ecs {
         })
     }
 
-    /// The option to echo in a response, with our scope. The scope is given
-    /// in the option's own family: a v4-mapped IPv6 query with an IPv4 cell
-    /// of /24 gets scope 96 + 24.
-    pub fn echo(&self, scope_v4_or_v6: u8, cell_is_v4: bool) -> ClientSubnet {
-        let scope = if self.family == 2 && cell_is_v4 && scope_v4_or_v6 > 0 {
-            96 + scope_v4_or_v6
+    /// Our scope for a cell of `prefix` bits, in the option's own family: a
+    /// v4-mapped IPv6 query with an IPv4 cell of /24 gets scope 96 + 24.
+    pub fn scope_for(&self, prefix: u8, cell_is_v4: bool) -> u8 {
+        if self.family == 2 && cell_is_v4 && prefix > 0 {
+            96 + prefix
         } else {
-            scope_v4_or_v6
-        };
-        ClientSubnet::new(self.address, self.source_prefix, scope)
+            prefix
+        }
+    }
+
+    /// The option to echo in a response, with our scope.
+    pub fn echo(&self, prefix: u8, cell_is_v4: bool) -> ClientSubnet {
+        ClientSubnet::new(
+            self.address,
+            self.source_prefix,
+            self.scope_for(prefix, cell_is_v4),
+        )
     }
 }
 

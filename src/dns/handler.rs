@@ -37,6 +37,8 @@ pub struct Handler {
     pub geo: Option<Arc<GeoDb>>,
     pub metrics: Arc<Metrics>,
     pub udp_payload: u16,
+    /// Try [`super::fast`] first (off only to test the general path).
+    pub fast: bool,
 }
 
 /// The client as steering sees it.
@@ -78,12 +80,48 @@ impl Handler {
             geo,
             metrics,
             udp_payload: DEFAULT_UDP_PAYLOAD,
+            fast: true,
+        }
+    }
+
+    /// Answers one query into `out` (cleared first); `false` means: send
+    /// nothing. The transports call this with a buffer they reuse.
+    pub fn handle_into(
+        &self,
+        query: &[u8],
+        src: IpAddr,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        if self.fast && query.len() >= 12 && query[2] & 0x80 == 0 {
+            let world = self.control.world();
+            if let Some((rcode, qtype)) =
+                super::fast::answer(self, &world, query, src, transport, out)
+            {
+                self.metrics.count(rcode, Some(RecordType::from(qtype)));
+                return true;
+            }
+        }
+        match self.general(query, src, transport) {
+            Some(resp) => {
+                out.clear();
+                out.extend_from_slice(&resp);
+                true
+            }
+            None => false,
         }
     }
 
     /// Answers one query. `None` means: send nothing (a response, or bytes
     /// too short to carry even a header, which cannot be answered).
     pub fn handle(&self, query: &[u8], src: IpAddr, transport: Transport) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(512);
+        self.handle_into(query, src, transport, &mut out)
+            .then_some(out)
+    }
+
+    /// The general path on hickory-proto: every query, every protocol case.
+    fn general(&self, query: &[u8], src: IpAddr, transport: Transport) -> Option<Vec<u8>> {
         if query.len() < 12 || query[2] & 0x80 != 0 {
             // Shorter than a header, or a response: answering responses is
             // how reflection loops start.

@@ -2,7 +2,10 @@
 //! ([`ecs`]) and the UDP/TCP transports ([`server`]).
 
 pub mod ecs;
+pub mod fast;
 pub mod handler;
+pub mod index;
 pub mod server;
+pub mod udp;
 
 pub use handler::{Handler, Transport, DEFAULT_UDP_PAYLOAD};

@@ -152,8 +152,13 @@ impl FileIdentity {
     }
 }
 
+/// Gives every opened database a distinct number, so caches keyed by data
+/// offset can tell an old database's offsets from a new one's.
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 struct Loaded {
     reader: Reader<Mmap>,
+    generation: u64,
     identity: FileIdentity,
     /// Whether the tree has the usual IPv4 subtree at `::/96`. Without it
     /// the maxminddb crate misreports the network of IPv4 lookups, and all
@@ -218,6 +223,7 @@ impl Loaded {
 
         Ok(Loaded {
             reader,
+            generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             identity: FileIdentity::of(&meta),
             has_ipv4_subtree,
         })
@@ -233,12 +239,7 @@ impl Loaded {
                 return GeoHit::miss(whole_space(ip));
             }
         };
-        let network = result
-            .network()
-            .ok()
-            .and_then(|n| IpNet::new(n.ip(), n.prefix()).ok())
-            .filter(|n| n.contains(&ip) && (self.has_ipv4_subtree || ip.is_ipv6()))
-            .unwrap_or_else(|| whole_space(ip));
+        let network = self.network_of(ip, &result);
         let raw = match result.decode::<RawRecord<'_>>() {
             Ok(Some(raw)) => raw,
             Ok(None) => return GeoHit::miss(network),
@@ -247,17 +248,90 @@ impl Loaded {
                 return GeoHit::miss(network);
             }
         };
-        let location = raw.location.and_then(|l| {
-            let (lat, lon) = (l.latitude?, l.longitude?);
-            let valid = (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon);
-            valid.then_some(Location { lat, lon })
-        });
+        let location = raw.location.and_then(RawLocation::valid);
         GeoHit {
             location,
             network,
             country: raw.country.and_then(|c| code(c.iso_code?)),
             continent: raw.continent.and_then(|c| code(c.code?)),
         }
+    }
+}
+
+impl Loaded {
+    fn network_of(&self, ip: IpAddr, result: &maxminddb::LookupResult<'_, Mmap>) -> IpNet {
+        result
+            .network()
+            .ok()
+            .and_then(|n| IpNet::new(n.ip(), n.prefix()).ok())
+            .filter(|n| n.contains(&ip) && (self.has_ipv4_subtree || ip.is_ipv6()))
+            .unwrap_or_else(|| whole_space(ip))
+    }
+
+    /// Location and cell only, with decoded locations cached by the record's
+    /// data offset: many networks share one record, and decoding is most of
+    /// a lookup's cost.
+    fn locate(&self, ip: IpAddr, cache: &mut LocationCache) -> (Option<Location>, IpNet) {
+        let Ok(result) = self.reader.lookup(ip) else {
+            return (None, whole_space(ip));
+        };
+        let network = self.network_of(ip, &result);
+        let Some(offset) = result.offset() else {
+            return (None, network);
+        };
+        let tag = (self.generation, offset as u64);
+        let slot = (crate::steer::hash::finalise(offset as u64 ^ self.generation.rotate_left(32))
+            as usize)
+            & (cache.slots.len() - 1);
+        if let Some((t, loc)) = cache.slots[slot] {
+            if t == tag {
+                return (loc, network);
+            }
+        }
+        let loc = match result.decode::<RawLocationOnly>() {
+            Ok(Some(r)) => r.location.and_then(RawLocation::valid),
+            _ => None,
+        };
+        cache.slots[slot] = Some((tag, loc));
+        (loc, network)
+    }
+}
+
+/// A per-thread, fixed-size, direct-mapped cache of decoded locations. Its
+/// size never grows, so a flood of distinct client subnets cannot grow
+/// memory; a miss only costs a decode.
+pub struct LocationCache {
+    slots: Box<[Option<CachedLocation>]>,
+}
+
+/// ((database generation, data offset), decoded location).
+type CachedLocation = ((u64, u64), Option<Location>);
+
+impl LocationCache {
+    /// `slots` is rounded up to a power of two.
+    pub fn new(slots: usize) -> Self {
+        LocationCache {
+            slots: vec![None; slots.max(1).next_power_of_two()].into_boxed_slice(),
+        }
+    }
+}
+
+impl Default for LocationCache {
+    fn default() -> Self {
+        Self::new(8192)
+    }
+}
+
+#[derive(Deserialize)]
+struct RawLocationOnly {
+    location: Option<RawLocation>,
+}
+
+impl RawLocation {
+    fn valid(self) -> Option<Location> {
+        let (lat, lon) = (self.latitude?, self.longitude?);
+        let valid = (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon);
+        valid.then_some(Location { lat, lon })
     }
 }
 
@@ -330,6 +404,12 @@ impl GeoDb {
     /// addresses are looked up (and reported) as IPv4.
     pub fn lookup(&self, ip: IpAddr) -> GeoHit {
         self.current.load().lookup(normalise_ip(ip))
+    }
+
+    /// Location and cell of `ip` (normalised like [`GeoDb::lookup`]), with
+    /// decoded locations cached in `cache`: the query path's lookup.
+    pub fn locate(&self, ip: IpAddr, cache: &mut LocationCache) -> (Option<Location>, IpNet) {
+        self.current.load().locate(normalise_ip(ip), cache)
     }
 
     /// Re-opens the file and swaps it in; on error the old data stays.
