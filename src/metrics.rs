@@ -1,7 +1,8 @@
 //! Counters of the query path and their Prometheus text rendering. Counting
-//! is a relaxed atomic add into a fixed table (rcode × qtype), so it costs
-//! the query path no lock and no allocation; gauges (temperature, prices,
-//! health) are read from the current [`World`] when scraped.
+//! is a relaxed atomic add into a fixed table (rcode × qtype) in a per-thread
+//! shard, so it costs the query path no lock, no allocation and no cache
+//! line shared between cores; shards are summed when scraped. Gauges
+//! (temperature, prices, health) are read from the current [`World`].
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,38 +53,101 @@ fn qtype_slot(t: Option<RecordType>) -> usize {
     }
 }
 
+/// Number of counter shards; threads beyond it share.
+pub const SHARDS: usize = 16;
+
+static NEXT_SHARD: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static SHARD: usize = (NEXT_SHARD.fetch_add(1, Ordering::Relaxed) as usize) % SHARDS;
+}
+
+/// This thread's shard.
+#[inline]
+pub fn shard() -> usize {
+    SHARD.with(|s| *s)
+}
+
+/// A value on its own cache lines (two, against adjacent-line prefetch).
+#[derive(Default)]
+#[repr(align(128))]
+pub struct Padded<T>(pub T);
+
+/// A counter split over [`SHARDS`] cache-line-padded cells.
+pub struct ShardedCounter(Box<[Padded<AtomicU64>]>);
+
+impl Default for ShardedCounter {
+    fn default() -> Self {
+        ShardedCounter((0..SHARDS).map(|_| Padded::default()).collect())
+    }
+}
+
+impl std::fmt::Debug for ShardedCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.get())
+    }
+}
+
+impl ShardedCounter {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0[shard()].0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.iter().map(|c| c.0.load(Ordering::Relaxed)).sum()
+    }
+}
+
+type QueryTable = [[AtomicU64; QTYPES.len()]; RCODES.len()];
+
 /// Query-path counters.
 pub struct Metrics {
-    queries: [[AtomicU64; QTYPES.len()]; RCODES.len()],
-    dropped: AtomicU64,
-    truncated: AtomicU64,
-    reloads_ok: AtomicU64,
-    reloads_failed: AtomicU64,
+    queries: Box<[Padded<QueryTable>]>,
+    dropped: ShardedCounter,
+    truncated: ShardedCounter,
+    reloads_ok: ShardedCounter,
+    reloads_failed: ShardedCounter,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            queries: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
-            dropped: AtomicU64::new(0),
-            truncated: AtomicU64::new(0),
-            reloads_ok: AtomicU64::new(0),
-            reloads_failed: AtomicU64::new(0),
+            queries: (0..SHARDS)
+                .map(|_| {
+                    Padded(std::array::from_fn(|_| {
+                        std::array::from_fn(|_| AtomicU64::new(0))
+                    }))
+                })
+                .collect(),
+            dropped: ShardedCounter::default(),
+            truncated: ShardedCounter::default(),
+            reloads_ok: ShardedCounter::default(),
+            reloads_failed: ShardedCounter::default(),
         }
     }
 }
 
 impl Metrics {
+    #[inline]
     pub fn count(&self, rcode: ResponseCode, qtype: Option<RecordType>) {
-        self.queries[rcode_slot(rcode)][qtype_slot(qtype)].fetch_add(1, Ordering::Relaxed);
+        self.queries[shard()].0[rcode_slot(rcode)][qtype_slot(qtype)]
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn count_dropped(&self) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.dropped.add(1);
     }
 
     pub fn count_truncated(&self) {
-        self.truncated.fetch_add(1, Ordering::Relaxed);
+        self.truncated.add(1);
+    }
+
+    fn queries_at(&self, r: usize, t: usize) -> u64 {
+        self.queries
+            .iter()
+            .map(|s| s.0[r][t].load(Ordering::Relaxed))
+            .sum()
     }
 
     pub fn count_reload(&self, ok: bool) {
@@ -92,14 +156,13 @@ impl Metrics {
         } else {
             &self.reloads_failed
         };
-        c.fetch_add(1, Ordering::Relaxed);
+        c.add(1);
     }
 
     /// Queries answered with `rcode` (all types).
     pub fn queries_with(&self, rcode: ResponseCode) -> u64 {
-        self.queries[rcode_slot(rcode)]
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
+        (0..QTYPES.len())
+            .map(|t| self.queries_at(rcode_slot(rcode), t))
             .sum()
     }
 
@@ -113,7 +176,7 @@ impl Metrics {
         o.push_str("# TYPE boltz_queries_total counter\n");
         for (ri, (rname, _)) in RCODES.iter().enumerate() {
             for (ti, tname) in QTYPES.iter().enumerate() {
-                let v = self.queries[ri][ti].load(Ordering::Relaxed);
+                let v = self.queries_at(ri, ti);
                 if v > 0 {
                     let _ = writeln!(
                         o,
@@ -148,7 +211,7 @@ impl Metrics {
             let _ = writeln!(
                 o,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                c.load(Ordering::Relaxed)
+                c.get()
             );
         }
 
@@ -201,7 +264,7 @@ impl Metrics {
                     .get(&(z.clone(), dc.name.clone()))
                     .map_or(0, |h| h.transitions);
                 let values = [
-                    v.counters.answers.load(Ordering::Relaxed) as f64,
+                    v.counters.answers.get() as f64,
                     f64::from(u8::from(v.usable())),
                     f64::from(u8::from(v.drained)),
                     v.utilisation,

@@ -126,10 +126,7 @@ async fn status(State(s): State<ApiState>) -> Response {
                     weight: d.weight,
                     capacity: d.capacity,
                     location: [d.location.lat, d.location.lon],
-                    answers: dv
-                        .counters
-                        .answers
-                        .load(std::sync::atomic::Ordering::Relaxed),
+                    answers: dv.counters.answers.get(),
                 })
                 .collect();
             json!({

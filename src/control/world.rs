@@ -3,7 +3,6 @@
 //! zone's temperature. Background tasks build a new one and swap it in; a
 //! query loads it once and never waits for a writer.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -11,18 +10,20 @@ use serde::{Deserialize, Serialize};
 use crate::dns::index::FastIndex;
 use crate::health::Health;
 use crate::load::LoadSource;
+use crate::metrics::ShardedCounter;
 use crate::zone::{Zone, ZoneSet};
 
 /// Counters of one DC that live across snapshots.
 #[derive(Debug, Default)]
 pub struct DcCounters {
     /// Queries whose first answer was this DC.
-    pub answers: AtomicU64,
+    pub answers: ShardedCounter,
 }
 
 impl DcCounters {
+    #[inline]
     pub fn count_answer(&self) {
-        self.answers.fetch_add(1, Ordering::Relaxed);
+        self.answers.add(1);
     }
 }
 
