@@ -40,8 +40,33 @@ pub struct Decision {
     pub mode: Mode,
     pub ttl: u32,
     pub family: Family,
-    /// Indices (into `Zone::datacenters`) of the drawn DCs, best first.
-    drawn: TopN,
+    /// The drawn DCs, best first: indices into `Zone::datacenters`.
+    drawn: Drawn,
+}
+
+/// The drawn order in a compact form, so decisions are cheap to cache.
+#[derive(Clone, Copy, Debug, Default)]
+struct Drawn {
+    idx: [u16; steer::MAX_ANSWERS],
+    len: u8,
+}
+
+impl Drawn {
+    fn of(top: &TopN) -> Drawn {
+        let mut d = Drawn::default();
+        for (slot, &i) in d.idx.iter_mut().zip(top.as_slice()) {
+            // Zones are limited to far fewer than 65536 DCs by compile.
+            *slot = i as u16;
+        }
+        d.len = top.as_slice().len() as u8;
+        d
+    }
+
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.idx[..usize::from(self.len)]
+            .iter()
+            .map(|&i| usize::from(i))
+    }
 }
 
 impl Decision {
@@ -53,7 +78,7 @@ impl Decision {
     ) -> impl Iterator<Item = usize> + 'a {
         let all = (self.mode == Mode::AllDownServeAll).then_some(st.datacenters.iter().copied());
         let family = self.family;
-        self.drawn.as_slice().iter().copied().chain(
+        self.drawn.iter().chain(
             all.into_iter()
                 .flatten()
                 .filter(move |&i| has_family(&zone.datacenters[i], family)),
@@ -208,7 +233,7 @@ pub fn decide(
         mode,
         ttl,
         family,
-        drawn,
+        drawn: Drawn::of(&drawn),
     }
 }
 

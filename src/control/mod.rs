@@ -415,6 +415,7 @@ impl Control {
             zones: inner.zones.clone(),
             views,
             index: inner.index.clone(),
+            generation: world::next_generation(),
         }));
     }
 }

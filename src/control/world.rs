@@ -99,6 +99,16 @@ pub struct World {
     pub views: Vec<ZoneView>,
     /// The fast path's index of `zones`, built once per zone load.
     pub index: Arc<FastIndex>,
+    /// Distinct for every snapshot ever published: caches of decisions key
+    /// on it, so a new snapshot invalidates them all at once.
+    pub generation: u64,
+}
+
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A fresh snapshot generation.
+pub fn next_generation() -> u64 {
+    GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl World {
@@ -121,6 +131,7 @@ impl World {
             zones,
             views,
             index,
+            generation: next_generation(),
         }
     }
 }
