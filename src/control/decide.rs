@@ -140,6 +140,10 @@ fn dc_addrs(dc: &Datacenter, f: Family) -> impl Iterator<Item = IpAddr> + '_ {
     v4.into_iter().flatten().chain(v6.into_iter().flatten())
 }
 
+/// Candidate lists up to this long are pruned before the draw (longer ones
+/// are drawn in full).
+const PRUNE_MAX: usize = 64;
+
 /// Decides the answer. `location` is `None` when the client's place is
 /// unknown and the zone chose weight-only steering; `cell` is the hash of the
 /// client's geo cell. Allocation free; with `rows`, every candidate's numbers
@@ -157,11 +161,19 @@ pub fn decide(
     let t = view.temperature;
     let client = location.map(UnitVec::from_latlon);
     let distance = |dc: &Datacenter| client.map(|c| c.distance_km(&dc.unit));
+    let scales = steer::Scales::new(scale, t);
     let seed = steer::draw_seed(cell, st.name_hash, zone.steering.epoch);
     let mut drawn = TopN::new(st.answers);
     let mut any_family = false;
     let mut degraded = false;
-    for &i in &st.datacenters {
+    // Pass 1: logits, and the N-th best of them. The Gumbel noise spans
+    // less than GUMBEL_SPAN, so a DC whose logit trails N others by more
+    // cannot be drawn: pass 2 skips its noise (two logarithms), which in a
+    // cold system is nearly every DC. Pure pruning: the draw is unchanged.
+    let mut logits = [f64::NEG_INFINITY; PRUNE_MAX];
+    let mut best = TopN::new(st.answers);
+    let prune = st.datacenters.len() <= PRUNE_MAX;
+    for (k, &i) in st.datacenters.iter().enumerate() {
         let (dc, v) = (&zone.datacenters[i], &view.dcs[i]);
         degraded |= v.degraded();
         if !has_family(dc, family) {
@@ -169,8 +181,23 @@ pub fn decide(
         }
         any_family = true;
         if v.usable() {
-            let logit = steer::logit(dc.ln_weight, distance(dc).unwrap_or(0.0), v.mu, scale, t);
-            drawn.offer(steer::gumbel(seed, dc.id) - logit, i);
+            let logit = steer::logit(dc.ln_weight, distance(dc).unwrap_or(0.0), v.mu, &scales);
+            if prune {
+                logits[k] = logit;
+                best.offer(-logit, k);
+            } else {
+                drawn.offer(steer::gumbel(seed, dc.id) - logit, i);
+            }
+        }
+    }
+    if prune {
+        let cutoff = best
+            .worst_key()
+            .map_or(f64::NEG_INFINITY, |k| -k - steer::GUMBEL_SPAN);
+        for (k, &i) in st.datacenters.iter().enumerate() {
+            if logits[k] >= cutoff {
+                drawn.offer(steer::gumbel(seed, zone.datacenters[i].id) - logits[k], i);
+            }
         }
     }
     let ttl = if degraded && st.ttl > 0 {
@@ -198,9 +225,8 @@ pub fn decide(
             .iter()
             .map(|&i| {
                 let (dc, v) = (&zone.datacenters[i], &view.dcs[i]);
-                (has_family(dc, family) && v.usable()).then(|| {
-                    steer::logit(dc.ln_weight, distance(dc).unwrap_or(0.0), v.mu, scale, t)
-                })
+                (has_family(dc, family) && v.usable())
+                    .then(|| steer::logit(dc.ln_weight, distance(dc).unwrap_or(0.0), v.mu, &scales))
             })
             .collect();
         let max = logits
@@ -295,5 +321,71 @@ fn ecs_zero(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
         IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::World;
+    use crate::zone::ZoneSet;
+    use std::fmt::Write;
+
+    /// Pruning must not change the draw: compare with the plain race over
+    /// every usable candidate, for cold and hot temperatures and N answers.
+    #[test]
+    fn pruned_draw_equals_the_full_race() {
+        for (t, answers) in [(0.01, 1), (0.05, 3), (0.7, 2), (30.0, 4)] {
+            let mut z = format!(
+                "origin = \"e.\"\nsoa = {{ mname = \"n.e.\", rname = \"h.e.\", serial = 1 }}\nns = [\"n.e.\"]\n[steering]\ntemperature = {t}\n"
+            );
+            let mut names = Vec::new();
+            for i in 0..20 {
+                let (lat, lon) = (-60.0 + 6.0 * f64::from(i), -170.0 + 17.0 * f64::from(i));
+                let _ = write!(z, "[datacenters.d{i}]\nlocation = [{lat}, {lon}]\nweight = {}\nipv4 = [\"192.0.2.{i}\"]\n", 1 + i % 3);
+                names.push(format!("\"d{i}\""));
+            }
+            let _ = write!(z, "[records]\nw = {{ type = \"steered\", datacenters = [{}], answers = {answers} }}\n", names.join(","));
+            let zone = ZoneSet::parse_one(std::path::Path::new("e.toml"), &z).unwrap();
+            let world = World::cold(std::sync::Arc::new(ZoneSet::new(vec![zone])));
+            let zone = &world.zones.zones[0];
+            let st = zone
+                .nodes
+                .values()
+                .find_map(|n| n.steered.as_ref())
+                .unwrap();
+            for cell in 0..2000u64 {
+                let loc = LatLon {
+                    lat: (cell % 170) as f64 - 85.0,
+                    lon: (cell % 359) as f64 - 179.0,
+                };
+                let d = decide(zone, &world.views[0], st, Family::V4, Some(loc), cell, None);
+                let cands: Vec<steer::Candidate> = st
+                    .datacenters
+                    .iter()
+                    .map(|&i| {
+                        let dc = &zone.datacenters[i];
+                        steer::Candidate {
+                            distance_km: UnitVec::from_latlon(loc).distance_km(&dc.unit),
+                            weight: dc.weight,
+                            mu: 0.0,
+                            id: dc.id,
+                        }
+                    })
+                    .collect();
+                let seed = steer::draw_seed(cell, st.name_hash, 0);
+                let mut full = [0usize; 8];
+                let n = steer::draw_into(
+                    seed,
+                    &cands,
+                    zone.steering.distance_scale_km,
+                    world.views[0].temperature,
+                    &mut full[..answers],
+                );
+                let chosen: Vec<usize> = d.chosen(zone, st).collect();
+                let expected: Vec<usize> = full[..n].iter().map(|&k| st.datacenters[k]).collect();
+                assert_eq!(chosen, expected, "T {t}, N {answers}, cell {cell}");
+            }
+        }
     }
 }

@@ -20,11 +20,12 @@ pub struct UnitVec {
 
 impl UnitVec {
     pub fn from_latlon(p: LatLon) -> UnitVec {
-        let (lat, lon) = (p.lat.to_radians(), p.lon.to_radians());
+        let (sin_lat, cos_lat) = p.lat.to_radians().sin_cos();
+        let (sin_lon, cos_lon) = p.lon.to_radians().sin_cos();
         UnitVec {
-            x: lat.cos() * lon.cos(),
-            y: lat.cos() * lon.sin(),
-            z: lat.sin(),
+            x: cos_lat * cos_lon,
+            y: cos_lat * sin_lon,
+            z: sin_lat,
         }
     }
 

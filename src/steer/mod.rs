@@ -96,7 +96,12 @@ impl Candidate {
 
     /// `ln w − (E_d + μ)/T`.
     pub fn logit(&self, scale_km: f64, t: f64) -> f64 {
-        logit(self.weight.ln(), self.distance_km, self.mu, scale_km, t)
+        logit(
+            self.weight.ln(),
+            self.distance_km,
+            self.mu,
+            &Scales::new(scale_km, t),
+        )
     }
 }
 
@@ -112,10 +117,32 @@ pub fn gumbel(seed: u64, id: u64) -> f64 {
     fastmath::ln(-fastmath::ln(unit(mix(seed, id))))
 }
 
+/// An upper bound of the spread of [`gumbel`]: u ∈ [2⁻⁵⁴, 1 − 2⁻⁵⁴] gives
+/// ln(−ln u) ∈ [−37.5, 3.7]. A candidate whose logit trails another's by more
+/// than this always loses the race to it.
+pub const GUMBEL_SPAN: f64 = 41.5;
+
+/// The reciprocals of the distance scale and the temperature: the logit
+/// multiplies by them instead of dividing per candidate.
+#[derive(Clone, Copy, Debug)]
+pub struct Scales {
+    inv_scale_km: f64,
+    inv_t: f64,
+}
+
+impl Scales {
+    pub fn new(scale_km: f64, t: f64) -> Scales {
+        Scales {
+            inv_scale_km: 1.0 / scale_km,
+            inv_t: 1.0 / t,
+        }
+    }
+}
+
 /// `ln w − (E_d + μ)/T` from its parts (what [`Candidate::logit`] computes).
 #[inline]
-pub fn logit(ln_weight: f64, distance_km: f64, mu: f64, scale_km: f64, t: f64) -> f64 {
-    ln_weight - (distance_km / scale_km + mu) / t
+pub fn logit(ln_weight: f64, distance_km: f64, mu: f64, s: &Scales) -> f64 {
+    ln_weight - (distance_km * s.inv_scale_km + mu) * s.inv_t
 }
 
 /// The race key of a candidate for a draw seed: lower wins.
@@ -179,6 +206,12 @@ impl TopN {
     /// The chosen indices, best first.
     pub fn as_slice(&self) -> &[usize] {
         &self.idx[..self.len]
+    }
+
+    /// The worst key kept, once `want` keys were offered (before that,
+    /// nothing may be ruled out).
+    pub fn worst_key(&self) -> Option<f64> {
+        (self.want > 0 && self.len == self.want).then(|| self.keys[self.want - 1])
     }
 }
 
