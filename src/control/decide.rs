@@ -195,7 +195,8 @@ pub fn decide(
             .worst_key()
             .map_or(f64::NEG_INFINITY, |k| -k - steer::GUMBEL_SPAN);
         for (k, &i) in st.datacenters.iter().enumerate() {
-            if logits[k] >= cutoff {
+            // −∞ marks candidates that were never offered (unusable).
+            if logits[k] > f64::NEG_INFINITY && logits[k] >= cutoff {
                 drawn.offer(steer::gumbel(seed, zone.datacenters[i].id) - logits[k], i);
             }
         }
