@@ -42,7 +42,8 @@ pub struct ServeArgs {
     /// one, the API is read-only.
     #[arg(long)]
     api_token_file: Option<PathBuf>,
-    /// Worker threads (default: one per core).
+    /// UDP worker threads, each with its own SO_REUSEPORT socket (default:
+    /// one per core).
     #[arg(long)]
     threads: Option<usize>,
     /// How often to look for changed zone and geo files.
