@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use hickory_proto::rr::{LowerName, Name, Record, RecordType};
+use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use rustc_hash::FxBuildHasher;
 
@@ -138,11 +138,4 @@ impl FastIndex {
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
-}
-
-/// For tests: the wire name of a presentation name.
-pub fn wire_of(s: &str) -> Vec<u8> {
-    Name::from_ascii(s)
-        .map(|n| wire_name(&LowerName::new(&n).into()))
-        .unwrap_or_default()
 }
