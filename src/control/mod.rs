@@ -32,6 +32,23 @@ use crate::zone::ZoneSet;
 
 type Key = (String, String);
 
+/// Whether `views` over `zones` say exactly what `w` already says.
+fn same_state(w: &World, zones: &Arc<ZoneSet>, views: &[ZoneView]) -> bool {
+    Arc::ptr_eq(&w.zones, zones)
+        && w.views.len() == views.len()
+        && w.views.iter().zip(views).all(|(a, b)| {
+            a.temperature == b.temperature
+                && a.dcs.len() == b.dcs.len()
+                && a.dcs.iter().zip(&b.dcs).all(|(x, y)| {
+                    x.health == y.health
+                        && x.drained == y.drained
+                        && x.utilisation == y.utilisation
+                        && x.load_source == y.load_source
+                        && x.mu == y.mu
+                })
+        })
+}
+
 struct DcState {
     health: HealthStatus,
     drained: bool,
@@ -260,18 +277,21 @@ impl Control {
 
     /// One step of the price loop for every zone whose load interval has
     /// elapsed. Called from a ticker; `now` is passed for tests.
-    pub fn tick(&self, now: Instant) {
+    /// Returns when the next zone is due.
+    pub fn tick(&self, now: Instant) -> Instant {
         let mut inner = self.lock();
         let zones = inner.zones.clone();
         let mut changed = false;
+        let mut next = now + Duration::from_secs(1);
         for zone in &zones.zones {
             let zname = zone.origin_str();
-            let due = inner
-                .last_price_update
-                .get(&zname)
-                .is_none_or(|t| now.duration_since(*t) >= zone.steering.load_interval);
-            if !due {
-                continue;
+            let interval = zone.steering.load_interval;
+            match inner.last_price_update.get(&zname) {
+                Some(t) if now.duration_since(*t) < interval => {
+                    next = next.min(*t + interval);
+                    continue;
+                }
+                _ => next = next.min(now + interval),
             }
             inner.last_price_update.insert(zname.clone(), now);
             for dc in &zone.datacenters {
@@ -291,15 +311,16 @@ impl Control {
         if changed {
             self.publish(&inner);
         }
+        next
     }
 
-    /// Runs the price ticker forever.
+    /// Runs the price ticker forever. It sleeps until the next zone is due
+    /// (at most a second, so zones added by a reload start promptly) rather
+    /// than polling: every wake-up can preempt a DNS worker on its core.
     pub async fn run_ticker(self: Arc<Self>) {
-        let mut iv = tokio::time::interval(Duration::from_millis(10));
-        iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
-            iv.tick().await;
-            self.tick(Instant::now());
+            let next = self.tick(Instant::now());
+            tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
         }
     }
 
@@ -382,7 +403,7 @@ impl Control {
 
     fn publish(&self, inner: &Inner) {
         let now = Instant::now();
-        let views = inner
+        let views: Vec<ZoneView> = inner
             .zones
             .zones
             .iter()
@@ -411,6 +432,11 @@ impl Control {
                 ZoneView::new(zone, dcs)
             })
             .collect();
+        // A snapshot equal to the current one would only invalidate the
+        // query path's decision caches.
+        if same_state(&self.world.load(), &inner.zones, &views) {
+            return;
+        }
         self.world.store(Arc::new(World {
             zones: inner.zones.clone(),
             views,

@@ -272,6 +272,27 @@ impl Loaded {
     /// data offset: many networks share one record, and decoding is most of
     /// a lookup's cost.
     fn locate(&self, ip: IpAddr, cache: &mut LocationCache) -> (Option<Location>, IpNet) {
+        // The answer is a function of the address alone, so repeated
+        // addresses (ECS subnets are masked, resolvers repeat) skip the tree.
+        let bits = match ip {
+            IpAddr::V4(a) => u128::from(u32::from(a)) | 1 << 127,
+            IpAddr::V6(a) => u128::from(a),
+        };
+        let akey = (self.generation, bits);
+        let aslot = (crate::steer::hash::mix(bits as u64 ^ self.generation, (bits >> 64) as u64)
+            as usize)
+            & (cache.by_addr.len() - 1);
+        if let Some((k, hit)) = cache.by_addr[aslot] {
+            if k == akey {
+                return hit;
+            }
+        }
+        let hit = self.locate_uncached(ip, cache);
+        cache.by_addr[aslot] = Some((akey, hit));
+        hit
+    }
+
+    fn locate_uncached(&self, ip: IpAddr, cache: &mut LocationCache) -> (Option<Location>, IpNet) {
         let Ok(result) = self.reader.lookup(ip) else {
             return (None, whole_space(ip));
         };
@@ -297,12 +318,16 @@ impl Loaded {
     }
 }
 
-/// A per-thread, fixed-size, direct-mapped cache of decoded locations. Its
-/// size never grows, so a flood of distinct client subnets cannot grow
-/// memory; a miss only costs a decode.
+/// A per-thread, fixed-size, direct-mapped cache of lookups by address and
+/// of decoded locations by record. Its size never grows, so a flood of
+/// distinct client subnets cannot grow memory; a miss only costs a lookup.
 pub struct LocationCache {
     slots: Box<[Option<CachedLocation>]>,
+    by_addr: Box<[Option<CachedAddress>]>,
 }
+
+/// ((database generation, address bits), (location, cell)).
+type CachedAddress = ((u64, u128), (Option<Location>, IpNet));
 
 /// ((database generation, data offset), decoded location).
 type CachedLocation = ((u64, u64), Option<Location>);
@@ -310,8 +335,10 @@ type CachedLocation = ((u64, u64), Option<Location>);
 impl LocationCache {
     /// `slots` is rounded up to a power of two.
     pub fn new(slots: usize) -> Self {
+        let n = slots.max(1).next_power_of_two();
         LocationCache {
-            slots: vec![None; slots.max(1).next_power_of_two()].into_boxed_slice(),
+            slots: vec![None; n].into_boxed_slice(),
+            by_addr: vec![None; n * 2].into_boxed_slice(),
         }
     }
 }
