@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::world::{DcStatus, ZoneView};
 use crate::geo::LocationCache;
+use crate::steer::fastmath::EARTH_RADIUS_KM;
 use crate::steer::{self, LatLon, TopN, UnitVec};
 use crate::zone::{AllDown, Datacenter, Steered, Zone};
 
@@ -181,11 +182,32 @@ pub fn decide(
         }
         any_family = true;
         if v.usable() {
-            let logit = steer::logit(dc.ln_weight, distance(dc).unwrap_or(0.0), v.mu, &scales);
             if prune {
+                // The chord is a cheap lower bound of the arc, so its logit
+                // bounds the real one from above: a DC already hopeless by
+                // the bound skips the asin as well.
+                let half_chord = client.map_or(0.0, |c| c.half_chord(&dc.unit));
+                if let Some(worst) = best.worst_key() {
+                    let upper = steer::logit(
+                        dc.ln_weight,
+                        2.0 * EARTH_RADIUS_KM * half_chord,
+                        v.mu,
+                        &scales,
+                    );
+                    if upper < -worst - steer::GUMBEL_SPAN {
+                        continue;
+                    }
+                }
+                let logit = steer::logit(
+                    dc.ln_weight,
+                    UnitVec::km_of_half_chord(half_chord),
+                    v.mu,
+                    &scales,
+                );
                 logits[k] = logit;
                 best.offer(-logit, k);
             } else {
+                let logit = steer::logit(dc.ln_weight, distance(dc).unwrap_or(0.0), v.mu, &scales);
                 drawn.offer(steer::gumbel(seed, dc.id) - logit, i);
             }
         }

@@ -33,9 +33,21 @@ impl UnitVec {
     /// (`2R·asin(chord/2)` *is* haversine), without trigonometry per call.
     #[inline]
     pub fn distance_km(&self, o: &UnitVec) -> f64 {
+        Self::km_of_half_chord(self.half_chord(o))
+    }
+
+    /// Half the straight-line distance through the Earth, in Earth radii:
+    /// `sin(angle/2)`, so `2R·half_chord` is a lower bound of the distance.
+    #[inline]
+    pub fn half_chord(&self, o: &UnitVec) -> f64 {
         let (dx, dy, dz) = (self.x - o.x, self.y - o.y, self.z - o.z);
-        let half_chord = ((dx * dx + dy * dy + dz * dz).sqrt() * 0.5).min(1.0);
-        2.0 * EARTH_RADIUS_KM * asin(half_chord)
+        ((dx * dx + dy * dy + dz * dz).sqrt() * 0.5).min(1.0)
+    }
+
+    /// The great-circle distance for a [`UnitVec::half_chord`].
+    #[inline]
+    pub fn km_of_half_chord(h: f64) -> f64 {
+        2.0 * EARTH_RADIUS_KM * asin(h)
     }
 }
 
