@@ -141,9 +141,9 @@ fn dc_addrs(dc: &Datacenter, f: Family) -> impl Iterator<Item = IpAddr> + '_ {
     v4.into_iter().flatten().chain(v6.into_iter().flatten())
 }
 
-/// Candidate lists up to this long are pruned before the draw (longer ones
-/// are drawn in full).
-const PRUNE_MAX: usize = 64;
+/// Candidate lists up to this long keep their logits on the stack (longer
+/// ones allocate).
+const STACK_CANDIDATES: usize = 64;
 
 /// Decides the answer. `location` is `None` when the client's place is
 /// unknown and the zone chose weight-only steering; `cell` is the hash of the
@@ -171,9 +171,16 @@ pub fn decide(
     // less than GUMBEL_SPAN, so a DC whose logit trails N others by more
     // cannot be drawn: pass 2 skips its noise (two logarithms), which in a
     // cold system is nearly every DC. Pure pruning: the draw is unchanged.
-    let mut logits = [f64::NEG_INFINITY; PRUNE_MAX];
+    let n = st.datacenters.len();
+    let mut on_stack = [f64::NEG_INFINITY; STACK_CANDIDATES];
+    let mut on_heap = Vec::new();
+    let logits: &mut [f64] = if n <= STACK_CANDIDATES {
+        &mut on_stack[..n]
+    } else {
+        on_heap.resize(n, f64::NEG_INFINITY);
+        &mut on_heap
+    };
     let mut best = TopN::new(st.answers);
-    let prune = st.datacenters.len() <= PRUNE_MAX;
     for (k, &i) in st.datacenters.iter().enumerate() {
         let (dc, v) = (&zone.datacenters[i], &view.dcs[i]);
         degraded |= v.degraded();
@@ -181,46 +188,40 @@ pub fn decide(
             continue;
         }
         any_family = true;
-        if v.usable() {
-            if prune {
-                // The chord is a cheap lower bound of the arc, so its logit
-                // bounds the real one from above: a DC already hopeless by
-                // the bound skips the asin as well.
-                let half_chord = client.map_or(0.0, |c| c.half_chord(&dc.unit));
-                if let Some(worst) = best.worst_key() {
-                    let upper = steer::logit(
-                        dc.ln_weight,
-                        2.0 * EARTH_RADIUS_KM * half_chord,
-                        v.mu,
-                        &scales,
-                    );
-                    if upper < -worst - steer::GUMBEL_SPAN {
-                        continue;
-                    }
-                }
-                let logit = steer::logit(
-                    dc.ln_weight,
-                    UnitVec::km_of_half_chord(half_chord),
-                    v.mu,
-                    &scales,
-                );
-                logits[k] = logit;
-                best.offer(-logit, k);
-            } else {
-                let logit = steer::logit(dc.ln_weight, distance(dc).unwrap_or(0.0), v.mu, &scales);
-                drawn.offer(steer::gumbel(seed, dc.id) - logit, i);
+        if !v.usable() {
+            continue;
+        }
+        // The chord is a cheap lower bound of the arc, so its logit bounds
+        // the real one from above: a DC already hopeless by the bound skips
+        // the asin as well.
+        let half_chord = client.map_or(0.0, |c| c.half_chord(&dc.unit));
+        if let Some(worst) = best.worst_key() {
+            let upper = steer::logit(
+                dc.ln_weight,
+                2.0 * EARTH_RADIUS_KM * half_chord,
+                v.mu,
+                &scales,
+            );
+            if upper < -worst - steer::GUMBEL_SPAN {
+                continue;
             }
         }
+        let logit = steer::logit(
+            dc.ln_weight,
+            UnitVec::km_of_half_chord(half_chord),
+            v.mu,
+            &scales,
+        );
+        logits[k] = logit;
+        best.offer(-logit, k);
     }
-    if prune {
-        let cutoff = best
-            .worst_key()
-            .map_or(f64::NEG_INFINITY, |k| -k - steer::GUMBEL_SPAN);
-        for (k, &i) in st.datacenters.iter().enumerate() {
-            // −∞ marks candidates that were never offered (unusable).
-            if logits[k] > f64::NEG_INFINITY && logits[k] >= cutoff {
-                drawn.offer(steer::gumbel(seed, zone.datacenters[i].id) - logits[k], i);
-            }
+    let cutoff = best
+        .worst_key()
+        .map_or(f64::NEG_INFINITY, |k| -k - steer::GUMBEL_SPAN);
+    for (k, &i) in st.datacenters.iter().enumerate() {
+        // −∞ marks candidates that were never scored (unusable or hopeless).
+        if logits[k] > f64::NEG_INFINITY && logits[k] >= cutoff {
+            drawn.offer(steer::gumbel(seed, zone.datacenters[i].id) - logits[k], i);
         }
     }
     let ttl = if degraded && st.ttl > 0 {
@@ -345,6 +346,78 @@ fn ecs_zero(ip: IpAddr) -> IpAddr {
         IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
         IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
     }
+}
+
+/// Everything a steering decision depends on: the snapshot (health, load,
+/// prices, zones), the name, the family, the cell and its location.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct DecisionKey {
+    generation: u64,
+    steered: usize,
+    family: u8,
+    cell: u64,
+    location: Option<(u64, u64)>,
+}
+
+/// A per-thread, fixed-size, direct-mapped cache of decisions. Every query
+/// of a cell for a name in one snapshot has the same answer by design, so it
+/// is computed once per snapshot; the size is fixed, so a flood of distinct
+/// cells only evicts.
+struct DecisionCache {
+    slots: Box<[Option<(DecisionKey, Decision)>]>,
+}
+
+impl DecisionCache {
+    const SLOTS: usize = 32768;
+
+    fn get_or_insert(&mut self, key: DecisionKey, f: impl FnOnce() -> Decision) -> Decision {
+        let h = crate::steer::mix(
+            crate::steer::mix(key.cell, key.steered as u64),
+            key.generation ^ u64::from(key.family),
+        );
+        let slot = &mut self.slots[(h as usize) & (Self::SLOTS - 1)];
+        match slot {
+            Some((k, d)) if *k == key => *d,
+            _ => {
+                let d = f();
+                *slot = Some((key, d));
+                d
+            }
+        }
+    }
+}
+
+thread_local! {
+    static DECISIONS: std::cell::RefCell<DecisionCache> =
+        std::cell::RefCell::new(DecisionCache { slots: vec![None; DecisionCache::SLOTS].into_boxed_slice() });
+}
+
+/// The decision for one client address: geo placement, then [`decide`],
+/// cached per thread for the current snapshot. What both DNS paths call.
+pub fn steer_client(
+    world: &super::World,
+    zone_index: usize,
+    st: &Steered,
+    family: Family,
+    geo: Option<&crate::geo::GeoDb>,
+    addr: IpAddr,
+) -> (Decision, Placement) {
+    let (zone, view) = (&world.zones.zones[zone_index], &world.views[zone_index]);
+    let place = Placement::of(geo, addr);
+    let location = place.location_for(zone);
+    let key = DecisionKey {
+        generation: world.generation,
+        steered: st as *const Steered as usize,
+        family: family as u8,
+        cell: place.cell_hash,
+        location: location.map(|l| (l.lat.to_bits(), l.lon.to_bits())),
+    };
+    let d = DECISIONS.with(|c| {
+        c.borrow_mut().get_or_insert(key, || {
+            decide(zone, view, st, family, location, place.cell_hash, None)
+        })
+    });
+    (d, place)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use arc_swap::ArcSwap;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-pub use decide::{decide, Decision, ExplainRow, Family, Mode, Placement};
+pub use decide::{decide, steer_client, Decision, ExplainRow, Family, Mode, Placement};
 pub use explain::{explain, Explanation};
 pub use world::{DcCounters, DcStatus, DcView, World, ZoneView};
 

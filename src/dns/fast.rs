@@ -18,56 +18,12 @@ use hickory_proto::op::ResponseCode;
 
 use super::ecs::{mask, Ecs};
 use super::handler::{Handler, Transport};
-use crate::control::{decide, Decision, Family, Mode, Placement, World};
+use crate::control::{steer_client, Family, Mode, World};
 
 const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
 const TYPE_OPT: u16 = 41;
 const OPT_ECS: u16 = 8;
-
-/// Everything a steering decision depends on: the snapshot (health, load,
-/// prices, zones), the name, the family, the cell and its location.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct DecisionKey {
-    generation: u64,
-    steered: usize,
-    family: u8,
-    cell: u64,
-    location: Option<(u64, u64)>,
-}
-
-/// A per-thread, fixed-size, direct-mapped cache of decisions. Every query
-/// of a cell for a name in one snapshot has the same answer by design, so it
-/// is computed once per snapshot; the size is fixed, so a flood of distinct
-/// cells only evicts.
-struct DecisionCache {
-    slots: Box<[Option<(DecisionKey, Decision)>]>,
-}
-
-impl DecisionCache {
-    const SLOTS: usize = 32768;
-
-    fn get_or_insert(&mut self, key: DecisionKey, f: impl FnOnce() -> Decision) -> Decision {
-        let h = crate::steer::mix(
-            crate::steer::mix(key.cell, key.steered as u64),
-            key.generation ^ u64::from(key.family),
-        );
-        let slot = &mut self.slots[(h as usize) & (Self::SLOTS - 1)];
-        match slot {
-            Some((k, d)) if *k == key => *d,
-            _ => {
-                let d = f();
-                *slot = Some((key, d));
-                d
-            }
-        }
-    }
-}
-
-thread_local! {
-    static DECISIONS: std::cell::RefCell<DecisionCache> =
-        std::cell::RefCell::new(DecisionCache { slots: vec![None; DecisionCache::SLOTS].into_boxed_slice() });
-}
 
 /// A query the fast path understood.
 struct Query<'a> {
@@ -251,20 +207,7 @@ pub fn answer(
                     Some(ecs) if ecs.source_prefix > 0 => ecs.address,
                     _ => src,
                 };
-                let place = Placement::of(h.geo.as_deref(), addr);
-                let location = place.location_for(zone);
-                let key = DecisionKey {
-                    generation: world.generation,
-                    steered: st as *const _ as usize,
-                    family: family as u8,
-                    cell: place.cell_hash,
-                    location: location.map(|l| (l.lat.to_bits(), l.lon.to_bits())),
-                };
-                let d = DECISIONS.with(|c| {
-                    c.borrow_mut().get_or_insert(key, || {
-                        decide(zone, view, st, family, location, place.cell_hash, None)
-                    })
-                });
+                let (d, place) = steer_client(world, e.zone, st, family, h.geo.as_deref(), addr);
                 if d.mode == Mode::AllDownServfail {
                     return None;
                 }
@@ -359,13 +302,8 @@ pub fn answer(
             None => out.extend_from_slice(&[0, 0]),
         }
     }
-    let limit = match (transport, query.edns) {
-        (Transport::Tcp, _) => usize::from(u16::MAX),
-        (Transport::Udp, Some(p)) => usize::from(p.clamp(512, h.udp_payload.max(512))),
-        (Transport::Udp, None) => 512,
-    };
     // Too big: the general handler truncates properly.
-    if out.len() > limit {
+    if out.len() > h.size_limit(transport, query.edns) {
         return None;
     }
     if let Some(c) = counted {

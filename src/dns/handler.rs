@@ -13,7 +13,7 @@ use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use super::ecs::{self, Ecs};
-use crate::control::{decide, Control, Family, Mode, Placement, World, ZoneView};
+use crate::control::{steer_client, Control, Family, Mode, World};
 use crate::geo::GeoDb;
 use crate::metrics::Metrics;
 use crate::zone::{Node, Zone};
@@ -81,6 +81,16 @@ impl Handler {
             metrics,
             udp_payload: DEFAULT_UDP_PAYLOAD,
             fast: true,
+        }
+    }
+
+    /// Largest response for a client: the TCP maximum, or over UDP the
+    /// client's EDNS payload (at least 512) capped by ours, 512 without EDNS.
+    pub fn size_limit(&self, transport: Transport, client_payload: Option<u16>) -> usize {
+        match (transport, client_payload) {
+            (Transport::Tcp, _) => usize::from(u16::MAX),
+            (Transport::Udp, Some(p)) => usize::from(p.clamp(512, self.udp_payload.max(512))),
+            (Transport::Udp, None) => 512,
         }
     }
 
@@ -213,7 +223,6 @@ impl Handler {
         let Some((zi, zone)) = world.zones.find(&qname) else {
             return Answer::new(ResponseCode::Refused);
         };
-        let view = &world.views[zi];
         let mut ans = Answer::new(ResponseCode::NoError);
         ans.authoritative = true;
 
@@ -250,7 +259,7 @@ impl Handler {
                 owner = target;
                 continue;
             }
-            self.answer_node(zone, view, node, qtype, &owner, client, &mut ans);
+            self.answer_node(world, zi, node, qtype, &owner, client, &mut ans);
             return ans;
         }
         // A CNAME loop inside the zone.
@@ -261,14 +270,15 @@ impl Handler {
     #[allow(clippy::too_many_arguments)]
     fn answer_node(
         &self,
-        zone: &Zone,
-        view: &ZoneView,
+        world: &World,
+        zi: usize,
         node: &Node,
         qtype: RecordType,
         owner: &Name,
         client: &Client,
         ans: &mut Answer,
     ) {
+        let (zone, view) = (&world.zones.zones[zi], &world.views[zi]);
         let steered_family = match qtype {
             RecordType::A => Some(Family::V4),
             RecordType::AAAA => Some(Family::V6),
@@ -278,16 +288,7 @@ impl Handler {
             _ => None,
         };
         if let (Some(st), Some(family)) = (&node.steered, steered_family) {
-            let place = Placement::of(self.geo.as_deref(), client.addr);
-            let d = decide(
-                zone,
-                view,
-                st,
-                family,
-                place.location_for(zone),
-                place.cell_hash,
-                None,
-            );
+            let (d, place) = steer_client(world, zi, st, family, self.geo.as_deref(), client.addr);
             ans.scope = Some((place.cell.prefix_len(), place.cell.network().is_ipv4()));
             if d.mode == Mode::AllDownServfail {
                 ans.rcode = ResponseCode::ServFail;
@@ -345,13 +346,7 @@ impl Handler {
     }
 
     fn encode(&self, req: &Message, resp: Message, transport: Transport) -> Vec<u8> {
-        let limit = match transport {
-            Transport::Tcp => usize::from(u16::MAX),
-            Transport::Udp => match &req.edns {
-                Some(e) => usize::from(e.max_payload().clamp(512, self.udp_payload.max(512))),
-                None => 512,
-            },
-        };
+        let limit = self.size_limit(transport, req.edns.as_ref().map(Edns::max_payload));
         let mut buf = Vec::with_capacity(512);
         let full = {
             let mut enc = BinEncoder::new(&mut buf);
