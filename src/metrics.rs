@@ -159,13 +159,6 @@ impl Metrics {
         c.add(1);
     }
 
-    /// Queries answered with `rcode` (all types).
-    pub fn queries_with(&self, rcode: ResponseCode) -> u64 {
-        (0..QTYPES.len())
-            .map(|t| self.queries_at(rcode_slot(rcode), t))
-            .sum()
-    }
-
     /// Prometheus text exposition of the counters and the control plane's
     /// gauges.
     pub fn render(&self, control: &Control) -> String {

@@ -130,12 +130,4 @@ impl FastIndex {
     pub fn get(&self, wire: &[u8]) -> Option<&Entry> {
         self.names.get(wire)
     }
-
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
 }
