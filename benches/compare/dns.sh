@@ -306,6 +306,37 @@ for mix in ecs noecs static; do
     for s in $(servers_for $mix); do run lat "$mix" "$s" 0; done
 done
 
+# ---------------------------------------------------------------- 5b. thread scaling
+# `--threads N` across both cores: boltz-t1 and boltz-t2 are released from
+# CPU 1 onto CPUs 0-1, dnsperf runs unpinned with two threads and twice the
+# clients (so SO_REUSEPORT has flows to spread), and we record QPS, server
+# CPU, QPS per server core and each UDP worker's share of the server CPU.
+# With dnsperf sharing the 2 vCPUs, raw QPS cannot double here; what shows
+# scaling is that the second thread takes half the work and QPS per server
+# core does not fall (no shared lock or cache line between workers).
+SCALE=$WORK/scaling.tsv
+: >"$SCALE"
+worker_ticks() { for t in /proc/"$1"/task/*; do
+    [[ $(cat "$t/comm") == boltz-udp-* ]] && awk '{printf "%s ", $14+$15}' "$t/stat"; done; }
+for s in boltz-t1 boltz-t2; do taskset -a -p -c 0,1 "${PID[$s]}" >/dev/null; done
+log "thread scaling (both CPUs, dnsperf -T 2 -c $((CLIENTS * 2)))"
+for r in $(seq 1 "$ROUNDS"); do
+    for s in boltz-t1 boltz-t2; do
+        a=$(python3 "$HERE/cpustat.py" "${PID[$s]}") wa=($(worker_ticks "${PID[$s]}"))
+        timeout -k 5 $((DURATION + 30)) dnsperf -B -d "$WORK/ecs.bin" -s 127.0.0.1 -p "${PORT[$s]}" \
+            -l "$DURATION" -c $((CLIENTS * 2)) -q $((OUTSTANDING * 2)) -T 2 -t 2 >"$WORK/dnsperf.out" 2>&1 ||
+            { cat "$WORK/dnsperf.out" >&2; die "dnsperf failed against $s"; }
+        b=$(python3 "$HERE/cpustat.py" "${PID[$s]}") wb=($(worker_ticks "${PID[$s]}"))
+        qps=$(awk '/Queries per second:/{print $4}' "$WORK/dnsperf.out")
+        share=$(echo "$a $b" | awk '{printf "%.4f", ($5-$2)/($4-$1)}')
+        split=""
+        for i in "${!wa[@]}"; do split+="$((wb[i] - wa[i])) "; done
+        printf '%s\t%s\t%s\t%s\t%s\n' "$s" "$r" "$qps" "$share" "${split% }" >>"$SCALE"
+        log "$(printf '  %-9s r%s  %9.0f qps  cpu %5.1f%%  worker ticks %s' "$s" "$r" "$qps" \
+            "$(awk "BEGIN{print 100*$share}")" "$split")"
+    done
+done
+
 # ---------------------------------------------------------------- 6. summary
 out "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 out ""
@@ -315,6 +346,9 @@ out ""
 out "SUMMARY  (mixes: ecs = 80% steered A/AAAA with ECS from ~3400 networks; noecs = same without ECS;"
 out "          static = static names/NS/NXDOMAIN. qps/core = QPS / server CPU share, median of $ROUNDS rounds)"
 python3 "$HERE/report.py" "$TSV" "$RATE" | tee -a "$REPORT"
+out ""
+out "THREAD SCALING  (boltz on CPUs 0-1, dnsperf -T 2 unpinned, ecs mix; median of $ROUNDS rounds)"
+python3 "$HERE/scaling.py" "$SCALE" | tee -a "$REPORT"
 mkdir -p "$RESULTS_DIR"
 cp "$REPORT" "$RESULT"
 log ""

@@ -34,12 +34,49 @@ pub fn bind_reuseport(addr: SocketAddr, n: usize) -> io::Result<Vec<UdpSocket>> 
         }
         // Room for bursts while a worker is busy with a batch.
         let _ = s.set_recv_buffer_size(4 << 20);
+        dont_fragment(&s, at.is_ipv6());
         s.bind(&at.into())?;
         let sock: UdpSocket = s.into();
         at = sock.local_addr()?;
         socks.push(sock);
     }
     Ok(socks)
+}
+
+/// Sets DF on responses and ignores learned path MTUs (`PMTUDISC_PROBE`),
+/// as RFC 9715 recommends for DNS over UDP: a response is never fragmented
+/// on the way (fragments are a cache-poisoning vector), a spoofed ICMP
+/// "fragmentation needed" cannot shrink what we send, and answers that do
+/// not fit the 1232-byte EDNS limit go TC and then TCP. For IPv4 a DF
+/// packet also carries IP ID 0, which spares the kernel a per-packet
+/// hashed ID. Best effort: a kernel without the option keeps its default.
+fn dont_fragment(s: &Socket, v6: bool) {
+    let (level, name, value) = if v6 {
+        (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_PROBE,
+        )
+    } else {
+        (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_PROBE,
+        )
+    };
+    // SAFETY: a valid socket fd and a pointer to a live c_int of the given size.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        debug!(error = %io::Error::last_os_error(), "PMTUDISC_PROBE not set");
+    }
 }
 
 /// Starts one worker thread per socket.
@@ -158,6 +195,42 @@ fn worker(sock: &UdpSocket, handler: &Handler) {
             } else {
                 sent += r as usize;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sockopt(s: &UdpSocket, level: libc::c_int, name: libc::c_int) -> libc::c_int {
+        let mut v: libc::c_int = -1;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: valid fd, `v` and `len` outlive the call.
+        let rc = unsafe {
+            libc::getsockopt(
+                s.as_raw_fd(),
+                level,
+                name,
+                (&raw mut v).cast(),
+                &raw mut len,
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        v
+    }
+
+    #[test]
+    fn sockets_share_a_port_and_send_with_df() {
+        let v4 = bind_reuseport("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        assert_eq!(v4[0].local_addr().unwrap(), v4[1].local_addr().unwrap());
+        for s in &v4 {
+            let mode = sockopt(s, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER);
+            assert_eq!(mode, libc::IP_PMTUDISC_PROBE);
+        }
+        if let Ok(v6) = bind_reuseport("[::1]:0".parse().unwrap(), 1) {
+            let mode = sockopt(&v6[0], libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER);
+            assert_eq!(mode, libc::IPV6_PMTUDISC_PROBE);
         }
     }
 }
