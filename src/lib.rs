@@ -25,6 +25,7 @@ pub mod control;
 pub mod dns;
 pub mod geo;
 pub mod health;
+pub mod l4;
 pub mod load;
 pub mod metrics;
 pub mod steer;

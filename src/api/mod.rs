@@ -56,17 +56,30 @@ fn control_error(e: ControlError) -> Response {
     error(code, e.to_string())
 }
 
-fn error(code: StatusCode, msg: impl Into<String>) -> Response {
+/// A JSON `{"error": …}` response.
+pub fn error(code: StatusCode, msg: impl Into<String>) -> Response {
     (code, Json(json!({ "error": msg.into() }))).into_response()
 }
 
 /// `None` when the request may change state, else the response refusing it.
 fn refuse_unauthorised(state: &ApiState, headers: &HeaderMap) -> Option<Response> {
-    let Some(token) = &state.token else {
-        return Some(error(
-            StatusCode::FORBIDDEN,
-            "state changes are disabled: start boltz serve with --api-token-file or BOLTZ_API_TOKEN",
-        ));
+    refuse_without_token(
+        state.token.as_deref(),
+        headers,
+        "state changes are disabled: start boltz serve with --api-token-file or BOLTZ_API_TOKEN",
+    )
+}
+
+/// The bearer-token check shared by every boltz API: `None` when `headers`
+/// carry `token`, else the 401/403 response; `disabled` explains a missing
+/// token configuration.
+pub fn refuse_without_token(
+    token: Option<&str>,
+    headers: &HeaderMap,
+    disabled: &str,
+) -> Option<Response> {
+    let Some(token) = token else {
+        return Some(error(StatusCode::FORBIDDEN, disabled));
     };
     let given = headers
         .get(header::AUTHORIZATION)

@@ -4,6 +4,7 @@
 mod check;
 mod explain;
 mod geoip;
+mod l4;
 mod serve;
 
 use std::path::PathBuf;
@@ -38,6 +39,8 @@ enum Cmd {
     },
     /// Explain the answer a client gets for a steered name.
     Explain(explain::ExplainArgs),
+    /// The XDP Maglev L4 balancer (and `l4 decap` for backends).
+    L4(l4::L4Args),
     /// GeoIP database tools.
     Geoip {
         #[command(subcommand)]
@@ -52,6 +55,7 @@ pub fn main() -> ExitCode {
         Cmd::Serve(a) => serve::run(a),
         Cmd::Check { path, geoip } => check::run(&path, geoip.as_deref()),
         Cmd::Explain(a) => explain::run(a),
+        Cmd::L4(a) => l4::run(a),
         Cmd::Geoip { cmd } => geoip::run(cmd),
     };
     match result {
@@ -61,6 +65,21 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The API bearer token from `file`, else `$BOLTZ_API_TOKEN`; empty = none.
+fn read_token(file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    use anyhow::Context as _;
+    let token = match file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var("BOLTZ_API_TOKEN").ok(),
+    };
+    Ok(token.filter(|t| !t.is_empty()))
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).

@@ -77,16 +77,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
             format!("opening geo database {}", a.geoip.display())
         })?))
     };
-    let token = match &a.api_token_file {
-        Some(p) => Some(
-            std::fs::read_to_string(p)
-                .with_context(|| format!("reading {}", p.display()))?
-                .trim()
-                .to_string(),
-        ),
-        None => std::env::var("BOLTZ_API_TOKEN").ok(),
-    }
-    .filter(|t| !t.is_empty());
+    let token = super::read_token(a.api_token_file.as_deref())?;
 
     let threads = a
         .threads

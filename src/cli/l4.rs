@@ -1,0 +1,256 @@
+//! `boltz l4`: attach the XDP balancer to an interface (or reuse the one a
+//! previous run pinned), then serve its local API until SIGINT/SIGTERM.
+//! Exiting leaves the program attached and forwarding; `boltz l4 down`
+//! detaches it. `boltz l4 decap` attaches the backend-side decapsulator.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use tracing::info;
+
+use crate::l4::api::{self, L4State};
+use crate::l4::control::Balancer;
+use crate::l4::dataplane::{self, Mode, Program};
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct L4Args {
+    #[command(subcommand)]
+    cmd: Option<L4Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum L4Cmd {
+    /// On a backend: strip IP-in-IP (IPv4 proto 4, IPv6 next header 41)
+    /// in XDP, for kernels without the ipip module.
+    Decap {
+        #[arg(long)]
+        iface: String,
+        #[arg(long, value_enum, default_value = "generic")]
+        mode: Mode,
+        /// Where the link is pinned (default /sys/fs/bpf/boltz-decap-IFACE).
+        #[arg(long)]
+        bpffs: Option<PathBuf>,
+    },
+    /// Detach: remove the pins of a balancer or decapsulator.
+    Down {
+        /// The directory given as --bpffs (or its default).
+        #[arg(long)]
+        bpffs: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Interface whose received packets are balanced.
+    #[arg(long)]
+    iface: Option<String>,
+    /// `native` (driver XDP) or `generic` (any interface, slower).
+    #[arg(long, value_enum, default_value = "native")]
+    mode: Mode,
+    /// `unix:PATH` (default unix:/run/boltz-l4.sock) or loopback `ADDR:PORT`.
+    #[arg(long, default_value = "unix:/run/boltz-l4.sock")]
+    api: String,
+    /// Bearer token for changes over TCP (else $BOLTZ_API_TOKEN).
+    #[arg(long)]
+    api_token_file: Option<PathBuf>,
+    /// bpffs directory for the pins (mounted if it is not a bpffs);
+    /// default /sys/fs/bpf/boltz-l4-IFACE.
+    #[arg(long)]
+    bpffs: Option<PathBuf>,
+    /// Where the service state is kept across restarts (default
+    /// /var/lib/boltz/l4-IFACE.json).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Outer IPv4 source address (default: the interface's first IPv4).
+    #[arg(long)]
+    src_v4: Option<std::net::Ipv4Addr>,
+    /// Outer IPv6 source address (default: the interface's first global IPv6).
+    #[arg(long)]
+    src_v6: Option<std::net::Ipv6Addr>,
+    /// New connection-table entries per second per CPU before the flood
+    /// guard stops inserting (0 = no guard).
+    #[arg(long, default_value_t = 100_000)]
+    flood_limit: u64,
+    /// Connection-table entries (LRU).
+    #[arg(long, default_value_t = 262_144)]
+    conn_table: u32,
+    /// Packets per second at utilisation 1, for /v1/load.
+    #[arg(long)]
+    capacity_pps: Option<f64>,
+}
+
+pub fn run(a: L4Args) -> anyhow::Result<ExitCode> {
+    super::init_logging();
+    match a.cmd {
+        Some(L4Cmd::Decap { iface, mode, bpffs }) => {
+            let dir =
+                bpffs.unwrap_or_else(|| PathBuf::from(format!("/sys/fs/bpf/boltz-decap-{iface}")));
+            let at = dataplane::attach_pinned(&dir, &iface, mode, Program::Decap, None)?;
+            println!(
+                "decap {} on {iface} (pinned in {})",
+                if at.reused {
+                    "already attached"
+                } else {
+                    "attached"
+                },
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(L4Cmd::Down { bpffs }) => {
+            let had = dataplane::remove_pins(&bpffs)?;
+            println!(
+                "{}",
+                if had {
+                    "detached"
+                } else {
+                    "nothing was attached there"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => serve(a.run),
+    }
+}
+
+fn serve(a: RunArgs) -> anyhow::Result<ExitCode> {
+    let Some(iface) = a.iface.clone() else {
+        bail!("--iface is required")
+    };
+    let token = super::read_token(a.api_token_file.as_deref())?;
+    let dir = a
+        .bpffs
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("/sys/fs/bpf/boltz-l4-{iface}")));
+    let state = a
+        .state
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("/var/lib/boltz/l4-{iface}.json")));
+    if let Some(parent) = state.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let attached =
+        dataplane::attach_pinned(&dir, &iface, a.mode, Program::Balancer, Some(a.conn_table))?;
+    let (src4, src6) = iface_addresses(&iface)?;
+    let src4 = a.src_v4.or(src4).map_or([0; 4], |v| v.octets());
+    let src6 = a.src_v6.or(src6).map_or([0; 16], |v| v.octets());
+    let mac = iface_mac(&iface)?;
+    let balancer = Arc::new(Balancer::new(attached.maps, Some(state.clone()))?);
+    balancer.configure(src4, src6, mac, a.flood_limit)?;
+    info!(
+        iface, pins = %dir.display(), state = %state.display(),
+        reused = attached.reused, "boltz l4 data path ready"
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let rates = Arc::new(Mutex::new(api::Rates::default()));
+        tokio::spawn(api::sample(
+            balancer.clone(),
+            rates.clone(),
+            Duration::from_secs(1),
+        ));
+        let mut st = L4State {
+            balancer,
+            token: token.map(Arc::from),
+            tcp: false,
+            capacity_pps: a.capacity_pps,
+            rates,
+        };
+        let shutdown = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+            info!("stopping the API; the data path stays attached");
+        };
+        if let Some(path) = a.api.strip_prefix("unix:") {
+            let path = Path::new(path);
+            let _ = std::fs::remove_file(path);
+            let listener = tokio::net::UnixListener::bind(path)
+                .with_context(|| format!("binding {}", path.display()))?;
+            std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+            println!("ready api=unix:{}", path.display());
+            axum::serve(listener, api::router(st))
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        } else {
+            let addr: SocketAddr = a
+                .api
+                .parse()
+                .with_context(|| format!("--api {:?}: not unix:PATH or ADDR:PORT", a.api))?;
+            st.tcp = true;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr}"))?;
+            println!("ready api={}", listener.local_addr()?);
+            axum::serve(listener, api::router(st))
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The interface's MAC (from sysfs).
+fn iface_mac(iface: &str) -> anyhow::Result<[u8; 6]> {
+    let path = format!("/sys/class/net/{iface}/address");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    crate::l4::service::parse_mac(text.trim())
+        .with_context(|| format!("{path}: not a MAC: {text:?}"))
+}
+
+/// The interface's first IPv4 and first global IPv6 address.
+fn iface_addresses(
+    iface: &str,
+) -> anyhow::Result<(Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>)> {
+    let (mut v4, mut v6) = (None, None);
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we free below; we only
+    // read entries while it is alive and check every pointer for null.
+    unsafe {
+        if libc::getifaddrs(&mut head) != 0 {
+            return Err(std::io::Error::last_os_error()).context("getifaddrs");
+        }
+        let mut cur = head;
+        while !cur.is_null() {
+            let ifa = &*cur;
+            cur = ifa.ifa_next;
+            if ifa.ifa_addr.is_null()
+                || std::ffi::CStr::from_ptr(ifa.ifa_name).to_bytes() != iface.as_bytes()
+            {
+                continue;
+            }
+            match i32::from((*ifa.ifa_addr).sa_family) {
+                libc::AF_INET if v4.is_none() => {
+                    let sa = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                    v4 = Some(std::net::Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)));
+                }
+                libc::AF_INET6 if v6.is_none() => {
+                    let sa = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                    let a = std::net::Ipv6Addr::from(sa.sin6_addr.s6_addr);
+                    if !a.is_unicast_link_local() {
+                        v6 = Some(a);
+                    }
+                }
+                _ => {}
+            }
+        }
+        libc::freeifaddrs(head);
+    }
+    Ok((v4, v6))
+}

@@ -1,0 +1,189 @@
+//! The byte layouts shared with the XDP program (`bpf/balancer.c`): map
+//! keys and values, flag bits, counter indexes and the flow hash. The C
+//! structs and these encoders must agree byte for byte; the program tests
+//! (`tests/l4_program.rs`) catch any drift by predicting the program's
+//! choice of backend from `flow_hash`.
+
+use std::net::IpAddr;
+
+pub const MAX_VIPS: u32 = 512;
+pub const MAX_BACKENDS: u32 = 4096;
+
+pub const VIP_L2: u32 = 1;
+pub const BACKEND_ACTIVE: u8 = 1;
+pub const BACKEND_MAC: u8 = 2;
+
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+
+/// Names of the global per-CPU counters, in the program's index order.
+pub const COUNTERS: [&str; 20] = [
+    "lru_hit",
+    "lru_miss",
+    "pass_not_vip",
+    "pass_fragment",
+    "pass_ip_options",
+    "pass_not_ip",
+    "pass_ipv6_ext",
+    "pass_no_neigh",
+    "pass_short",
+    "drop_no_backend",
+    "drop_family",
+    "drop_encap",
+    "drop_no_route",
+    "drop_no_mac",
+    "flood_skip",
+    "tx",
+    "redirect",
+    "decap_v4",
+    "decap_v6",
+    "decap_pass",
+];
+
+/// 16 address bytes: IPv4 in the first four, the rest zero.
+pub fn addr16(ip: IpAddr) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    match ip {
+        IpAddr::V4(v4) => a[..4].copy_from_slice(&v4.octets()),
+        IpAddr::V6(v6) => a = v6.octets(),
+    }
+    a
+}
+
+fn family(ip: IpAddr) -> u8 {
+    if ip.is_ipv4() {
+        4
+    } else {
+        6
+    }
+}
+
+/// `struct vip_key` (20 bytes).
+pub fn vip_key(addr: IpAddr, port: u16, proto: u8) -> [u8; 20] {
+    let mut k = [0u8; 20];
+    k[..16].copy_from_slice(&addr16(addr));
+    k[16..18].copy_from_slice(&port.to_be_bytes());
+    k[18] = proto;
+    k[19] = family(addr);
+    k
+}
+
+/// `struct vip_meta` (16 bytes).
+pub fn vip_meta(id: u32, tag: u32, flags: u32) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..4].copy_from_slice(&id.to_ne_bytes());
+    v[4..8].copy_from_slice(&tag.to_ne_bytes());
+    v[8..12].copy_from_slice(&flags.to_ne_bytes());
+    v
+}
+
+/// Decodes `struct vip_meta` into (id, tag, flags).
+pub fn parse_vip_meta(v: &[u8]) -> (u32, u32, u32) {
+    let u = |i: usize| u32::from_ne_bytes(v[i..i + 4].try_into().expect("4 bytes"));
+    (u(0), u(4), u(8))
+}
+
+/// `struct backend` (24 bytes).
+pub fn backend(addr: IpAddr, mac: Option<[u8; 6]>, flags: u8) -> [u8; 24] {
+    let mut b = [0u8; 24];
+    b[..16].copy_from_slice(&addr16(addr));
+    if let Some(m) = mac {
+        b[16..22].copy_from_slice(&m);
+    }
+    b[22] = family(addr);
+    b[23] = flags | if mac.is_some() { BACKEND_MAC } else { 0 };
+    b
+}
+
+/// `struct config` (40 bytes).
+pub fn config(src4: [u8; 4], src6: [u8; 16], smac: [u8; 6], flood_limit: u64) -> [u8; 40] {
+    let mut c = [0u8; 40];
+    c[..4].copy_from_slice(&src4);
+    c[8..24].copy_from_slice(&src6);
+    c[24..30].copy_from_slice(&smac);
+    c[32..40].copy_from_slice(&flood_limit.to_ne_bytes());
+    c
+}
+
+/// `struct flow_key` (40 bytes) of a packet from `src:sport` to `dst:dport`.
+pub fn flow_key(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, proto: u8) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..16].copy_from_slice(&addr16(src));
+    k[16..32].copy_from_slice(&addr16(dst));
+    k[32..34].copy_from_slice(&sport.to_be_bytes());
+    k[34..36].copy_from_slice(&dport.to_be_bytes());
+    k[36] = proto;
+    k[37] = family(dst);
+    k
+}
+
+/// Decodes `struct flow_val` into (backend index, VIP tag, atime ns).
+pub fn parse_flow_val(v: &[u8]) -> (u32, u32, u64) {
+    (
+        u32::from_ne_bytes(v[..4].try_into().expect("4 bytes")),
+        u32::from_ne_bytes(v[4..8].try_into().expect("4 bytes")),
+        u64::from_ne_bytes(v[8..16].try_into().expect("8 bytes")),
+    )
+}
+
+/// The program's flow hash: MurmurHash3 x86_32 over the key's ten little-
+/// endian words (the BPF target is little-endian on x86) with seed "bolt". Slot of a new flow = hash % ring size.
+pub fn flow_hash(key: &[u8; 40]) -> u32 {
+    murmur3_words(key, 0x626f_6c74)
+}
+
+/// MurmurHash3 x86_32 of `bytes` whose length is a multiple of four.
+fn murmur3_words(bytes: &[u8], seed: u32) -> u32 {
+    let mut h = seed;
+    for w in bytes.chunks_exact(4) {
+        let mut x = u32::from_le_bytes(w.try_into().expect("4 bytes")).wrapping_mul(0xcc9e_2d51);
+        x = x.rotate_left(15).wrapping_mul(0x1b87_3593);
+        h = (h ^ x)
+            .rotate_left(13)
+            .wrapping_mul(5)
+            .wrapping_add(0xe654_6b64);
+    }
+    h ^= bytes.len() as u32;
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur3_reference_vectors() {
+        // Published MurmurHash3_x86_32 test vectors (whole-word inputs).
+        assert_eq!(murmur3_words(b"", 0), 0);
+        assert_eq!(murmur3_words(b"", 1), 0x514e_28b7);
+        assert_eq!(murmur3_words(b"", 0xffff_ffff), 0x81f1_6f39);
+        assert_eq!(murmur3_words(&[0, 0, 0, 0], 0), 0x2362_f9de);
+        assert_eq!(murmur3_words(b"aaaa", 0x9747_b28c), 0x5a97_808a);
+    }
+
+    #[test]
+    fn layouts() {
+        let k = vip_key("10.0.0.1".parse().unwrap(), 80, IPPROTO_TCP);
+        assert_eq!(&k[..4], &[10, 0, 0, 1]);
+        assert_eq!(&k[16..], &[0, 80, 6, 4]);
+        let b = backend(
+            "2001:db8::1".parse().unwrap(),
+            Some([2, 0, 0, 0, 0, 1]),
+            BACKEND_ACTIVE,
+        );
+        assert_eq!(b[22], 6);
+        assert_eq!(b[23], BACKEND_ACTIVE | BACKEND_MAC);
+        let f = flow_key(
+            "10.0.0.2".parse().unwrap(),
+            1000,
+            "10.0.0.1".parse().unwrap(),
+            80,
+            17,
+        );
+        assert_eq!(&f[32..38], &[3, 0xe8, 0, 80, 17, 4]);
+    }
+}
