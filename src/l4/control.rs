@@ -515,6 +515,11 @@ impl Balancer {
         Ok((per_tag, per_backend))
     }
 
+    /// The live table of `vip`: backend index per slot (slot 1.. in the map).
+    pub fn live_table(&self, vip: &Vip) -> Option<Vec<u32>> {
+        self.live.lock().expect("l4 tables").get(vip).cloned()
+    }
+
     /// The backend index the data path uses for `address` (tests).
     pub fn backend_index(&self, address: IpAddr) -> Option<u32> {
         let st = self.state.lock().expect("l4 state");
