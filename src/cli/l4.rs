@@ -85,6 +85,10 @@ struct RunArgs {
     /// Packets per second at utilisation 1, for /v1/load.
     #[arg(long)]
     capacity_pps: Option<f64>,
+    /// Leave the interface's forwarding sysctls alone (the kernel's FIB
+    /// lookup for routed backends needs them on; see the README).
+    #[arg(long)]
+    keep_sysctls: bool,
 }
 
 pub fn run(a: L4Args) -> anyhow::Result<ExitCode> {
@@ -137,6 +141,9 @@ fn serve(a: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(parent) = state.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    if !a.keep_sysctls {
+        enable_forwarding(&iface)?;
     }
     let attached =
         dataplane::attach_pinned(&dir, &iface, a.mode, Program::Balancer, Some(a.conn_table))?;
@@ -204,6 +211,22 @@ fn serve(a: RunArgs) -> anyhow::Result<ExitCode> {
         }
         anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `bpf_fib_lookup` answers only for interfaces with forwarding on.
+fn enable_forwarding(iface: &str) -> anyhow::Result<()> {
+    for fam in ["ipv4", "ipv6"] {
+        let path = format!("/proc/sys/net/{fam}/conf/{iface}/forwarding");
+        if std::fs::read_to_string(&path)
+            .map(|v| v.trim() == "1")
+            .unwrap_or(false)
+        {
+            continue;
+        }
+        std::fs::write(&path, "1").with_context(|| format!("enabling forwarding: {path}"))?;
+        info!(path, "enabled forwarding for backend next-hop lookups");
+    }
+    Ok(())
 }
 
 /// The interface's MAC (from sysfs).

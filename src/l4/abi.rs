@@ -25,7 +25,7 @@ pub const COUNTERS: [&str; 20] = [
     "pass_ip_options",
     "pass_not_ip",
     "pass_ipv6_ext",
-    "pass_no_neigh",
+    "drop_no_neigh",
     "pass_short",
     "drop_no_backend",
     "drop_family",

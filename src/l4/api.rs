@@ -25,7 +25,8 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use super::control::{Applied, ApplyError, Balancer, Counters};
-use super::service::{parse_spec, Vip};
+use super::neigh;
+use super::service::{parse_spec, Forwarding, Vip};
 use crate::api::{error, refuse_without_token};
 
 /// Seconds a connection-table entry counts as an active flow after its last packet.
@@ -103,7 +104,19 @@ async fn put_service(
     let version = spec.version;
     let b = s.balancer.clone();
     // The outer-map swap waits for an RCU grace period: off the runtime.
-    let res = tokio::task::spawn_blocking(move || b.apply(vip, spec)).await;
+    let res = tokio::task::spawn_blocking(move || {
+        if spec.forwarding == Forwarding::Ipip {
+            let routed: Vec<_> = spec
+                .backends
+                .iter()
+                .filter(|x| x.mac.is_none())
+                .map(|x| x.address)
+                .collect();
+            neigh::warm(&routed, Duration::from_millis(200));
+        }
+        b.apply(vip, spec)
+    })
+    .await;
     match res {
         Ok(Ok(applied)) => Json(json!({
             "vip": vip.to_string(),
@@ -171,7 +184,8 @@ pub struct Rates {
     active_backend: BTreeMap<String, u64>,
 }
 
-/// Samples counters every `every` and active flows every fifth sample.
+/// Samples counters every `every`; active flows (and a neighbour refresh)
+/// every fifth sample.
 pub async fn sample(balancer: Arc<Balancer>, rates: Arc<Mutex<Rates>>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     for n in 0u64.. {
@@ -179,6 +193,9 @@ pub async fn sample(balancer: Arc<Balancer>, rates: Arc<Mutex<Rates>>, every: Du
         let b = balancer.clone();
         let flows = n % 5 == 0;
         let res = tokio::task::spawn_blocking(move || {
+            if flows {
+                neigh::warm(&b.routed_backends(), Duration::ZERO);
+            }
             let c = b.counters()?;
             let f = if flows {
                 Some(b.active_flows(ACTIVE_FLOW_IDLE.as_nanos() as u64)?)

@@ -515,6 +515,16 @@ impl Balancer {
         Ok((per_tag, per_backend))
     }
 
+    /// Addresses of backends reached through the FIB (no MAC given).
+    pub fn routed_backends(&self) -> Vec<IpAddr> {
+        let st = self.state.lock().expect("l4 state");
+        st.backends
+            .iter()
+            .filter(|s| s.id.mac.is_none())
+            .map(|s| s.id.address)
+            .collect()
+    }
+
     /// The live table of `vip`: backend index per slot (slot 1.. in the map).
     pub fn live_table(&self, vip: &Vip) -> Option<Vec<u32>> {
         self.live.lock().expect("l4 tables").get(vip).cloned()

@@ -43,7 +43,7 @@ enum {
 	C_PASS_IP_OPTIONS,
 	C_PASS_NOT_IP,
 	C_PASS_IPV6_EXT,
-	C_PASS_NO_NEIGH,
+	C_DROP_NO_NEIGH,
 	C_PASS_SHORT,
 	C_DROP_NO_BACKEND,
 	C_DROP_FAMILY,
@@ -303,10 +303,13 @@ static __always_inline int send_routed(struct xdp_md *ctx, struct ethhdr *eth, i
 		__builtin_memcpy(p.ipv6_src, src, 16);
 		__builtin_memcpy(p.ipv6_dst, dst, 16);
 	}
+	/* Answers only when forwarding is on for the ingress interface
+	 * (boltz l4 enables it at start). */
 	rc = bpf_fib_lookup(ctx, &p, sizeof(p), 0);
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		/* The kernel forwards this one and resolves the neighbour. */
-		return verdict(C_PASS_NO_NEIGH, XDP_PASS);
+		/* The control plane keeps backends' neighbour entries warm; the
+		 * kernel could not forward this one either (our own source). */
+		return verdict(C_DROP_NO_NEIGH, XDP_DROP);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return verdict(C_DROP_NO_ROUTE, XDP_DROP);
 	__builtin_memcpy(eth->h_dest, p.dmac, ETH_ALEN);
