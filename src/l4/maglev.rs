@@ -136,9 +136,11 @@ pub fn rebuild(
             return Err(MaglevError::DuplicateKey(i));
         }
     }
-    let live: Vec<usize> = (0..members.len())
+    // Turns go in key order, so the table does not depend on list order.
+    let mut live: Vec<usize> = (0..members.len())
         .filter(|&i| members[i].weight > 0)
         .collect();
+    live.sort_by_key(|&i| members[i].key);
     if live.is_empty() {
         return Err(MaglevError::NoMembers);
     }
@@ -207,7 +209,7 @@ const SEED_SKIP: u64 = 0x6d61_676c_6576_0002;
 const SEED_KEEP: u64 = 0x6d61_676c_6576_0003;
 
 /// Exact slot counts: floor of each share, the remainder to the largest
-/// fractional parts (ties to the lower index).
+/// fractional parts (ties to the lower key).
 fn quotas(members: &[Member<'_>], size: u32) -> Vec<u64> {
     let total: u128 = members.iter().map(|x| u128::from(x.weight)).sum();
     let m = u128::from(size);
@@ -220,7 +222,7 @@ fn quotas(members: &[Member<'_>], size: u32) -> Vec<u64> {
         .enumerate()
         .map(|(i, x)| (m * u128::from(x.weight) % total, i))
         .collect();
-    rest.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    rest.sort_by(|a, b| b.0.cmp(&a.0).then(members[a.1].key.cmp(members[b.1].key)));
     let short = u64::from(size) - quota.iter().sum::<u64>();
     for &(_, i) in rest.iter().take(short as usize) {
         quota[i] += 1;
@@ -457,6 +459,10 @@ mod tests {
         let a = table_of(&k, &[3; 37], 65537);
         let b = table_of(&k, &[3; 37], 65537);
         assert_eq!(a, b);
+        // The order of the list does not matter, only keys and weights.
+        let rev: Vec<Vec<u8>> = k.iter().rev().cloned().collect();
+        let r = table_of(&rev, &[3; 37], 65537);
+        assert!(a.iter().zip(&r).all(|(x, y)| k[*x as usize] == rev[*y as usize]));
         // Golden fingerprint: an accidental change of hash or fill order
         // (which would move every flow in production) fails here.
         let fp = a.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
@@ -465,7 +471,7 @@ mod tests {
         assert_eq!(fp, GOLDEN, "table fingerprint changed: {fp:#x}");
     }
 
-    const GOLDEN: u64 = 0xab16_696b_fe97_ff4a;
+    const GOLDEN: u64 = 0x57d8_3756_ad9a_074c;
 
     #[test]
     fn refusals_name_the_problem() {
