@@ -319,9 +319,9 @@ impl Balancer {
                 let mut values = Vec::with_capacity(t.len() + 1);
                 values.push(spec.ring_size);
                 values.extend_from_slice(t);
-                let fd =
-                    sys::array_create("boltz_ring", 4, values.len() as u32, sys::BPF_F_INNER_MAP)?;
-                sys::array_fill_u32(fd.as_fd(), &values)?;
+                let flags = sys::BPF_F_INNER_MAP | sys::BPF_F_MMAPABLE;
+                let fd = sys::array_create("boltz_ring", 4, values.len() as u32, flags)?;
+                sys::array_mmap_fill_u32(fd.as_fd(), &values)?;
                 Some(fd)
             }
             None => None,

@@ -122,36 +122,7 @@ pub fn rebuild(
     size: u32,
     prev: Option<Previous<'_>>,
 ) -> Result<Vec<u32>, MaglevError> {
-    if size > MAX_RING_SIZE {
-        return Err(MaglevError::TooLarge {
-            size,
-            max: MAX_RING_SIZE,
-        });
-    }
-    if !is_prime(size) {
-        return Err(MaglevError::NotPrime(size));
-    }
-    for (i, m) in members.iter().enumerate() {
-        if members[..i].iter().any(|o| o.key == m.key) {
-            return Err(MaglevError::DuplicateKey(i));
-        }
-    }
-    // Turns go in key order, so the table does not depend on list order.
-    let mut live: Vec<usize> = (0..members.len())
-        .filter(|&i| members[i].weight > 0)
-        .collect();
-    live.sort_by_key(|&i| members[i].key);
-    if live.is_empty() {
-        return Err(MaglevError::NoMembers);
-    }
-    let min = u64::from(MIN_SLOTS_PER_BACKEND) * live.len() as u64;
-    if u64::from(size) < min {
-        return Err(MaglevError::TooSmall {
-            size,
-            members: live.len(),
-            min,
-        });
-    }
+    let live = validate(members, size)?;
     let m = u64::from(size);
     let quota = quotas(members, size);
     const FREE: u32 = u32::MAX;
@@ -202,6 +173,48 @@ pub fn rebuild(
         }
     }
     Ok(table)
+}
+
+/// Checks that a table can be built for `members` at `size` without
+/// building it.
+pub fn check(members: &[Member<'_>], size: u32) -> Result<(), MaglevError> {
+    validate(members, size).map(drop)
+}
+
+/// The checks of [`rebuild`]; returns the members with weight > 0 in key
+/// order (the order they take turns in, so the table does not depend on
+/// the order of the list).
+fn validate(members: &[Member<'_>], size: u32) -> Result<Vec<usize>, MaglevError> {
+    if size > MAX_RING_SIZE {
+        return Err(MaglevError::TooLarge {
+            size,
+            max: MAX_RING_SIZE,
+        });
+    }
+    if !is_prime(size) {
+        return Err(MaglevError::NotPrime(size));
+    }
+    let mut all: Vec<usize> = (0..members.len()).collect();
+    all.sort_by_key(|&i| (members[i].key, i));
+    if let Some(w) = all
+        .windows(2)
+        .find(|w| members[w[0]].key == members[w[1]].key)
+    {
+        return Err(MaglevError::DuplicateKey(w[1]));
+    }
+    let live: Vec<usize> = all.into_iter().filter(|&i| members[i].weight > 0).collect();
+    if live.is_empty() {
+        return Err(MaglevError::NoMembers);
+    }
+    let min = u64::from(MIN_SLOTS_PER_BACKEND) * live.len() as u64;
+    if u64::from(size) < min {
+        return Err(MaglevError::TooSmall {
+            size,
+            members: live.len(),
+            min,
+        });
+    }
+    Ok(live)
 }
 
 const SEED_OFFSET: u64 = 0x6d61_676c_6576_0001;
@@ -462,7 +475,10 @@ mod tests {
         // The order of the list does not matter, only keys and weights.
         let rev: Vec<Vec<u8>> = k.iter().rev().cloned().collect();
         let r = table_of(&rev, &[3; 37], 65537);
-        assert!(a.iter().zip(&r).all(|(x, y)| k[*x as usize] == rev[*y as usize]));
+        assert!(a
+            .iter()
+            .zip(&r)
+            .all(|(x, y)| k[*x as usize] == rev[*y as usize]));
         // Golden fingerprint: an accidental change of hash or fill order
         // (which would move every flow in production) fails here.
         let fp = a.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {

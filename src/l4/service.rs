@@ -137,11 +137,24 @@ impl ServiceSpec {
         &self,
         prev: Option<maglev::Previous<'_>>,
     ) -> Result<Vec<u32>, maglev::MaglevError> {
-        let keys: Vec<Vec<u8>> = self.backends.iter().map(backend_key).collect();
-        let members: Vec<maglev::Member<'_>> = self
-            .backends
+        let keys = self.keys();
+        maglev::rebuild(&self.members(&keys), self.ring_size, prev)
+    }
+
+    /// Whether [`Self::table`] would succeed, without building the table.
+    pub fn check_table(&self) -> Result<(), maglev::MaglevError> {
+        let keys = self.keys();
+        maglev::check(&self.members(&keys), self.ring_size)
+    }
+
+    fn keys(&self) -> Vec<Vec<u8>> {
+        self.backends.iter().map(backend_key).collect()
+    }
+
+    fn members<'a>(&self, keys: &'a [Vec<u8>]) -> Vec<maglev::Member<'a>> {
+        self.backends
             .iter()
-            .zip(&keys)
+            .zip(keys)
             .map(|(b, k)| maglev::Member {
                 key: k,
                 weight: if b.state == BackendState::Up {
@@ -150,8 +163,7 @@ impl ServiceSpec {
                     0
                 },
             })
-            .collect();
-        maglev::rebuild(&members, self.ring_size, prev)
+            .collect()
     }
 
     /// Whether any backend takes new flows.
@@ -400,7 +412,7 @@ pub fn parse_spec(vip: &Vip, body: &[u8]) -> Result<ServiceSpec, FieldError> {
         backends,
     };
     if spec.has_up() {
-        spec.table(None)
+        spec.check_table()
             .map_err(|e| bad("ring_size", e.to_string()))?;
     }
     Ok(spec)

@@ -1,8 +1,8 @@
 //! Thin wrappers over the `bpf(2)` commands the L4 control plane needs on
 //! maps and programs it holds by file descriptor: open and pin objects,
-//! create an inner table, look up, update (one by one or in one batched
-//! call), delete and walk map entries, and run a program on a synthetic
-//! packet (`BPF_PROG_TEST_RUN`). aya loads and attaches the program; every
+//! create an inner table and fill it through mmap, look up, update, delete
+//! and walk map entries, and run a program on a synthetic packet
+//! (`BPF_PROG_TEST_RUN`). aya loads and attaches the program; every
 //! later change goes through here, so a restarted daemon can work on the
 //! pinned maps without reloading anything.
 
@@ -20,11 +20,12 @@ const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
-const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 
 pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
 /// Inner maps of one outer map may differ in size (kernel ≥ 5.10).
 pub const BPF_F_INNER_MAP: u32 = 1 << 12;
+/// The array can be written through `mmap`.
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 pub const BPF_ANY: u64 = 0;
 
 /// `union bpf_attr` is at most this big for every command used here; the
@@ -193,17 +194,30 @@ pub fn array_read_u32(fd: BorrowedFd<'_>, n: u32) -> io::Result<Vec<u32>> {
     Ok(out)
 }
 
-/// Fills entries `0..values.len()` of a u32→u32 array in one call.
-pub fn array_fill_u32(fd: BorrowedFd<'_>, values: &[u32]) -> io::Result<()> {
-    let keys: Vec<u32> = (0..values.len() as u32).collect();
-    let mut a = Attr::new();
-    a.put_u64(16, ptr(keys.as_ptr()))
-        .put_u64(24, ptr(values.as_ptr()))
-        .put_u32(32, values.len() as u32)
-        .put_u32(36, fd.as_raw_fd() as u32);
-    bpf(BPF_MAP_UPDATE_BATCH, &mut a)?;
-    if a.get_u32(32) as usize != values.len() {
-        return Err(io::Error::other("batched update stopped early"));
+/// Writes entries `0..values.len()` of an `BPF_F_MMAPABLE` u32 array
+/// through a shared mapping: one pass, no syscall per entry. Array
+/// elements sit 8 bytes apart (values are rounded up to 8), little-endian.
+pub fn array_mmap_fill_u32(fd: BorrowedFd<'_>, values: &[u32]) -> io::Result<()> {
+    let wide: Vec<u64> = values.iter().map(|&v| u64::from(v)).collect();
+    let len = std::mem::size_of_val(wide.as_slice());
+    let size = len.div_ceil(4096) * 4096;
+    // SAFETY: mapping `size` bytes of an array map whose value area is at
+    // least `len` bytes (the kernel refuses a longer mapping); we copy `len`
+    // bytes into it and unmap it before returning.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        std::ptr::copy_nonoverlapping(wide.as_ptr().cast::<u8>(), p.cast::<u8>(), len);
+        libc::munmap(p, size);
     }
     Ok(())
 }
@@ -235,6 +249,29 @@ pub fn test_run(prog: BorrowedFd<'_>, packet: &[u8], repeat: u32) -> io::Result<
         packet: out,
         duration_ns: a.get_u32(36),
     })
+}
+
+/// Runs an XDP program in live-frames mode (`BPF_F_TEST_XDP_LIVE_FRAMES`):
+/// `repeat` copies of `packet` as if received on `ifindex`, with XDP_TX
+/// really transmitting them. A packet generator for benchmarks.
+pub fn test_run_live(
+    prog: BorrowedFd<'_>,
+    packet: &[u8],
+    repeat: u32,
+    ifindex: u32,
+) -> io::Result<()> {
+    const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+    // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
+    let ctx: [u32; 6] = [0, packet.len() as u32, 0, ifindex, 0, 0];
+    let mut a = Attr::new();
+    a.put_u32(0, prog.as_raw_fd() as u32)
+        .put_u32(8, packet.len() as u32)
+        .put_u64(16, ptr(packet.as_ptr()))
+        .put_u32(32, repeat.max(1))
+        .put_u32(40, std::mem::size_of_val(&ctx) as u32)
+        .put_u64(48, ptr(ctx.as_ptr()))
+        .put_u32(64, BPF_F_TEST_XDP_LIVE_FRAMES);
+    bpf(BPF_PROG_TEST_RUN, &mut a).map(drop)
 }
 
 /// Number of possible CPUs: the slot count of a per-CPU map value.

@@ -124,7 +124,8 @@ struct ring {
 	__uint(key_size, 4);
 	__uint(value_size, 4);
 	__uint(max_entries, 65538);
-	__uint(map_flags, BPF_F_INNER_MAP);
+	/* each table is sized for its M; filled through mmap */
+	__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 };
 
 struct {
@@ -151,6 +152,9 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 262144);
+	/* per-CPU LRU lists (as Katran): no global lock on insert; a flow
+	 * stays on one CPU by RSS, so its entry lives in that CPU's list */
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, struct flow_key);
 	__type(value, struct flow_val);
 } conns SEC(".maps");
@@ -553,6 +557,39 @@ int decap(struct xdp_md *ctx)
 		return strip(ctx, sizeof(struct ipv6hdr));
 	}
 	return verdict(C_DECAP_PASS, XDP_PASS);
+}
+
+/* Benchmark traffic generator (benches/compare/l4.sh), not used by boltz
+ * itself: run through BPF_PROG_TEST_RUN in live-frames mode, it sends the
+ * template IPv4/UDP frame out of the given interface with a new source
+ * port each time, so every packet is a new flow for the device under test. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} gen_seq SEC(".maps");
+
+SEC("xdp")
+int trafficgen(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	__u16 *udp = (void *)(ip + 1);
+	__u32 zero = 0;
+	__u64 *seq;
+
+	if ((void *)(udp + 4) > end)
+		return XDP_ABORTED;
+	seq = bpf_map_lookup_elem(&gen_seq, &zero);
+	if (seq) {
+		udp[0] = bpf_htons(1024 + (*seq % 60000));
+		*seq += 1;
+	}
+	udp[3] = 0; /* no UDP checksum (allowed for IPv4) */
+	return XDP_TX;
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
