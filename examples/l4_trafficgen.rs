@@ -28,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .trim()
         .parse()?;
 
-    let payload = 18; // 64-byte frames
+    let payload = 22; // 64-byte frames
     let mut f = Vec::with_capacity(64);
     f.extend_from_slice(&dmac);
     f.extend_from_slice(&smac);
@@ -53,6 +53,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     f.resize(f.len() + payload, 0);
 
     let mut ebpf = aya::EbpfLoader::new().load(dataplane::object()?)?;
+    let frame: [u8; 64] = f.as_slice().try_into()?;
+    let mut tmpl: aya::maps::Array<_, [u8; 64]> =
+        aya::maps::Array::try_from(ebpf.map_mut("gen_tmpl").ok_or("no gen_tmpl")?)?;
+    tmpl.set(0, frame, 0)?;
     let prog: &mut aya::programs::Xdp = ebpf
         .program_mut("trafficgen")
         .ok_or("no trafficgen")?

@@ -93,6 +93,10 @@ struct RunArgs {
 
 pub fn run(a: L4Args) -> anyhow::Result<ExitCode> {
     super::init_logging();
+    if !matches!(a.cmd, Some(L4Cmd::Down { .. })) {
+        // Before touching sysctls or pins: say at once if XDP is missing.
+        dataplane::object()?;
+    }
     match a.cmd {
         Some(L4Cmd::Decap { iface, mode, bpffs }) => {
             let dir =

@@ -56,11 +56,17 @@ pub fn router(state: L4State) -> Router {
 }
 
 fn refuse(s: &L4State, headers: &HeaderMap) -> Option<Response> {
-    if !s.tcp {
+    refuse_change(s.tcp, s.token.as_deref(), headers)
+}
+
+/// Changes over the Unix socket are guarded by its file mode; over TCP
+/// they need the bearer token.
+fn refuse_change(tcp: bool, token: Option<&str>, headers: &HeaderMap) -> Option<Response> {
+    if !tcp {
         return None;
     }
     refuse_without_token(
-        s.token.as_deref(),
+        token,
         headers,
         "changes over TCP need a token: start boltz l4 with --api-token-file or BOLTZ_API_TOKEN",
     )
@@ -341,4 +347,38 @@ async fn metrics(State(s): State<L4State>) -> Response {
         }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_auth(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, v.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn changes_over_tcp_need_the_token() {
+        let none = HeaderMap::new();
+        assert!(
+            refuse_change(false, None, &none).is_none(),
+            "unix socket: file mode guards it"
+        );
+        let code = |r: Option<Response>| r.map(|r| r.status());
+        assert_eq!(
+            code(refuse_change(true, None, &none)),
+            Some(StatusCode::FORBIDDEN)
+        );
+        assert_eq!(
+            code(refuse_change(true, Some("t0k"), &none)),
+            Some(StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(
+            code(refuse_change(true, Some("t0k"), &with_auth("Bearer nope"))),
+            Some(StatusCode::UNAUTHORIZED)
+        );
+        assert!(refuse_change(true, Some("t0k"), &with_auth("Bearer t0k")).is_none());
+    }
 }

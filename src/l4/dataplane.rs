@@ -23,7 +23,7 @@ pub enum DataplaneError {
     Load(String),
     #[error("attaching to {iface}: {message}")]
     Attach { iface: String, message: String },
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {}", path.display())]
     Io {
         what: &'static str,
         path: PathBuf,
@@ -56,6 +56,8 @@ pub fn available() -> bool {
 pub enum Program {
     Balancer,
     Decap,
+    /// Passes everything: for the receiving peer of a veth in benchmarks.
+    Pass,
 }
 
 impl Program {
@@ -63,6 +65,7 @@ impl Program {
         match self {
             Program::Balancer => "balancer",
             Program::Decap => "decap",
+            Program::Pass => "xdp_pass",
         }
     }
 }
@@ -157,7 +160,7 @@ pub fn load(conn_table: Option<u32>) -> Result<aya::Ebpf, DataplaneError> {
     let mut ebpf = loader
         .load(object()?)
         .map_err(|e| DataplaneError::Load(format!("{e:#}")))?;
-    for p in [Program::Balancer, Program::Decap] {
+    for p in [Program::Balancer, Program::Decap, Program::Pass] {
         xdp(&mut ebpf, p)?
             .load()
             .map_err(|e| DataplaneError::Load(format!("verifying {}: {}", p.name(), chain(&e))))?;

@@ -20,6 +20,7 @@ const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 
 pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
 /// Inner maps of one outer map may differ in size (kernel ≥ 5.10).
@@ -171,6 +172,49 @@ pub fn next_key(fd: BorrowedFd<'_>, key: Option<&[u8]>, next: &mut [u8]) -> io::
         Ok(_) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+/// Visits every entry of a hash map, `chunk` entries per syscall
+/// (`BPF_MAP_LOOKUP_BATCH`), calling `f(key, value)`.
+pub fn for_each_batched(
+    fd: BorrowedFd<'_>,
+    key_size: usize,
+    value_size: usize,
+    chunk: u32,
+    mut f: impl FnMut(&[u8], &[u8]),
+) -> io::Result<()> {
+    let mut keys = vec![0u8; key_size * chunk as usize];
+    let mut values = vec![0u8; value_size * chunk as usize];
+    // The batch token of a hash map is a bucket index; key-sized room is ample.
+    let mut token_in = vec![0u8; key_size.max(8)];
+    let mut token_out = vec![0u8; key_size.max(8)];
+    let mut first = true;
+    loop {
+        let mut a = Attr::new();
+        a.put_u64(0, if first { 0 } else { ptr(token_in.as_ptr()) })
+            .put_u64(8, ptr(token_out.as_mut_ptr()))
+            .put_u64(16, ptr(keys.as_mut_ptr()))
+            .put_u64(24, ptr(values.as_mut_ptr()))
+            .put_u32(32, chunk)
+            .put_u32(36, fd.as_raw_fd() as u32);
+        let done = match bpf(BPF_MAP_LOOKUP_BATCH, &mut a) {
+            Ok(_) => false,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => true,
+            Err(e) => return Err(e),
+        };
+        let n = a.get_u32(32) as usize;
+        for i in 0..n {
+            f(
+                &keys[i * key_size..(i + 1) * key_size],
+                &values[i * value_size..(i + 1) * value_size],
+            );
+        }
+        if done {
+            return Ok(());
+        }
+        token_in.copy_from_slice(&token_out);
+        first = false;
     }
 }
 

@@ -560,9 +560,21 @@ int decap(struct xdp_md *ctx)
 }
 
 /* Benchmark traffic generator (benches/compare/l4.sh), not used by boltz
- * itself: run through BPF_PROG_TEST_RUN in live-frames mode, it sends the
- * template IPv4/UDP frame out of the given interface with a new source
- * port each time, so every packet is a new flow for the device under test. */
+ * itself: run through BPF_PROG_TEST_RUN in live-frames mode, it writes the
+ * 64-byte template frame from gen_tmpl into each frame (the pages are
+ * recycled, and downstream XDP programs rewrite them in place), gives it a
+ * new UDP source port, so every packet is a new flow, and transmits it. */
+struct gen_frame {
+	__u8 bytes[64];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gen_frame);
+} gen_tmpl SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -575,21 +587,30 @@ int trafficgen(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	struct iphdr *ip = (void *)(eth + 1);
-	__u16 *udp = (void *)(ip + 1);
+	struct gen_frame *tmpl;
 	__u32 zero = 0;
+	__u16 *udp;
 	__u64 *seq;
 
-	if ((void *)(udp + 4) > end)
+	if (data + sizeof(struct gen_frame) > end)
 		return XDP_ABORTED;
+	tmpl = bpf_map_lookup_elem(&gen_tmpl, &zero);
 	seq = bpf_map_lookup_elem(&gen_seq, &zero);
-	if (seq) {
-		udp[0] = bpf_htons(1024 + (*seq % 60000));
-		*seq += 1;
-	}
-	udp[3] = 0; /* no UDP checksum (allowed for IPv4) */
+	if (!tmpl || !seq)
+		return XDP_ABORTED;
+	__builtin_memcpy(data, tmpl->bytes, sizeof(struct gen_frame));
+	udp = data + sizeof(struct ethhdr) + sizeof(struct iphdr);
+	udp[0] = bpf_htons(1024 + (*seq % 60000));
+	*seq += 1;
 	return XDP_TX;
+}
+
+/* Passes everything. Native XDP_TX into a veth only reaches the peer when
+ * the peer runs an XDP program too: benchmarks put this one there. */
+SEC("xdp")
+int xdp_pass(struct xdp_md *ctx)
+{
+	return XDP_PASS;
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
