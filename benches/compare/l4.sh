@@ -192,7 +192,7 @@ teardown() {
 TSV=$WORK/runs.tsv
 : >"$TSV"
 for r in $(seq 1 "$ROUNDS"); do
-    for s in boltz nftables forward; do
+    for s in ${SETUPS:-boltz nftables forward}; do
         setup "$s"
         a=$(rx_backends) l0=$(rx l eth0) c0=$(cpu1_busy_ns)
         out=$(x g taskset -c 0 "$GENBIN" eth0 "$LBMAC" "$GEN" "$VIP" 5000 "$PACKETS")

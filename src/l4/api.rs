@@ -72,6 +72,14 @@ fn refuse_change(tcp: bool, token: Option<&str>, headers: &HeaderMap) -> Option<
     )
 }
 
+/// The VIP a change request may act on, or the response refusing it.
+fn change_target(s: &L4State, headers: &HeaderMap, raw: &str) -> Result<Vip, Box<Response>> {
+    if let Some(r) = refuse(s, headers) {
+        return Err(Box::new(r));
+    }
+    parse_vip(raw).map_err(|r| Box::new(r.into_response()))
+}
+
 type Refusal = (StatusCode, Json<Value>);
 
 fn parse_vip(raw: &str) -> Result<Vip, Refusal> {
@@ -89,12 +97,9 @@ async fn put_service(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = refuse(&s, &headers) {
-        return r;
-    }
-    let vip = match parse_vip(&raw) {
+    let vip = match change_target(&s, &headers, &raw) {
         Ok(v) => v,
-        Err(r) => return r.into_response(),
+        Err(r) => return *r,
     };
     let spec = match parse_spec(&vip, &body) {
         Ok(spec) => spec,
@@ -150,12 +155,9 @@ async fn delete_service(
     Path(raw): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = refuse(&s, &headers) {
-        return r;
-    }
-    let vip = match parse_vip(&raw) {
+    let vip = match change_target(&s, &headers, &raw) {
         Ok(v) => v,
-        Err(r) => return r.into_response(),
+        Err(r) => return *r,
     };
     let b = s.balancer.clone();
     match tokio::task::spawn_blocking(move || b.remove(&vip)).await {

@@ -201,11 +201,7 @@ impl Balancer {
     /// than to forward by tables nobody can describe.
     fn drop_unknown_vips(&self) -> io::Result<()> {
         let st = self.state.lock().expect("l4 state");
-        let known: Vec<[u8; 20]> = st
-            .services
-            .keys()
-            .map(|v| abi::vip_key(v.addr.ip(), v.addr.port(), v.proto.number()))
-            .collect();
+        let known: Vec<[u8; 20]> = st.services.keys().map(Vip::map_key).collect();
         let mut stale = Vec::new();
         let mut key = [0u8; 20];
         let mut prev: Option<[u8; 20]> = None;
@@ -350,7 +346,7 @@ impl Balancer {
         } else {
             0
         };
-        let vk = abi::vip_key(vip.addr.ip(), vip.addr.port(), vip.proto.number());
+        let vk = vip.map_key();
         sys::update(
             self.maps.vips.as_fd(),
             &vk,
@@ -361,12 +357,7 @@ impl Balancer {
         // entries stop matching, those flows are re-balanced.
         for i in retired {
             if !index.contains(&i) {
-                sys::update(
-                    self.maps.backends.as_fd(),
-                    &i.to_ne_bytes(),
-                    &[0u8; 24],
-                    sys::BPF_ANY,
-                )?;
+                self.retire_backend(i)?;
             }
         }
         st.services.insert(vip, Service { spec, id, tag });
@@ -379,6 +370,17 @@ impl Balancer {
         Ok(Applied::Changed)
     }
 
+    /// Marks backend index `i` unused: connection-table entries naming it
+    /// stop matching, so their flows are balanced again.
+    fn retire_backend(&self, i: u32) -> io::Result<()> {
+        sys::update(
+            self.maps.backends.as_fd(),
+            &i.to_ne_bytes(),
+            &[0u8; 24],
+            sys::BPF_ANY,
+        )
+    }
+
     /// Removes a VIP: its packets pass to the kernel from now on.
     pub fn remove(&self, vip: &Vip) -> Result<bool, ApplyError> {
         let mut guard = self.state.lock().expect("l4 state");
@@ -386,17 +388,12 @@ impl Balancer {
         let Some(old) = st.services.remove(vip) else {
             return Ok(false);
         };
-        let vk = abi::vip_key(vip.addr.ip(), vip.addr.port(), vip.proto.number());
+        let vk = vip.map_key();
         sys::delete(self.maps.vips.as_fd(), &vk)?;
         sys::delete(self.maps.rings.as_fd(), &old.id.to_ne_bytes())?;
         for bid in ids(&old.spec) {
             if let Some(i) = st.release(&bid) {
-                sys::update(
-                    self.maps.backends.as_fd(),
-                    &i.to_ne_bytes(),
-                    &[0u8; 24],
-                    sys::BPF_ANY,
-                )?;
+                self.retire_backend(i)?;
             }
         }
         st.free_vips.push_back(old.id);

@@ -41,6 +41,13 @@ pub struct Vip {
     pub addr: SocketAddr,
 }
 
+impl Vip {
+    /// The VIP's key in the data path's `vips` map.
+    pub fn map_key(&self) -> [u8; 20] {
+        super::abi::vip_key(self.addr.ip(), self.addr.port(), self.proto.number())
+    }
+}
+
 impl fmt::Display for Vip {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = match self.proto {
