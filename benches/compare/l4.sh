@@ -146,7 +146,8 @@ rx_backends() { local s=0 b; for b in b1 b2 b3; do s=$((s + $(rx "$b" eth0))); d
 setup() {
     case $1 in
     boltz)
-        x l taskset -c 0 "$BOLTZ" l4 --iface eth0 --mode "$MODE" --api "unix:$WORK/l4.sock" \
+        # Not through x(): $! must be the daemon itself (ip and taskset exec it).
+        ip netns exec "${P}l" taskset -c 0 "$BOLTZ" l4 --iface eth0 --mode "$MODE" --api "unix:$WORK/l4.sock" \
             --bpffs "$WORK/bpf/lb" --src-v4 "$LB" --state "$WORK/l4.json" --flood-limit 0 \
             >"$WORK/daemon.log" 2>&1 &
         DAEMON=$!
@@ -195,6 +196,8 @@ for r in $(seq 1 "$ROUNDS"); do
     for s in ${SETUPS:-boltz nftables forward}; do
         setup "$s"
         a=$(rx_backends) l0=$(rx l eth0) c0=$(cpu1_busy_ns)
+        # PERF=DIR: a CPU-1 profile of each setup's run (perf record).
+        [ -n "${PERF:-}" ] && { perf record -q -C 1 -o "$PERF/$s.perf" -- sleep 1.5 2>/dev/null & }
         out=$(x g taskset -c 0 "$GENBIN" eth0 "$LBMAC" "$GEN" "$VIP" 5000 "$PACKETS")
         sleep 0.3
         c1=$(cpu1_busy_ns) l1=$(rx l eth0) b=$(rx_backends)
