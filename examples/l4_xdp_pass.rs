@@ -1,21 +1,28 @@
-//! For benches/compare/l4.sh (not part of boltz): attaches the `xdp_pass`
-//! program in native mode to an interface and pins the link in a bpffs
-//! directory, so native XDP_TX from the veth's peer is received.
+//! For benches/compare/l4.sh (not part of boltz): attaches one of the
+//! benchmark helper programs in native mode to an interface and pins the
+//! link in a bpffs directory: `pass` (so native XDP_TX or redirect from the
+//! veth's peer is received) or `sink` (drops IP, passes ARP: a backend
+//! stand-in whose interface counters say what arrived).
 //!
-//! `l4_xdp_pass IFACE BPFFS_DIR`
+//! `l4_xdp_pass IFACE BPFFS_DIR [pass|sink]`
 
 use boltz::l4::dataplane::{attach_pinned, Mode, Program};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a: Vec<String> = std::env::args().collect();
-    if a.len() != 3 {
-        return Err("usage: l4_xdp_pass IFACE BPFFS_DIR".into());
+    let program = match a.get(3).map(String::as_str) {
+        None | Some("pass") => Program::Pass,
+        Some("sink") => Program::Sink,
+        Some(other) => return Err(format!("unknown program {other}").into()),
+    };
+    if a.len() < 3 {
+        return Err("usage: l4_xdp_pass IFACE BPFFS_DIR [pass|sink]".into());
     }
     attach_pinned(
         std::path::Path::new(&a[2]),
         &a[1],
         Mode::Native,
-        Program::Pass,
+        program,
         None,
     )?;
     Ok(())

@@ -373,12 +373,11 @@ impl Balancer {
     /// Marks backend index `i` unused: connection-table entries naming it
     /// stop matching, so their flows are balanced again.
     fn retire_backend(&self, i: u32) -> io::Result<()> {
-        sys::update(
-            self.maps.backends.as_fd(),
-            &i.to_ne_bytes(),
-            &[0u8; 24],
-            sys::BPF_ANY,
-        )
+        let key = i.to_ne_bytes();
+        sys::update(self.maps.backends.as_fd(), &key, &[0u8; 24], sys::BPF_ANY)?;
+        // Forget its cached next hop on every CPU (32-byte values).
+        let zeros = vec![0u8; 32 * self.maps.cpus];
+        sys::update(self.maps.nexthops.as_fd(), &key, &zeros, sys::BPF_ANY)
     }
 
     /// Removes a VIP: its packets pass to the kernel from now on.
@@ -540,13 +539,13 @@ pub struct Counters {
     pub index: HashMap<u32, IpAddr>,
 }
 
-/// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns`.
+/// CLOCK_MONOTONIC_COARSE in ns: the clock of `bpf_ktime_get_coarse_ns`.
 pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

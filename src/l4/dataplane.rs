@@ -58,6 +58,8 @@ pub enum Program {
     Decap,
     /// Passes everything: for the receiving peer of a veth in benchmarks.
     Pass,
+    /// Drops IP, passes ARP: a backend stand-in in benchmarks.
+    Sink,
 }
 
 impl Program {
@@ -66,6 +68,7 @@ impl Program {
             Program::Balancer => "balancer",
             Program::Decap => "decap",
             Program::Pass => "xdp_pass",
+            Program::Sink => "xdp_sink",
         }
     }
 }
@@ -79,7 +82,7 @@ pub enum Mode {
 }
 
 /// Map names in the object, pinned under the same names.
-pub const MAPS: [&str; 9] = [
+pub const MAPS: [&str; 10] = [
     "vips",
     "rings",
     "backends",
@@ -89,6 +92,7 @@ pub const MAPS: [&str; 9] = [
     "stats",
     "vip_stats",
     "backend_stats",
+    "nexthops",
 ];
 
 /// File descriptors of the balancer's maps.
@@ -102,6 +106,7 @@ pub struct Maps {
     pub stats: OwnedFd,
     pub vip_stats: OwnedFd,
     pub backend_stats: OwnedFd,
+    pub nexthops: OwnedFd,
     /// Slots in a per-CPU value.
     pub cpus: usize,
 }
@@ -117,6 +122,7 @@ impl Maps {
             stats: get("stats")?,
             vip_stats: get("vip_stats")?,
             backend_stats: get("backend_stats")?,
+            nexthops: get("nexthops")?,
             cpus: sys::possible_cpus()?,
         })
     }
@@ -160,7 +166,12 @@ pub fn load(conn_table: Option<u32>) -> Result<aya::Ebpf, DataplaneError> {
     let mut ebpf = loader
         .load(object()?)
         .map_err(|e| DataplaneError::Load(format!("{e:#}")))?;
-    for p in [Program::Balancer, Program::Decap, Program::Pass] {
+    for p in [
+        Program::Balancer,
+        Program::Decap,
+        Program::Pass,
+        Program::Sink,
+    ] {
         xdp(&mut ebpf, p)?
             .load()
             .map_err(|e| DataplaneError::Load(format!("verifying {}: {}", p.name(), chain(&e))))?;
