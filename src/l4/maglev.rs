@@ -258,16 +258,18 @@ fn keep_previous(
         .filter(|(_, x)| x.weight > 0)
         .map(|(i, x)| (x.key, i))
         .collect();
+    // Previous owner → member, resolved once per key rather than per slot.
+    let owner: Vec<Option<usize>> = prev.keys.iter().map(|k| index.get(k).copied()).collect();
     let mut owned: Vec<Vec<u32>> = vec![Vec::new(); members.len()];
     for (slot, &o) in prev.table.iter().enumerate() {
-        if let Some(&i) = prev.keys.get(o as usize).and_then(|k| index.get(k)) {
+        if let Some(&Some(i)) = owner.get(o as usize) {
             owned[i].push(slot as u32);
         }
     }
     for (i, mut slots) in owned.into_iter().enumerate() {
         if slots.len() as u64 > quota[i] {
             let key = members[i].key;
-            slots.sort_by_key(|&s| hash_slot(key, s));
+            slots.sort_by_cached_key(|&s| hash_slot(key, s));
             slots.truncate(quota[i] as usize);
         }
         have[i] = slots.len() as u64;
