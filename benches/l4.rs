@@ -151,9 +151,9 @@ fn bench_dataplane(c: &mut Criterion) {
 }
 
 fn balancer_conns(ebpf: &aya::Ebpf) -> std::os::fd::BorrowedFd<'_> {
-    match ebpf.map("conns").unwrap() {
+    match ebpf.map("conns4").unwrap() {
         aya::maps::Map::LruHashMap(d) => std::os::fd::AsFd::as_fd(d.fd()),
-        _ => unreachable!("conns is an LRU hash"),
+        _ => unreachable!("conns4 is an LRU hash"),
     }
 }
 

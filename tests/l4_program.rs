@@ -73,7 +73,7 @@ impl Rig {
 
     /// The backend the table gives a new flow, from the Rust mirror of the
     /// program's hash.
-    fn predict(&self, vip: &Vip, key: &[u8; 40]) -> IpAddr {
+    fn predict(&self, vip: &Vip, key: &[u8]) -> IpAddr {
         let table = self.balancer.live_table(vip).unwrap();
         let index = table[abi::flow_hash(key) as usize % table.len()];
         let spec = self

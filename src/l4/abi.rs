@@ -105,9 +105,19 @@ pub fn config(src4: [u8; 4], src6: [u8; 16], smac: [u8; 6], flood_limit: u64) ->
     c
 }
 
-/// `struct flow_key` (40 bytes) of a packet from `src:sport` to `dst:dport`.
-pub fn flow_key(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, proto: u8) -> [u8; 40] {
-    let mut k = [0u8; 40];
+/// The connection-table key of a packet from `src:sport` to `dst:dport`:
+/// `struct flow_key4` (16 bytes) for IPv4, `struct flow_key` (40) for IPv6.
+pub fn flow_key(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, proto: u8) -> Vec<u8> {
+    if let (IpAddr::V4(s), IpAddr::V4(d)) = (src, dst) {
+        let mut k = vec![0u8; 16];
+        k[..4].copy_from_slice(&s.octets());
+        k[4..8].copy_from_slice(&d.octets());
+        k[8..10].copy_from_slice(&sport.to_be_bytes());
+        k[10..12].copy_from_slice(&dport.to_be_bytes());
+        k[12] = proto;
+        return k;
+    }
+    let mut k = vec![0u8; 40];
     k[..16].copy_from_slice(&addr16(src));
     k[16..32].copy_from_slice(&addr16(dst));
     k[32..34].copy_from_slice(&sport.to_be_bytes());
@@ -126,9 +136,10 @@ pub fn parse_flow_val(v: &[u8]) -> (u32, u32, u64) {
     )
 }
 
-/// The program's flow hash: MurmurHash3 x86_32 over the key's ten little-
-/// endian words (the BPF target is little-endian on x86) with seed "bolt". Slot of a new flow = hash % ring size.
-pub fn flow_hash(key: &[u8; 40]) -> u32 {
+/// The program's flow hash: MurmurHash3 x86_32 over the key's little-endian
+/// words (the BPF target is little-endian on x86) with seed "bolt". The
+/// slot of a new flow is 1 + hash % ring size.
+pub fn flow_hash(key: &[u8]) -> u32 {
     murmur3_words(key, 0x626f_6c74)
 }
 
@@ -184,6 +195,15 @@ mod tests {
             80,
             17,
         );
-        assert_eq!(&f[32..38], &[3, 0xe8, 0, 80, 17, 4]);
+        assert_eq!(f, [10, 0, 0, 2, 10, 0, 0, 1, 3, 0xe8, 0, 80, 17, 0, 0, 0]);
+        let f6 = flow_key(
+            "2001:db8::2".parse().unwrap(),
+            1000,
+            "2001:db8::1".parse().unwrap(),
+            80,
+            17,
+        );
+        assert_eq!(f6.len(), 40);
+        assert_eq!(&f6[32..38], &[3, 0xe8, 0, 80, 17, 6]);
     }
 }

@@ -492,13 +492,15 @@ impl Balancer {
     pub fn active_flows(&self, idle_ns: u64) -> io::Result<(HashMap<u32, u64>, HashMap<u32, u64>)> {
         let now = monotonic_ns();
         let (mut per_tag, mut per_backend) = (HashMap::new(), HashMap::new());
-        sys::for_each_batched(self.maps.conns.as_fd(), 40, 16, 4096, |_, val| {
-            let (b, tag, atime) = abi::parse_flow_val(val);
-            if now.saturating_sub(atime) <= idle_ns {
-                *per_tag.entry(tag).or_insert(0) += 1;
-                *per_backend.entry(b).or_insert(0) += 1;
-            }
-        })?;
+        for (map, key_size) in [(&self.maps.conns4, 16), (&self.maps.conns, 40)] {
+            sys::for_each_batched(map.as_fd(), key_size, 16, 4096, |_, val| {
+                let (b, tag, atime) = abi::parse_flow_val(val);
+                if now.saturating_sub(atime) <= idle_ns {
+                    *per_tag.entry(tag).or_insert(0) += 1;
+                    *per_backend.entry(b).or_insert(0) += 1;
+                }
+            })?;
+        }
         Ok((per_tag, per_backend))
     }
 

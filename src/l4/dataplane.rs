@@ -82,11 +82,12 @@ pub enum Mode {
 }
 
 /// Map names in the object, pinned under the same names.
-pub const MAPS: [&str; 10] = [
+pub const MAPS: [&str; 11] = [
     "vips",
     "rings",
     "backends",
     "conns",
+    "conns4",
     "config",
     "flood",
     "stats",
@@ -102,6 +103,7 @@ pub struct Maps {
     pub rings: OwnedFd,
     pub backends: OwnedFd,
     pub conns: OwnedFd,
+    pub conns4: OwnedFd,
     pub config: OwnedFd,
     pub stats: OwnedFd,
     pub vip_stats: OwnedFd,
@@ -118,6 +120,7 @@ impl Maps {
             rings: get("rings")?,
             backends: get("backends")?,
             conns: get("conns")?,
+            conns4: get("conns4")?,
             config: get("config")?,
             stats: get("stats")?,
             vip_stats: get("vip_stats")?,
@@ -162,6 +165,7 @@ pub fn load(conn_table: Option<u32>) -> Result<aya::Ebpf, DataplaneError> {
     let mut loader = aya::EbpfLoader::new();
     if let Some(n) = conn_table {
         loader.map_max_entries("conns", n);
+        loader.map_max_entries("conns4", n);
     }
     let mut ebpf = loader
         .load(object()?)
