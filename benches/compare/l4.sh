@@ -13,7 +13,9 @@
 #
 # Env: PACKETS per run (3000000), ROUNDS (3, medians), MODE (XDP mode of the
 # balancer: native|generic, default native), SKIP_CRITERION=1, DEBUG=1 (print
-# the balancer's event counters after each of its runs).
+# the balancer's event counters after each of its runs), CONN_TABLE (boltz
+# l4 --conn-table, 262144), SETUPS (default "boltz nftables forward"), PERF=DIR
+# (a CPU-1 perf profile per setup).
 #
 # Topology: g (generator) --veth-- l:eth0 [balancer] l:eth1 --bridge
 # (namespace s)-- b1 b2 b3. A two-armed balancer: packets arrive on eth0
@@ -162,7 +164,7 @@ setup() {
     boltz)
         # Not through x(): $! must be the daemon itself (ip and taskset exec it).
         ip netns exec "${P}l" taskset -c 0 "$BOLTZ" l4 --iface eth0 --mode "$MODE" --api "unix:$WORK/l4.sock" \
-            --bpffs "$WORK/bpf/lb" --src-v4 "$LB" --state "$WORK/l4.json" --flood-limit 0 \
+            --bpffs "$WORK/bpf/lb" --src-v4 "$LB" --state "$WORK/l4.json" --flood-limit 0 --conn-table "${CONN_TABLE:-262144}" \
             >"$WORK/daemon.log" 2>&1 &
         DAEMON=$!
         for _ in $(seq 50); do [ -S "$WORK/l4.sock" ] && break; sleep 0.1; done
