@@ -7,6 +7,8 @@
 //! removed at the end, also when an assertion fails. Needs root, `ip` and an
 //! XDP build; elsewhere the test says why it skips.
 
+mod common;
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -196,21 +198,9 @@ impl World {
     }
 
     fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
-        let mut s = UnixStream::connect(self.sock()).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: l4\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        let status = resp[9..12].parse().unwrap();
-        let body = resp
-            .split_once("\r\n\r\n")
-            .map_or("", |(_, b)| b)
-            .to_string();
-        (status, body)
+        let s = UnixStream::connect(self.sock()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        common::http_over(s, "l4", method, path, Some(body), None)
     }
 
     fn put(&self, vip: &str, body: &str) {
@@ -308,6 +298,14 @@ fn predicted(vip: &str, body: &str, src: SocketAddr, dport: u16, proto: u8) -> u
     b'1' + table[abi::flow_hash(&key) as usize % table.len()] as u8
 }
 
+/// One request/answer on a TCP connection: the backend number.
+fn tcp_ask(c: &mut TcpStream) -> std::io::Result<u8> {
+    c.write_all(b"?")?;
+    let mut b = [0u8; 1];
+    c.read_exact(&mut b)?;
+    Ok(b[0])
+}
+
 /// One UDP request/answer from a fresh source port; None when lost.
 fn udp_ask(sock: &UdpSocket) -> Option<u8> {
     let mut buf = [0u8; 64];
@@ -391,9 +389,7 @@ fn balancer_in_namespaces() {
     .into_iter()
     .map(|mut c| {
         c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        c.write_all(b"?").unwrap();
-        let mut b = [0u8; 1];
-        c.read_exact(&mut b).unwrap();
+        let got = tcp_ask(&mut c).expect("a TCP answer");
         let want = predicted(
             &tcp_vip,
             &v1,
@@ -401,13 +397,8 @@ fn balancer_in_namespaces() {
             6000,
             abi::IPPROTO_TCP,
         );
-        assert_eq!(
-            b[0],
-            want,
-            "TCP connection from {}",
-            c.local_addr().unwrap()
-        );
-        (c, b[0])
+        assert_eq!(got, want, "TCP connection from {}", c.local_addr().unwrap());
+        (c, got)
     })
     .collect();
 
@@ -418,21 +409,12 @@ fn balancer_in_namespaces() {
         &spec_body(2, [5, 1, 1]).replace(r#""weight":1}]"#, r#""weight":1,"state":"drain"}]"#),
     );
     for (c, was) in &mut conns {
-        c.write_all(b"?").unwrap();
-        let mut b = [0u8; 1];
-        c.read_exact(&mut b)
-            .expect("an established connection survives the reweight");
-        assert_eq!(b[0], *was);
+        let got = tcp_ask(c).expect("an established connection survives the reweight");
+        assert_eq!(got, *was);
     }
     let fresh: Vec<u8> = in_ns(&client_ns, || {
         (0..60)
-            .map(|_| {
-                let mut c = TcpStream::connect((VIP, 6000)).unwrap();
-                c.write_all(b"?").unwrap();
-                let mut b = [0u8; 1];
-                c.read_exact(&mut b).unwrap();
-                b[0]
-            })
+            .map(|_| tcp_ask(&mut TcpStream::connect((VIP, 6000)).unwrap()).unwrap())
             .collect()
     });
     assert!(

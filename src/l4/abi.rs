@@ -77,12 +77,6 @@ pub fn vip_meta(id: u32, tag: u32, flags: u32) -> [u8; 16] {
     v
 }
 
-/// Decodes `struct vip_meta` into (id, tag, flags).
-pub fn parse_vip_meta(v: &[u8]) -> (u32, u32, u32) {
-    let u = |i: usize| u32::from_ne_bytes(v[i..i + 4].try_into().expect("4 bytes"));
-    (u(0), u(4), u(8))
-}
-
 /// `struct backend` (24 bytes).
 pub fn backend(addr: IpAddr, mac: Option<[u8; 6]>, flags: u8) -> [u8; 24] {
     let mut b = [0u8; 24];

@@ -264,12 +264,7 @@ pub fn load_document(s: &L4State) -> Value {
         Some((t0, p)) => (t1.duration_since(*t0).as_secs_f64().max(1e-3), Some(p)),
         None => (1.0, None),
     };
-    let specs: BTreeMap<Vip, Option<f64>> = s
-        .balancer
-        .services()
-        .into_iter()
-        .map(|v| (v.vip, v.spec.capacity_pps))
-        .collect();
+    let specs = s.balancer.capacities();
     let mut vips = Map::new();
     let (mut pps, mut bps, mut nfs, mut active, mut worst) = (0.0, 0.0, 0.0, 0u64, None::<f64>);
     for (vip, c) in &cur.vips {

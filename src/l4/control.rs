@@ -435,6 +435,16 @@ impl Balancer {
             .collect()
     }
 
+    /// Each service's `capacity_pps` (cheap: no table walk, unlike
+    /// [`Self::services`]).
+    pub fn capacities(&self) -> BTreeMap<Vip, Option<f64>> {
+        let st = self.state.lock().expect("l4 state");
+        st.services
+            .iter()
+            .map(|(v, s)| (*v, s.spec.capacity_pps))
+            .collect()
+    }
+
     /// Sums of the per-CPU counters: global, per VIP, per backend.
     pub fn counters(&self) -> io::Result<Counters> {
         let st = self.state.lock().expect("l4 state");

@@ -155,7 +155,10 @@ impl ServiceSpec {
     }
 
     fn keys(&self) -> Vec<Vec<u8>> {
-        self.backends.iter().map(backend_key).collect()
+        self.backends
+            .iter()
+            .map(|b| address_key(b.address))
+            .collect()
     }
 
     fn members<'a>(&self, keys: &'a [Vec<u8>]) -> Vec<maglev::Member<'a>> {
@@ -183,11 +186,6 @@ impl ServiceSpec {
 
 /// A backend's identity in the Maglev permutation: its address bytes, so
 /// its slots do not depend on its position in the list.
-pub fn backend_key(b: &BackendSpec) -> Vec<u8> {
-    address_key(b.address)
-}
-
-/// The Maglev identity of a backend address.
 pub fn address_key(a: IpAddr) -> Vec<u8> {
     match a {
         IpAddr::V4(a) => a.octets().to_vec(),
