@@ -27,7 +27,9 @@ fn main() {
         env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_else(|_| "x86_64".into())
     );
     let status = Command::new(&clang)
-        .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror", "-c"])
+        .args([
+            "-O2", "-g", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror", "-c",
+        ])
         .arg("-I")
         .arg(&arch_include)
         .arg("src/l4/bpf/balancer.c")

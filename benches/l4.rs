@@ -11,6 +11,7 @@
 
 use std::hint::black_box;
 use std::net::IpAddr;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use boltz::l4::abi;
@@ -126,7 +127,8 @@ fn bench_dataplane(c: &mut Criterion) {
     g.bench_function("known_flow_encap", |b| {
         b.iter_custom(|n| one_at_a_time(&known, n))
     });
-    // New flows: the connection-table entry is deleted before each run.
+    // New flows: the flow's connection-table set is emptied before each run.
+    let maps = Maps::of(&ebpf).unwrap();
     let pkts: Vec<Vec<u8>> = (0..4096u16).map(|p| frame(10_000 + p, vip_addr)).collect();
     g.bench_function("new_flow_encap", |b| {
         let mut i = 0usize;
@@ -140,7 +142,14 @@ fn bench_dataplane(c: &mut Criterion) {
                     53,
                     abi::IPPROTO_UDP,
                 );
-                let _ = sys::delete(balancer_conns(&ebpf), &key);
+                let set = abi::flow_set_index(&key, maps.flow_sets);
+                sys::update(
+                    maps.flows.as_fd(),
+                    &set.to_ne_bytes(),
+                    &[0; 64],
+                    sys::BPF_ANY,
+                )
+                .unwrap();
                 total += u64::from(sys::test_run(prog, &pkts[i % 4096], 1).unwrap().duration_ns);
                 i += 1;
             }
@@ -148,13 +157,6 @@ fn bench_dataplane(c: &mut Criterion) {
         })
     });
     g.finish();
-}
-
-fn balancer_conns(ebpf: &aya::Ebpf) -> std::os::fd::BorrowedFd<'_> {
-    match ebpf.map("conns4").unwrap() {
-        aya::maps::Map::LruHashMap(d) => std::os::fd::AsFd::as_fd(d.fd()),
-        _ => unreachable!("conns4 is an LRU hash"),
-    }
 }
 
 criterion_group!(benches, bench_maglev, bench_dataplane);

@@ -49,7 +49,12 @@ struct Rig {
 }
 
 fn rig(flood_limit: u64) -> Rig {
-    let ebpf = dataplane::load(Some(4096)).expect("load XDP object");
+    rig_sized(flood_limit, 4096)
+}
+
+/// A rig whose connection table has room for `conn_table` flows.
+fn rig_sized(flood_limit: u64, conn_table: u32) -> Rig {
+    let ebpf = dataplane::load(Some(conn_table)).expect("load XDP object");
     let maps = Maps::of(&ebpf).expect("maps");
     let balancer = Balancer::new(maps, None).expect("balancer");
     balancer
@@ -370,6 +375,104 @@ fn known_flows_keep_their_backend_across_a_reweight_and_a_drain() {
     }
     let c = r.balancer.counters().unwrap();
     assert!(c.global["lru_hit"] >= 200);
+}
+
+#[test]
+fn a_full_set_evicts_its_least_recently_used_flow() {
+    require_xdp!();
+    // 8 slots: the whole table is one set.
+    let r = rig_sized(0, 8);
+    let vip = r.put("udp:10.0.0.100:53", BACKENDS4);
+    let (c, v) = (ip("192.0.2.60"), ip("10.0.0.100"));
+    let send = |sport: u16| {
+        let out = r.run(
+            Program::Balancer,
+            &packet(c, sport, v, 53, abi::IPPROTO_UDP, b"q"),
+        );
+        assert_eq!(out.action, XDP_TX);
+        IpAddr::from(<[u8; 4]>::try_from(&out.packet[30..34]).unwrap())
+    };
+    let key = |sport: u16| abi::flow_key(c, sport, v, 53, abi::IPPROTO_UDP);
+    // The oldest flow is one that the table would not send to 10.1.0.1.
+    let oldest = (5000..6000)
+        .find(|p| r.predict(&vip, &key(*p)) != ip("10.1.0.1"))
+        .unwrap();
+    let others: Vec<u16> = (oldest + 1..oldest + 8).collect();
+    let first = send(oldest);
+    let before: Vec<IpAddr> = others.iter().map(|p| send(*p)).collect();
+    let (per_vip, _) = r.balancer.active_flows(60_000_000_000).unwrap();
+    assert_eq!(per_vip.values().sum::<u64>(), 8, "the set is full");
+
+    // One stamp later the seven others are used again, then a new flow
+    // comes: the oldest is the one to go.
+    let stamp = abi::flow_stamp(boltz::l4::control::monotonic_ns());
+    while abi::flow_stamp(boltz::l4::control::monotonic_ns()) == stamp {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for p in &others {
+        send(*p);
+    }
+    send(oldest + 100);
+    let c0 = r.balancer.counters().unwrap();
+
+    // Drain all but 10.1.0.1: flows in the table stay, others go there.
+    r.put(
+        "udp:10.0.0.100:53",
+        r#"{"version":2,"backends":[
+            {"address":"10.1.0.1","mac":"02:00:00:00:01:01"},
+            {"address":"10.1.0.2","mac":"02:00:00:00:01:02","state":"drain"},
+            {"address":"10.1.0.3","mac":"02:00:00:00:01:03","state":"drain"}]}"#,
+    );
+    let after: Vec<IpAddr> = others.iter().map(|p| send(*p)).collect();
+    assert_eq!(before, after, "recently used flows keep their backend");
+    assert_ne!(first, ip("10.1.0.1"));
+    assert_eq!(
+        send(oldest),
+        ip("10.1.0.1"),
+        "the least recently used flow was evicted"
+    );
+    let c1 = r.balancer.counters().unwrap();
+    assert_eq!(c1.global["lru_hit"] - c0.global["lru_hit"], 7);
+    assert_eq!(c1.global["lru_miss"] - c0.global["lru_miss"], 1);
+}
+
+#[test]
+fn retired_backends_and_removed_vips_leave_no_entries() {
+    require_xdp!();
+    let r = rig(0);
+    let vip = r.put("udp:10.0.0.100:53", BACKENDS4);
+    let (c, v) = (ip("192.0.2.70"), ip("10.0.0.100"));
+    for sport in 7000..7300 {
+        let out = r.run(
+            Program::Balancer,
+            &packet(c, sport, v, 53, abi::IPPROTO_UDP, b"q"),
+        );
+        assert_eq!(out.action, XDP_TX);
+    }
+    let gone = r.balancer.backend_index(ip("10.1.0.1")).unwrap();
+    let (per_vip, per_backend) = r.balancer.active_flows(60_000_000_000).unwrap();
+    assert_eq!(per_vip.values().sum::<u64>(), 300);
+    assert!(per_backend[&gone] > 50);
+    r.put(
+        "udp:10.0.0.100:53",
+        r#"{"version":2,"backends":[
+            {"address":"10.1.0.2","mac":"02:00:00:00:01:02"},
+            {"address":"10.1.0.3","mac":"02:00:00:00:01:03"}]}"#,
+    );
+    let (per_vip, per_backend) = r.balancer.active_flows(60_000_000_000).unwrap();
+    assert!(!per_backend.contains_key(&gone), "swept: {per_backend:?}");
+    let left = per_vip.values().sum::<u64>();
+    assert_eq!(left, per_backend.values().sum::<u64>());
+    assert!(
+        left < 250,
+        "only the other backends' flows are left: {left}"
+    );
+    assert!(r.balancer.remove(&vip).unwrap());
+    let (per_vip, _) = r.balancer.active_flows(60_000_000_000).unwrap();
+    assert!(
+        per_vip.is_empty(),
+        "a removed VIP's flows are swept: {per_vip:?}"
+    );
 }
 
 #[test]

@@ -89,10 +89,18 @@ pub fn backend(addr: IpAddr, mac: Option<[u8; 6]>, flags: u8) -> [u8; 24] {
     b
 }
 
-/// `struct config` (40 bytes).
-pub fn config(src4: [u8; 4], src6: [u8; 16], smac: [u8; 6], flood_limit: u64) -> [u8; 40] {
+/// `struct config` (40 bytes). `flow_sets` is the connection table's
+/// number of sets (a power of two).
+pub fn config(
+    src4: [u8; 4],
+    src6: [u8; 16],
+    smac: [u8; 6],
+    flood_limit: u64,
+    flow_sets: u32,
+) -> [u8; 40] {
     let mut c = [0u8; 40];
     c[..4].copy_from_slice(&src4);
+    c[4..8].copy_from_slice(&flow_sets.saturating_sub(1).to_ne_bytes());
     c[8..24].copy_from_slice(&src6);
     c[24..30].copy_from_slice(&smac);
     c[32..40].copy_from_slice(&flood_limit.to_ne_bytes());
@@ -121,13 +129,72 @@ pub fn flow_key(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, proto: u8) -> 
     k
 }
 
-/// Decodes `struct flow_val` into (backend index, VIP tag, atime ns).
-pub fn parse_flow_val(v: &[u8]) -> (u32, u32, u64) {
-    (
-        u32::from_ne_bytes(v[..4].try_into().expect("4 bytes")),
-        u32::from_ne_bytes(v[4..8].try_into().expect("4 bytes")),
-        u64::from_ne_bytes(v[8..16].try_into().expect("8 bytes")),
-    )
+/// Slots per set of the connection table (`struct flow_set`: 64 bytes).
+pub const FLOW_WAYS: usize = 8;
+const FP_SHIFT: u32 = 37;
+const STAMP_SHIFT: u32 = 21;
+const STAMP_NS_SHIFT: u32 = 30;
+const VIP_SHIFT: u32 = 12;
+
+/// The connection table's number of sets for room for `entries` flows:
+/// a power of two, at least one.
+pub fn flow_sets(entries: u32) -> u32 {
+    (entries.max(1).next_power_of_two() / FLOW_WAYS as u32).max(1)
+}
+
+/// A connection-table stamp: coarse-clock ns in units of 2^30 ns, mod 2^16.
+pub fn flow_stamp(ns: u64) -> u16 {
+    (ns >> STAMP_NS_SHIFT) as u16
+}
+
+/// How long ago `stamp` was, in ns, at `now_ns` (mod 2^16 stamps, ~19 h).
+pub fn flow_age_ns(stamp: u16, now_ns: u64) -> u64 {
+    u64::from(flow_stamp(now_ns).wrapping_sub(stamp)) << STAMP_NS_SHIFT
+}
+
+/// One used slot of the connection table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowSlot {
+    /// 27 bits of the flow's second hash (seeded with its VIP's tag).
+    pub fingerprint: u32,
+    pub stamp: u16,
+    pub vip: u32,
+    pub backend: u32,
+}
+
+impl FlowSlot {
+    /// Decodes a slot; `None` for an empty one.
+    pub fn parse(v: u64) -> Option<FlowSlot> {
+        (v != 0).then_some(FlowSlot {
+            fingerprint: (v >> FP_SHIFT) as u32,
+            stamp: (v >> STAMP_SHIFT) as u16,
+            vip: ((v >> VIP_SHIFT) & 0x1ff) as u32,
+            backend: (v & 0xfff) as u32,
+        })
+    }
+
+    /// The slot the program writes for a flow with flow key `key` of the
+    /// VIP (`vip` id, `tag`) sent to `backend`, at stamp `stamp`.
+    pub fn of(key: &[u8], vip: u32, tag: u32, backend: u32, stamp: u16) -> FlowSlot {
+        FlowSlot {
+            fingerprint: (murmur3_words(key, tag) >> 5) | 1,
+            stamp,
+            vip,
+            backend,
+        }
+    }
+
+    pub fn encode(&self) -> u64 {
+        (u64::from(self.fingerprint) << FP_SHIFT)
+            | (u64::from(self.stamp) << STAMP_SHIFT)
+            | (u64::from(self.vip) << VIP_SHIFT)
+            | u64::from(self.backend)
+    }
+}
+
+/// The set of the connection table that holds the flow with key `key`.
+pub fn flow_set_index(key: &[u8], sets: u32) -> u32 {
+    flow_hash(key) & (sets - 1)
 }
 
 /// The program's flow hash: MurmurHash3 x86_32 over the key's little-endian
@@ -199,5 +266,28 @@ mod tests {
         );
         assert_eq!(f6.len(), 40);
         assert_eq!(&f6[32..38], &[3, 0xe8, 0, 80, 17, 6]);
+        let c = config([10, 0, 0, 1], [0; 16], [0; 6], 0, flow_sets(262_144));
+        assert_eq!(u32::from_ne_bytes(c[4..8].try_into().unwrap()), 32_767);
+    }
+
+    #[test]
+    fn flow_slots() {
+        assert_eq!(flow_sets(262_144), 32_768);
+        assert_eq!(flow_sets(200_000), 32_768);
+        assert_eq!(flow_sets(1), 1);
+        let s = FlowSlot::of(&[1, 2, 3, 4], 511, 7, 4095, 0xffff);
+        assert_eq!(s.fingerprint & 1, 1);
+        assert!(s.fingerprint < 1 << 27);
+        assert_eq!(FlowSlot::parse(s.encode()), Some(s));
+        assert_eq!(FlowSlot::parse(0), None);
+        let t = FlowSlot::of(&[1, 2, 3, 4], 511, 8, 4095, 0xffff);
+        assert_ne!(
+            s.fingerprint, t.fingerprint,
+            "the VIP's tag seeds the fingerprint"
+        );
+        // Ages wrap with the 16-bit stamp.
+        let now = 5u64 << 30;
+        assert_eq!(flow_age_ns(flow_stamp(now), now), 0);
+        assert_eq!(flow_age_ns(0xffff, now), 6 << 30);
     }
 }

@@ -218,10 +218,10 @@ pub async fn sample(balancer: Arc<Balancer>, rates: Arc<Mutex<Rates>>, every: Du
             continue;
         };
         let mut r = rates.lock().expect("rates");
-        if let Some((per_tag, per_backend)) = f {
-            r.active_vip = per_tag
+        if let Some((per_vip, per_backend)) = f {
+            r.active_vip = per_vip
                 .iter()
-                .filter_map(|(t, n)| c.tags.get(t).map(|v| (v.to_string(), *n)))
+                .filter_map(|(i, n)| c.vip_ids.get(i).map(|v| (v.to_string(), *n)))
                 .collect();
             r.active_backend = per_backend
                 .iter()

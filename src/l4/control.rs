@@ -11,6 +11,7 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -230,7 +231,7 @@ impl Balancer {
         smac: [u8; 6],
         flood_limit: u64,
     ) -> io::Result<()> {
-        let cfg = abi::config(src4, src6, smac, flood_limit);
+        let cfg = abi::config(src4, src6, smac, flood_limit, self.maps.flow_sets);
         sys::update(
             self.maps.config.as_fd(),
             &0u32.to_ne_bytes(),
@@ -371,10 +372,12 @@ impl Balancer {
     }
 
     /// Marks backend index `i` unused: connection-table entries naming it
-    /// stop matching, so their flows are balanced again.
+    /// stop matching at once (their flows are balanced again) and are
+    /// swept, so a backend that gets the index later inherits no flows.
     fn retire_backend(&self, i: u32) -> io::Result<()> {
         let key = i.to_ne_bytes();
         sys::update(self.maps.backends.as_fd(), &key, &[0u8; 24], sys::BPF_ANY)?;
+        self.sweep_flows(|s| s.backend == i)?;
         // Forget its cached next hop on every CPU (32-byte values).
         let zeros = vec![0u8; 32 * self.maps.cpus];
         sys::update(self.maps.nexthops.as_fd(), &key, &zeros, sys::BPF_ANY)
@@ -395,6 +398,9 @@ impl Balancer {
                 self.retire_backend(i)?;
             }
         }
+        // Its flows no longer match (the fingerprint is seeded with the
+        // tag); sweeping them frees their slots.
+        self.sweep_flows(|s| s.vip == old.id)?;
         st.free_vips.push_back(old.id);
         self.persist(&st)?;
         *guard = st;
@@ -462,7 +468,7 @@ impl Balancer {
             let c = self.percpu_sum(&self.maps.backend_stats, slot.index, 3)?;
             backends.insert(slot.id.address, [c[0], c[1], c[2]]);
         }
-        let tags = st.services.iter().map(|(v, s)| (s.tag, *v)).collect();
+        let vip_ids = st.services.iter().map(|(v, s)| (s.id, *v)).collect();
         let index = st
             .backends
             .iter()
@@ -472,7 +478,7 @@ impl Balancer {
             global,
             vips,
             backends,
-            tags,
+            vip_ids,
             index,
         })
     }
@@ -496,22 +502,41 @@ impl Balancer {
         Ok(sum)
     }
 
-    /// Connection-table entries used within `idle_ns`, per VIP and per
-    /// backend. Walks the whole table (4096 entries per syscall): call it
-    /// from a sampler, not per request.
+    /// Connection-table entries used within `idle_ns`, per VIP id and per
+    /// backend index. Reads the whole table through mmap (2 MiB at the
+    /// default size): call it from a sampler, not per request.
     pub fn active_flows(&self, idle_ns: u64) -> io::Result<(HashMap<u32, u64>, HashMap<u32, u64>)> {
         let now = monotonic_ns();
-        let (mut per_tag, mut per_backend) = (HashMap::new(), HashMap::new());
-        for (map, key_size) in [(&self.maps.conns4, 16), (&self.maps.conns, 40)] {
-            sys::for_each_batched(map.as_fd(), key_size, 16, 4096, |_, val| {
-                let (b, tag, atime) = abi::parse_flow_val(val);
-                if now.saturating_sub(atime) <= idle_ns {
-                    *per_tag.entry(tag).or_insert(0) += 1;
-                    *per_backend.entry(b).or_insert(0) += 1;
-                }
-            })?;
+        let (mut per_vip, mut per_backend) = (HashMap::new(), HashMap::new());
+        let table = self.flow_table(false)?;
+        for w in table.words() {
+            let Some(slot) = abi::FlowSlot::parse(w.load(Ordering::Relaxed)) else {
+                continue;
+            };
+            if abi::flow_age_ns(slot.stamp, now) <= idle_ns {
+                *per_vip.entry(slot.vip).or_insert(0) += 1;
+                *per_backend.entry(slot.backend).or_insert(0) += 1;
+            }
         }
-        Ok((per_tag, per_backend))
+        Ok((per_vip, per_backend))
+    }
+
+    fn flow_table(&self, writable: bool) -> io::Result<sys::Mapped> {
+        let len = self.maps.flow_sets as usize * abi::FLOW_WAYS * 8;
+        sys::Mapped::new(self.maps.flows.as_fd(), len, writable)
+    }
+
+    /// Empties the connection-table slots `stale` picks, each by a
+    /// compare-and-swap, so a slot the program rewrote meanwhile stays.
+    fn sweep_flows(&self, stale: impl Fn(&abi::FlowSlot) -> bool) -> io::Result<()> {
+        let table = self.flow_table(true)?;
+        for w in table.words() {
+            let v = w.load(Ordering::Relaxed);
+            if abi::FlowSlot::parse(v).is_some_and(|s| stale(&s)) {
+                let _ = w.compare_exchange(v, 0, Ordering::Relaxed, Ordering::Relaxed);
+            }
+        }
+        Ok(())
     }
 
     /// Addresses of backends reached through the FIB (no MAC given).
@@ -546,8 +571,8 @@ pub struct Counters {
     /// packets, bytes, new flows
     pub vips: BTreeMap<Vip, [u64; 3]>,
     pub backends: BTreeMap<IpAddr, [u64; 3]>,
-    /// VIP tag → VIP, backend index → address (to name active flows).
-    pub tags: HashMap<u32, Vip>,
+    /// VIP id → VIP, backend index → address (to name active flows).
+    pub vip_ids: HashMap<u32, Vip>,
     pub index: HashMap<u32, IpAddr>,
 }
 

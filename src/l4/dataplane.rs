@@ -82,12 +82,11 @@ pub enum Mode {
 }
 
 /// Map names in the object, pinned under the same names.
-pub const MAPS: [&str; 11] = [
+pub const MAPS: [&str; 10] = [
     "vips",
     "rings",
     "backends",
-    "conns",
-    "conns4",
+    "flows",
     "config",
     "flood",
     "stats",
@@ -102,8 +101,9 @@ pub struct Maps {
     pub vips: OwnedFd,
     pub rings: OwnedFd,
     pub backends: OwnedFd,
-    pub conns: OwnedFd,
-    pub conns4: OwnedFd,
+    /// The connection table: `flow_sets` sets of `abi::FLOW_WAYS` slots.
+    pub flows: OwnedFd,
+    pub flow_sets: u32,
     pub config: OwnedFd,
     pub stats: OwnedFd,
     pub vip_stats: OwnedFd,
@@ -115,12 +115,13 @@ pub struct Maps {
 
 impl Maps {
     fn from_fn(mut get: impl FnMut(&str) -> io::Result<OwnedFd>) -> io::Result<Maps> {
+        let flows = get("flows")?;
         Ok(Maps {
             vips: get("vips")?,
             rings: get("rings")?,
             backends: get("backends")?,
-            conns: get("conns")?,
-            conns4: get("conns4")?,
+            flow_sets: sys::map_max_entries(flows.as_fd())?,
+            flows,
             config: get("config")?,
             stats: get("stats")?,
             vip_stats: get("vip_stats")?,
@@ -149,23 +150,19 @@ impl Maps {
 fn map_fd(map: &aya::maps::Map) -> io::Result<BorrowedFd<'_>> {
     use aya::maps::Map;
     let data = match map {
-        Map::Array(d)
-        | Map::ArrayOfMaps(d)
-        | Map::HashMap(d)
-        | Map::LruHashMap(d)
-        | Map::PerCpuArray(d) => d,
+        Map::Array(d) | Map::ArrayOfMaps(d) | Map::HashMap(d) | Map::PerCpuArray(d) => d,
         _ => return Err(io::Error::other("unexpected map type in the object")),
     };
     Ok(data.fd().as_fd())
 }
 
 /// Loads the object and both programs (verified, not attached).
-/// `conn_table` sets the connection table's size.
+/// `conn_table` sets the connection table's room in flows (rounded up to a
+/// power of two).
 pub fn load(conn_table: Option<u32>) -> Result<aya::Ebpf, DataplaneError> {
     let mut loader = aya::EbpfLoader::new();
     if let Some(n) = conn_table {
-        loader.map_max_entries("conns", n);
-        loader.map_max_entries("conns4", n);
+        loader.map_max_entries("flows", crate::l4::abi::flow_sets(n));
     }
     let mut ebpf = loader
         .load(object()?)

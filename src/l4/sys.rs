@@ -20,6 +20,7 @@ const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 
 pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
@@ -238,32 +239,74 @@ pub fn array_read_u32(fd: BorrowedFd<'_>, n: u32) -> io::Result<Vec<u32>> {
     Ok(out)
 }
 
+/// The value area of a `BPF_F_MMAPABLE` array, mapped shared: the
+/// program sees every store at once. Unmapped on drop.
+pub struct Mapped {
+    ptr: *mut libc::c_void,
+    size: usize,
+    len: usize,
+}
+
+impl Mapped {
+    /// Maps the first `len` bytes of the array's values (the kernel
+    /// refuses a mapping longer than the array).
+    pub fn new(fd: BorrowedFd<'_>, len: usize, writable: bool) -> io::Result<Mapped> {
+        let size = len.div_ceil(4096).max(1) * 4096;
+        let prot = libc::PROT_READ | if writable { libc::PROT_WRITE } else { 0 };
+        // SAFETY: a fresh shared mapping of the map's fd; we own it until drop.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                prot,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapped { ptr, size, len })
+    }
+
+    /// The mapping as 64-bit words the program may change under us: every
+    /// read and write is one atomic access.
+    pub fn words(&self) -> &[std::sync::atomic::AtomicU64] {
+        // SAFETY: the mapping is page-aligned, `len` bytes long, lives as
+        // long as `self`, and AtomicU64 has u64's layout.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast(), self.len / 8) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `new` mapped.
+        unsafe { libc::munmap(self.ptr, self.size) };
+    }
+}
+
 /// Writes entries `0..values.len()` of an `BPF_F_MMAPABLE` u32 array
 /// through a shared mapping: one pass, no syscall per entry. Array
 /// elements sit 8 bytes apart (values are rounded up to 8), little-endian.
 pub fn array_mmap_fill_u32(fd: BorrowedFd<'_>, values: &[u32]) -> io::Result<()> {
-    let wide: Vec<u64> = values.iter().map(|&v| u64::from(v)).collect();
-    let len = std::mem::size_of_val(wide.as_slice());
-    let size = len.div_ceil(4096) * 4096;
-    // SAFETY: mapping `size` bytes of an array map whose value area is at
-    // least `len` bytes (the kernel refuses a longer mapping); we copy `len`
-    // bytes into it and unmap it before returning.
-    unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            size,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd.as_raw_fd(),
-            0,
-        );
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        std::ptr::copy_nonoverlapping(wide.as_ptr().cast::<u8>(), p.cast::<u8>(), len);
-        libc::munmap(p, size);
+    let m = Mapped::new(fd, values.len() * 8, true)?;
+    for (w, &v) in m.words().iter().zip(values) {
+        w.store(u64::from(v), std::sync::atomic::Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// `max_entries` of a map (`BPF_OBJ_GET_INFO_BY_FD`).
+pub fn map_max_entries(fd: BorrowedFd<'_>) -> io::Result<u32> {
+    // struct bpf_map_info: type, id, key_size, value_size, max_entries, ...
+    let mut info = [0u32; 20];
+    let mut a = Attr::new();
+    a.put_u32(0, fd.as_raw_fd() as u32)
+        .put_u32(4, std::mem::size_of_val(&info) as u32)
+        .put_u64(8, ptr(info.as_mut_ptr()));
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a)?;
+    Ok(info[4])
 }
 
 /// One `BPF_PROG_TEST_RUN` of an XDP program.

@@ -90,8 +90,8 @@ struct flow_key {
 	__u8 pad[2];
 };
 
-/* The connection-table key of an IPv4 flow: 16 bytes instead of 40 make
- * the hash, the compare and the table's footprint smaller. */
+/* The hashed identity of an IPv4 flow: 16 bytes instead of 40 make both
+ * hashes cheaper. */
 struct flow_key4 {
 	__u8 src[4];
 	__u8 dst[4];
@@ -101,15 +101,41 @@ struct flow_key4 {
 	__u8 pad[3];
 };
 
-struct flow_val {
-	__u32 backend;
-	__u32 vip; /* the VIP's tag */
-	__u64 atime; /* ns, bpf_ktime_get_coarse_ns */
+/* The connection table is set-associative, like a CPU cache: a flow lives
+ * in the 64-byte set its hash selects, in one of FLOW_WAYS 8-byte slots, and
+ * a new flow replaces the least recently used slot of its set. A lookup is
+ * one cache line, so one memory miss (a kernel LRU hash costs two: bucket
+ * and element) and no lock. A slot is written whole by one atomic 64-bit
+ * store or compare-and-swap, so no reader ever sees half an entry:
+ *
+ *   bits 63..37  fingerprint: 27 bits of a second hash of the flow, seeded
+ *                with the VIP's tag, low bit forced to 1 (0 = empty slot)
+ *   bits 36..21  stamp: bpf_ktime_get_coarse_ns() >> 30 (~1.07 s), mod 2^16
+ *   bits 20..12  VIP id
+ *   bits 11..0   backend index
+ *
+ * A flow matches when fingerprint and VIP id both do: with the set index
+ * that is 42 bits of the flow's identity, and a VIP recreated under a new
+ * tag never matches its predecessor's flows. Mirrored by src/l4/abi.rs. */
+#define FLOW_WAYS 8
+#define FP_SHIFT 37
+#define STAMP_SHIFT 21
+#define STAMP_MASK 0xffffULL
+#define STAMP_NS_SHIFT 30
+#define VIP_SHIFT 12
+#define VIP_MASK 0x1ffULL
+#define BACKEND_MASK 0xfffULL
+#define IDENT_MASK (~((STAMP_MASK << STAMP_SHIFT) | BACKEND_MASK))
+_Static_assert(MAX_VIPS - 1 <= VIP_MASK, "VIP ids fit the slot");
+_Static_assert(MAX_BACKENDS - 1 <= BACKEND_MASK, "backend indexes fit the slot");
+
+struct flow_set {
+	__u64 slot[FLOW_WAYS];
 };
 
 struct config {
 	__u8 src4[4];
-	__u8 pad0[4];
+	__u32 flow_mask; /* sets in the connection table - 1 (a power of two - 1) */
 	__u8 src6[16];
 	__u8 smac[6];
 	__u8 pad1[2];
@@ -173,22 +199,15 @@ struct {
 } backends SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
-	__type(key, struct flow_key4);
-	__type(value, struct flow_val);
-} conns4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
-	/* per-CPU LRU lists (as Katran): no global lock on insert; a flow
-	 * stays on one CPU by RSS, so its entry lives in that CPU's list */
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
-	__type(key, struct flow_key);
-	__type(value, struct flow_val);
-} conns SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	/* 32768 sets of 8 slots; boltz l4 --conn-table sizes it */
+	__uint(max_entries, 32768);
+	/* page-aligned values, so each set is one cache line; the control
+	 * plane reads and sweeps the table through mmap */
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct flow_set);
+} flows SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -263,9 +282,10 @@ static __always_inline __u32 rotl32(__u32 x, int r)
 	return (x << r) | (x >> (32 - r));
 }
 
-static __always_inline __u32 murmur_words(const __u32 *w, const int n)
+#define FLOW_SEED 0x626f6c74 /* "bolt" */
+static __always_inline __u32 murmur_words(const __u32 *w, const int n, __u32 seed)
 {
-	__u32 h = 0x626f6c74; /* "bolt" */
+	__u32 h = seed;
 #pragma unroll
 	for (int i = 0; i < n; i++) {
 		__u32 x = w[i] * 0xcc9e2d51;
@@ -460,7 +480,9 @@ int balancer(struct xdp_md *ctx)
 	struct flow_key4 fk4 = {};
 	struct vip_key vk = {};
 	struct vip_meta *meta;
-	struct flow_val *fv;
+	struct flow_set *set;
+	__u64 *mine = 0, found = 0, ident, stamp;
+	__u32 hash, fp, set_index;
 	struct backend *b = 0;
 	struct config *cfg;
 	__u32 zero = 0, bidx = 0, new_flow = 0;
@@ -523,21 +545,41 @@ int balancer(struct xdp_md *ctx)
 		fk4.sport = fk.sport;
 		fk4.dport = fk.dport;
 		fk4.proto = fk.proto;
-		fv = bpf_map_lookup_elem(&conns4, &fk4);
+		hash = murmur_words((const __u32 *)&fk4, 4, FLOW_SEED);
+		fp = murmur_words((const __u32 *)&fk4, 4, meta->tag);
 	} else {
-		fv = bpf_map_lookup_elem(&conns, &fk);
+		hash = murmur_words((const __u32 *)&fk, 10, FLOW_SEED);
+		fp = murmur_words((const __u32 *)&fk, 10, meta->tag);
 	}
-	if (fv && fv->vip == meta->tag) {
-		bidx = fv->backend;
+
+	/* The flow's set in the connection table, and its slot if it has one
+	 * (an entry naming a retired backend is reused for the new choice). */
+	set_index = hash & cfg->flow_mask;
+	set = bpf_map_lookup_elem(&flows, &set_index);
+	stamp = (bpf_ktime_get_coarse_ns() >> STAMP_NS_SHIFT) & STAMP_MASK;
+	ident = ((__u64)((fp >> 5) | 1) << FP_SHIFT) | ((__u64)meta->id << VIP_SHIFT);
+	if (set) {
+#pragma unroll
+		for (int i = 0; i < FLOW_WAYS; i++) {
+			__u64 v = *(volatile __u64 *)&set->slot[i];
+			if ((v & IDENT_MASK) == ident) {
+				mine = &set->slot[i];
+				found = v;
+				break;
+			}
+		}
+	}
+	if (mine) {
+		bidx = found & BACKEND_MASK;
 		b = bpf_map_lookup_elem(&backends, &bidx);
 		if (b && (b->flags & BACKEND_ACTIVE)) {
-			__u64 now = bpf_ktime_get_coarse_ns();
-
 			count(C_LRU_HIT);
-			/* At most once a second: a write per packet would dirty
-			 * the entry's cache line for nothing. */
-			if (now - fv->atime > 1000000000ULL)
-				fv->atime = now;
+			/* Refreshed at most once a stamp (~1 s): a write per packet
+			 * would dirty the set's cache line for nothing. */
+			if (((found >> STAMP_SHIFT) & STAMP_MASK) != stamp)
+				__sync_val_compare_and_swap(mine, found,
+							    (found & ~(STAMP_MASK << STAMP_SHIFT)) |
+								    (stamp << STAMP_SHIFT));
 		} else {
 			b = 0;
 		}
@@ -554,10 +596,7 @@ int balancer(struct xdp_md *ctx)
 		size = bpf_map_lookup_elem(ring, &slot);
 		if (!size || !*size)
 			return verdict(C_DROP_NO_BACKEND, XDP_DROP);
-		if (fk.family == 4)
-			slot = 1 + murmur_words((const __u32 *)&fk4, 4) % *size;
-		else
-			slot = 1 + murmur_words((const __u32 *)&fk, 10) % *size;
+		slot = 1 + hash % *size;
 		owner = bpf_map_lookup_elem(ring, &slot);
 		if (!owner)
 			return verdict(C_DROP_NO_BACKEND, XDP_DROP);
@@ -566,12 +605,34 @@ int balancer(struct xdp_md *ctx)
 		if (!b || !(b->flags & BACKEND_ACTIVE))
 			return verdict(C_DROP_NO_BACKEND, XDP_DROP);
 		new_flow = 1;
-		if (may_insert(cfg)) {
-			struct flow_val v = { .backend = bidx, .vip = meta->tag, .atime = bpf_ktime_get_coarse_ns() };
-			if (fk.family == 4)
-				bpf_map_update_elem(&conns4, &fk4, &v, BPF_ANY);
-			else
-				bpf_map_update_elem(&conns, &fk, &v, BPF_ANY);
+		if (!set) {
+			/* no table (flow_mask beyond it): balance by Maglev alone */
+		} else if (may_insert(cfg)) {
+			/* Into its own stale slot, else an empty one, else the least
+			 * recently used of the set. A lost race (another CPU wrote
+			 * the slot first) leaves this flow to insert on its next
+			 * packet, to the same backend. */
+			__u64 *victim = mine, old;
+			if (!victim) {
+				__u64 oldest = 0;
+				victim = &set->slot[0];
+#pragma unroll
+				for (int i = 0; i < FLOW_WAYS; i++) {
+					__u64 v = *(volatile __u64 *)&set->slot[i];
+					__u64 age = (stamp - (v >> STAMP_SHIFT)) & STAMP_MASK;
+					if (!v) {
+						victim = &set->slot[i];
+						break;
+					}
+					if (age > oldest) {
+						oldest = age;
+						victim = &set->slot[i];
+					}
+				}
+			}
+			old = *(volatile __u64 *)victim;
+			__sync_val_compare_and_swap(victim, old,
+						    ident | (stamp << STAMP_SHIFT) | (bidx & BACKEND_MASK));
 		} else {
 			count(C_FLOOD_SKIP);
 		}
