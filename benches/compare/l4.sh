@@ -14,7 +14,7 @@
 # Env: PACKETS per run (3000000), ROUNDS (3, medians), MODE (XDP mode of the
 # balancer: native|generic, default native), SKIP_CRITERION=1, DEBUG=1 (print
 # the balancer's event counters after each of its runs), CONN_TABLE (boltz
-# l4 --conn-table, 262144), SETUPS (default "boltz nftables forward"), PERF=DIR
+# l4 --conn-table, 1048576), SETUPS (default "boltz nftables forward"), PERF=DIR
 # (a CPU-1 perf profile per setup).
 #
 # Topology: g (generator) --veth-- l:eth0 [balancer] l:eth1 --bridge
@@ -164,7 +164,7 @@ setup() {
     boltz)
         # Not through x(): $! must be the daemon itself (ip and taskset exec it).
         ip netns exec "${P}l" taskset -c 0 "$BOLTZ" l4 --iface eth0 --mode "$MODE" --api "unix:$WORK/l4.sock" \
-            --bpffs "$WORK/bpf/lb" --src-v4 "$LB" --state "$WORK/l4.json" --flood-limit 0 --conn-table "${CONN_TABLE:-262144}" \
+            --bpffs "$WORK/bpf/lb" --src-v4 "$LB" --state "$WORK/l4.json" --flood-limit 0 --conn-table "${CONN_TABLE:-1048576}" \
             >"$WORK/daemon.log" 2>&1 &
         DAEMON=$!
         for _ in $(seq 50); do [ -S "$WORK/l4.sock" ] && break; sleep 0.1; done
@@ -244,8 +244,11 @@ for line in open(sys.argv[1]):
     s, _r, _n, c = line.rstrip("\n").split("\t")
     ns.setdefault(s, []).append(float(c))
 m = {s: statistics.median(v) for s, v in ns.items()}
+def ratio(peer, s):
+    return f"{m[peer]/m[s]:.2f}" if peer in m else "-"
 for s in ("boltz", "nftables", "forward"):
-    print(f"{s:<9} | {m[s]:>15.0f} | {1e3/m[s]:>13.2f} | {m['nftables']/m[s]:>11.2f} | {m['forward']/m[s]:>10.2f}")
+    if s in m:
+        print(f"{s:<9} | {m[s]:>15.0f} | {1e3/m[s]:>13.2f} | {ratio('nftables', s):>11} | {ratio('forward', s):>10}")
 EOF
 } | tee "$REPORT"
 
