@@ -15,6 +15,8 @@
 //!   the immutable [`control::World`] snapshot the query path reads.
 //! - [`dns`]: wire-level query handler and the UDP/TCP servers.
 //! - [`api`]: the local HTTP API (status, explain, drain, load, metrics).
+//! - [`l4`]: the XDP Maglev L4 balancer (C data path, Rust control plane).
+//! - [`l7`]: the HTTP reverse proxy (P2C + PeakEWMA, health, ejection).
 //! - [`metrics`]: counters rendered in Prometheus text format.
 //! - [`cli`]: the `boltz` subcommands.
 //! - [`util`]: small shared helpers (durations).
@@ -26,6 +28,7 @@ pub mod dns;
 pub mod geo;
 pub mod health;
 pub mod l4;
+pub mod l7;
 pub mod load;
 pub mod metrics;
 pub mod steer;

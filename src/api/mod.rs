@@ -95,6 +95,26 @@ pub fn refuse_without_token(
     }
 }
 
+/// For the data planes' local APIs: changes over the Unix socket are
+/// guarded by its file mode; over TCP they need the bearer token.
+pub fn refuse_local_change(
+    tcp: bool,
+    token: Option<&str>,
+    headers: &HeaderMap,
+    who: &str,
+) -> Option<Response> {
+    if !tcp {
+        return None;
+    }
+    refuse_without_token(
+        token,
+        headers,
+        &format!(
+            "changes over TCP need a token: start {who} with --api-token-file or BOLTZ_API_TOKEN"
+        ),
+    )
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -3,8 +3,7 @@
 //! Exiting leaves the program attached and forwarding; `boltz l4 down`
 //! detaches it. `boltz l4 decap` attaches the backend-side decapsulator.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -175,7 +174,7 @@ fn serve(a: RunArgs) -> anyhow::Result<ExitCode> {
             rates.clone(),
             Duration::from_secs(1),
         ));
-        let mut st = L4State {
+        let st = L4State {
             balancer,
             token: token.map(Arc::from),
             tcp: false,
@@ -183,39 +182,10 @@ fn serve(a: RunArgs) -> anyhow::Result<ExitCode> {
             rates,
         };
         let shutdown = async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {},
-                _ = term.recv() => {},
-            }
+            super::stop_signal().await;
             info!("stopping the API; the data path stays attached");
         };
-        if let Some(path) = a.api.strip_prefix("unix:") {
-            let path = Path::new(path);
-            let _ = std::fs::remove_file(path);
-            let listener = tokio::net::UnixListener::bind(path)
-                .with_context(|| format!("binding {}", path.display()))?;
-            std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-            println!("ready api=unix:{}", path.display());
-            axum::serve(listener, api::router(st))
-                .with_graceful_shutdown(shutdown)
-                .await?;
-        } else {
-            let addr: SocketAddr = a
-                .api
-                .parse()
-                .with_context(|| format!("--api {:?}: not unix:PATH or ADDR:PORT", a.api))?;
-            st.tcp = true;
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding {addr}"))?;
-            println!("ready api={}", listener.local_addr()?);
-            axum::serve(listener, api::router(st))
-                .with_graceful_shutdown(shutdown)
-                .await?;
-        }
+        super::serve_local_api(&a.api, |tcp| api::router(L4State { tcp, ..st }), shutdown).await?;
         anyhow::Ok(ExitCode::SUCCESS)
     })
 }

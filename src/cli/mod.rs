@@ -5,6 +5,7 @@ mod check;
 mod explain;
 mod geoip;
 mod l4;
+mod l7;
 mod serve;
 
 use std::path::PathBuf;
@@ -41,6 +42,8 @@ enum Cmd {
     Explain(explain::ExplainArgs),
     /// The XDP Maglev L4 balancer (and `l4 decap` for backends).
     L4(l4::L4Args),
+    /// The L7 HTTP reverse proxy (HTTP/1.1, h2, TLS) with its local API.
+    L7(l7::L7Args),
     /// GeoIP database tools.
     Geoip {
         #[command(subcommand)]
@@ -56,6 +59,7 @@ pub fn main() -> ExitCode {
         Cmd::Check { path, geoip } => check::run(&path, geoip.as_deref()),
         Cmd::Explain(a) => explain::run(a),
         Cmd::L4(a) => l4::run(a),
+        Cmd::L7(a) => l7::run(a),
         Cmd::Geoip { cmd } => geoip::run(cmd),
     };
     match result {
@@ -80,6 +84,51 @@ fn read_token(file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> 
         None => std::env::var("BOLTZ_API_TOKEN").ok(),
     };
     Ok(token.filter(|t| !t.is_empty()))
+}
+
+/// Serves a data plane's local API on `api` — `unix:PATH` (mode 0600) or
+/// a TCP `ADDR:PORT` — until `shutdown` resolves. `router` is told whether
+/// the API is on TCP (where changes need the bearer token). Prints `ready
+/// api=…` on stdout once listening.
+async fn serve_local_api(
+    api: &str,
+    router: impl FnOnce(bool) -> axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    if let Some(path) = api.strip_prefix("unix:") {
+        let path = std::path::Path::new(path);
+        let _ = std::fs::remove_file(path);
+        let listener = tokio::net::UnixListener::bind(path)
+            .with_context(|| format!("binding {}", path.display()))?;
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        println!("ready api=unix:{}", path.display());
+        axum::serve(listener, router(false))
+            .with_graceful_shutdown(shutdown)
+            .await?;
+    } else {
+        let addr: std::net::SocketAddr = api
+            .parse()
+            .with_context(|| format!("--api {api:?}: not unix:PATH or ADDR:PORT"))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        println!("ready api={}", listener.local_addr()?);
+        axum::serve(listener, router(true))
+            .with_graceful_shutdown(shutdown)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).

@@ -27,7 +27,7 @@ use serde_json::{json, Map, Value};
 use super::control::{Applied, ApplyError, Balancer, Counters};
 use super::neigh;
 use super::service::{parse_spec, Forwarding, Vip};
-use crate::api::{error, refuse_without_token};
+use crate::api::{error, refuse_local_change};
 
 /// Seconds a connection-table entry counts as an active flow after its last packet.
 pub const ACTIVE_FLOW_IDLE: Duration = Duration::from_secs(60);
@@ -59,17 +59,8 @@ fn refuse(s: &L4State, headers: &HeaderMap) -> Option<Response> {
     refuse_change(s.tcp, s.token.as_deref(), headers)
 }
 
-/// Changes over the Unix socket are guarded by its file mode; over TCP
-/// they need the bearer token.
 fn refuse_change(tcp: bool, token: Option<&str>, headers: &HeaderMap) -> Option<Response> {
-    if !tcp {
-        return None;
-    }
-    refuse_without_token(
-        token,
-        headers,
-        "changes over TCP need a token: start boltz l4 with --api-token-file or BOLTZ_API_TOKEN",
-    )
+    refuse_local_change(tcp, token, headers, "boltz l4")
 }
 
 /// The VIP a change request may act on, or the response refusing it.

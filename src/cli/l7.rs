@@ -1,0 +1,84 @@
+//! `boltz l7 --config FILE`: load and validate the proxy config, bind the
+//! listeners, start the worker threads and serve the local API until
+//! SIGINT/SIGTERM; then stop accepting, let in-flight requests finish
+//! (up to `timeouts.shutdown`) and exit. `boltz l7 --check --config FILE`
+//! only validates.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use tracing::info;
+
+use crate::l7::api::{self, L7Api};
+use crate::l7::config::Config;
+use crate::l7::server;
+use crate::l7::state::L7;
+
+#[derive(Args, Debug)]
+pub struct L7Args {
+    /// The proxy's TOML config (listeners, pools, routes, timeouts).
+    #[arg(long)]
+    config: PathBuf,
+    /// `unix:PATH` or loopback `ADDR:PORT` for the local API.
+    #[arg(long, default_value = "unix:/run/boltz-l7.sock")]
+    api: String,
+    /// File holding the bearer token for API changes over TCP (else
+    /// `$BOLTZ_API_TOKEN`).
+    #[arg(long)]
+    api_token_file: Option<PathBuf>,
+    /// Validate the config and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+pub fn run(a: L7Args) -> anyhow::Result<ExitCode> {
+    super::init_logging();
+    let config = Config::load(&a.config)?;
+    if a.check {
+        println!("{}: ok", a.config.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let token = super::read_token(a.api_token_file.as_deref())?;
+    let (bound, keep) = server::bind(&config.listeners)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let l7 = L7::new(config, Some(rt.handle().clone()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let addrs: Vec<String> = bound.iter().map(|b| b.addr.to_string()).collect();
+    let workers = server::spawn_workers(l7.clone(), bound, stop_rx).context("starting workers")?;
+    drop(keep);
+    info!(listen = ?addrs, workers = workers.len(), "boltz l7 serving");
+    println!("ready listen={}", addrs.join(","));
+    rt.block_on(async {
+        let rates = Arc::new(Mutex::new(api::Rates::default()));
+        tokio::spawn(api::sample(
+            l7.clone(),
+            rates.clone(),
+            Duration::from_secs(1),
+        ));
+        tokio::spawn(l7.clone().maintain(Duration::from_millis(100)));
+        let st = L7Api {
+            l7: l7.clone(),
+            token: token.map(Arc::from),
+            tcp: false,
+            rates,
+        };
+        let shutdown = async move {
+            super::stop_signal().await;
+            info!("shutting down: draining in-flight requests");
+            let _ = stop_tx.send(true);
+        };
+        super::serve_local_api(&a.api, |tcp| api::router(L7Api { tcp, ..st }), shutdown).await
+    })?;
+    for w in workers {
+        let _ = w.join();
+    }
+    info!("boltz l7 stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,530 @@
+//! One request through the proxy: route by host and path, apply the
+//! route's rate limit, pick a backend (excluding ones already tried),
+//! pass its breaker and admission gate, take a pooled connection, rewrite
+//! headers and send the request with its body streamed. Connect failures
+//! are retried on another backend for any method (nothing was sent);
+//! resets and 502/503/504 answers are retried only for idempotent requests
+//! without a body; every retry is paid from the pool's retry budget. The
+//! response body streams back through [`ProxyBody`], which holds the
+//! backend's in-flight count and the connection until the last byte, then
+//! returns the connection to this worker's pool.
+
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE, COOKIE, HOST, RETRY_AFTER};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{Either, Empty, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+
+use super::backend::{now_ns, InFlight};
+use super::config::{HashOn, Upstream};
+use super::headers;
+use super::limits::ConcurrencyPermit;
+use super::outlier::{self, Outcome};
+use super::pick::{hash_key, PickContext};
+use super::pool::Pool;
+use super::state::L7;
+use super::upstream::{self, Conn, UpBody};
+
+thread_local! {
+    /// This thread's worker number (for per-worker picker state).
+    static WORKER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks the calling thread as worker `n`.
+pub fn set_worker(n: usize) {
+    WORKER.with(|w| w.set(n));
+}
+
+/// Per client connection.
+#[derive(Debug)]
+pub struct ClientConn {
+    pub l7: Arc<L7>,
+    pub peer: SocketAddr,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+}
+
+/// Everything a finished response must release, in one place.
+struct Done {
+    upstream: Option<(SocketAddr, http1::SendRequest<UpBody>)>,
+    _in_flight: InFlight,
+    _admission: Option<tokio::sync::OwnedSemaphorePermit>,
+    l7: Arc<L7>,
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.l7.stats.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A response body: the backend's, streamed, or one boltz wrote.
+pub struct ProxyBody {
+    inner: Either<Incoming, Full<Bytes>>,
+    done: Option<Done>,
+}
+
+impl ProxyBody {
+    fn local(text: &str) -> Self {
+        ProxyBody {
+            inner: Either::Right(Full::new(Bytes::copy_from_slice(text.as_bytes()))),
+            done: None,
+        }
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let r = match &mut this.inner {
+            Either::Left(b) => Pin::new(b).poll_frame(cx),
+            Either::Right(f) => Pin::new(f).poll_frame(cx).map_err(|e| match e {}),
+        };
+        let ended = match &r {
+            Poll::Ready(None) => true,
+            // hyper stops polling once a body of known length says it has
+            // ended, so the last frame is the end too.
+            Poll::Ready(Some(Ok(_))) => this.is_end_stream(),
+            Poll::Ready(Some(Err(_))) => {
+                this.done = None;
+                false
+            }
+            Poll::Pending => false,
+        };
+        if ended {
+            // Read to the end: the connection can serve another request.
+            if let Some(mut d) = this.done.take() {
+                if let Some((addr, s)) = d.upstream.take() {
+                    upstream::checkin(addr, s);
+                }
+            }
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Either::Left(b) => b.is_end_stream(),
+            Either::Right(f) => f.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Either::Left(b) => b.size_hint(),
+            Either::Right(f) => f.size_hint(),
+        }
+    }
+}
+
+fn local(l7: &L7, code: StatusCode, text: &str) -> Response<ProxyBody> {
+    l7.stats.count_status(code.as_u16());
+    let mut r = Response::new(ProxyBody::local(text));
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// The hyper service function.
+pub async fn handle(
+    c: Arc<ClientConn>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let l7 = &c.l7;
+    let started = Instant::now();
+    l7.stats.requests.fetch_add(1, Relaxed);
+    let snap = l7.snapshot.load();
+    let host = headers::request_host(req.uri(), req.headers());
+    let Some(route) = snap.routes.find(host, req.uri().path()) else {
+        l7.stats.no_route.fetch_add(1, Relaxed);
+        return Ok(local(
+            l7,
+            StatusCode::NOT_FOUND,
+            "no route for this host and path\n",
+        ));
+    };
+    if let Some(limiter) = &route.limiter {
+        if let Err(wait) = limiter.try_take(now_ns()) {
+            l7.stats.rate_limited.fetch_add(1, Relaxed);
+            let mut r = local(l7, StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded\n");
+            r.headers_mut().insert(
+                RETRY_AFTER,
+                HeaderValue::from(super::limits::retry_after_secs(wait)),
+            );
+            return Ok(r);
+        }
+    }
+    let Some(pool) = snap.pools.get(&route.pool).cloned() else {
+        return Ok(local(
+            l7,
+            StatusCode::BAD_GATEWAY,
+            "route names a missing pool\n",
+        ));
+    };
+    drop(snap);
+    let resp =
+        match tokio::time::timeout(l7.config.timeouts.request, forward(&c, &pool, req, started))
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => {
+                l7.stats.timeouts.fetch_add(1, Relaxed);
+                local(l7, StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
+            }
+        };
+    l7.stats
+        .latency
+        .record_ns(started.elapsed().as_nanos() as u64);
+    Ok(resp)
+}
+
+fn idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// The affinity hash of a request for the hashing algorithms.
+fn affinity(pool: &Pool, peer: SocketAddr, req: &Request<Incoming>) -> Option<u64> {
+    use super::pick::Algorithm::{Maglev, RingHash};
+    if !matches!(pool.config.lb, RingHash | Maglev) {
+        return None;
+    }
+    match pool.config.hash_on.as_ref().unwrap_or(&HashOn::ClientIp) {
+        HashOn::ClientIp => Some(match peer.ip().to_canonical() {
+            std::net::IpAddr::V4(a) => hash_key(&a.octets()),
+            std::net::IpAddr::V6(a) => hash_key(&a.octets()),
+        }),
+        HashOn::Header(name) => req
+            .headers()
+            .get(name.as_str())
+            .map(|v| hash_key(v.as_bytes())),
+        HashOn::Cookie(name) => req
+            .headers()
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| hash_key(v.as_bytes())),
+    }
+}
+
+/// The request to send upstream: the client's method, path and (already
+/// rewritten) headers, in the form the upstream protocol wants.
+fn upstream_request(
+    method: Method,
+    uri: &Uri,
+    mut headers: http::HeaderMap,
+    host: Option<&str>,
+    proto: Upstream,
+    body: UpBody,
+) -> Request<UpBody> {
+    let pq = uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    let mut r = Request::new(body);
+    *r.method_mut() = method;
+    match proto {
+        Upstream::Http1 => {
+            *r.version_mut() = Version::HTTP_11;
+            *r.uri_mut() = Uri::from(pq);
+            if !headers.contains_key(HOST) {
+                let authority = uri.authority().map(|a| a.as_str()).or(host);
+                if let Some(a) = authority.and_then(|a| HeaderValue::from_str(a).ok()) {
+                    headers.insert(HOST, a);
+                }
+            }
+        }
+        Upstream::H2c => {
+            *r.version_mut() = Version::HTTP_2;
+            let authority = uri
+                .authority()
+                .map(|a| a.as_str().to_string())
+                .or_else(|| {
+                    headers
+                        .get(HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .map(String::from)
+                })
+                .or_else(|| host.map(String::from))
+                .unwrap_or_else(|| "localhost".into());
+            *r.uri_mut() = Uri::builder()
+                .scheme("http")
+                .authority(authority.as_str())
+                .path_and_query(pq)
+                .build()
+                .unwrap_or_else(|_| Uri::from_static("/"));
+            headers.remove(HOST);
+        }
+    }
+    *r.headers_mut() = headers;
+    r
+}
+
+/// Most backends one request tries (first attempt and retries).
+const MAX_TRIES: usize = 8;
+
+async fn forward(
+    c: &ClientConn,
+    pool: &Pool,
+    req: Request<Incoming>,
+    started: Instant,
+) -> Response<ProxyBody> {
+    let l7 = &c.l7;
+    let hash = affinity(pool, c.peer, &req);
+    let (mut parts, body) = req.into_parts();
+    let host = headers::request_host(&parts.uri, &parts.headers).map(String::from);
+    let version = parts.version;
+    headers::strip_hop_by_hop(&mut parts.headers);
+    headers::add_forwarding(
+        &mut parts.headers,
+        c.peer.ip(),
+        c.scheme,
+        host.as_deref(),
+        version,
+        &l7.config.via,
+    );
+    let replayable = idempotent(&parts.method) && body.is_end_stream();
+    let mut body = Some(body);
+
+    let now = now_ns();
+    pool.retry.on_request(now);
+    let mut limit: Option<ConcurrencyPermit> = None;
+    if let Some(cl) = &pool.concurrency {
+        match cl.try_acquire() {
+            Some(p) => limit = Some(p),
+            None => {
+                l7.stats.overloaded.fetch_add(1, Relaxed);
+                return local(
+                    l7,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "pool at its concurrency limit\n",
+                );
+            }
+        }
+    }
+    let worker = WORKER.with(Cell::get);
+    let retries = pool.config.retry.retries;
+    let mut tried = [usize::MAX; MAX_TRIES];
+    let mut ntried = 0;
+    let mut attempt = 0u32;
+    let mut last_error = "no backend available";
+    loop {
+        let now = now_ns();
+        let ctx = PickContext {
+            now,
+            hash,
+            exclude: &tried[..ntried],
+            panic: pool.in_panic(),
+            worker,
+        };
+        let picked = if ntried < MAX_TRIES {
+            pool.picker.pick(&pool.backends, &ctx)
+        } else {
+            None
+        };
+        let Some(i) = picked else {
+            l7.stats.no_backend.fetch_add(1, Relaxed);
+            let code = if ntried == 0 {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            return local(l7, code, &format!("{last_error}\n"));
+        };
+        let b = &pool.backends[i];
+        tried[ntried] = i;
+        ntried += 1;
+        if !b.breaker.on_start(now) {
+            last_error = "circuit breaker open";
+            continue;
+        }
+        let permit = match pool.admission[i].enter().await {
+            Ok(p) => p,
+            Err(_) => {
+                l7.stats.overloaded.fetch_add(1, Relaxed);
+                last_error = "backend at its in-flight limit, queue full";
+                continue;
+            }
+        };
+        let in_flight = b.start();
+        l7.stats.in_flight.fetch_add(1, Relaxed);
+        let done = |upstream| Done {
+            upstream,
+            _in_flight: in_flight,
+            _admission: permit,
+            l7: l7.clone(),
+        };
+        let sent_at = Instant::now();
+        let may_retry = |attempt: u32| {
+            if attempt >= retries {
+                return false;
+            }
+            if pool.retry.try_retry(now_ns()) {
+                l7.stats.retries.fetch_add(1, Relaxed);
+                true
+            } else {
+                l7.stats.retries_refused.fetch_add(1, Relaxed);
+                false
+            }
+        };
+        let conn = upstream::checkout(
+            b.addr,
+            pool.config.upstream,
+            l7.config.timeouts.connect,
+            &l7.stats.upstream_connects,
+        )
+        .await;
+        let mut conn = match conn {
+            Ok(conn) => conn,
+            Err(e) => {
+                drop(done(None));
+                tracing::debug!(backend = %b.addr, error = %e, "connect failed");
+                fail(pool, b, Outcome::ConnectFailure, sent_at);
+                last_error = "could not connect to a backend";
+                l7.stats.upstream_errors.fetch_add(1, Relaxed);
+                if may_retry(attempt) {
+                    attempt += 1;
+                    continue;
+                }
+                return local(
+                    l7,
+                    StatusCode::BAD_GATEWAY,
+                    "could not connect to a backend\n",
+                );
+            }
+        };
+        let up_body = match body.take() {
+            Some(b) => Either::Left(b),
+            None => Either::Right(Empty::new()),
+        };
+        // Keep a copy of the head only while a retry after sending is possible.
+        let headers = if replayable && attempt < retries {
+            parts.headers.clone()
+        } else {
+            std::mem::take(&mut parts.headers)
+        };
+        let up = upstream_request(
+            parts.method.clone(),
+            &parts.uri,
+            headers,
+            host.as_deref(),
+            pool.config.upstream,
+            up_body,
+        );
+        let result = match &mut conn {
+            Conn::H1(s) => s.send_request(up).await,
+            Conn::H2(s) => s.send_request(up).await,
+        };
+        let rtt = sent_at.elapsed().as_nanos() as u64;
+        let now = now_ns();
+        match result {
+            Ok(resp) => {
+                let status = resp.status();
+                let failed = status.is_server_error();
+                b.record(rtt, failed, now, pool.config.ewma_decay.as_nanos() as f64);
+                b.breaker.on_result(now, failed);
+                if let Some(o) = &pool.config.outlier {
+                    let outcome = if failed {
+                        Outcome::ServerError
+                    } else {
+                        Outcome::Success
+                    };
+                    if let Some(t) = outlier::record(o, &pool.backends, b, outcome, now) {
+                        tracing::warn!(pool = %pool.name, backend = %b.addr, ejected_for = ?t, "backend ejected");
+                    }
+                }
+                if let Some(p) = limit.take() {
+                    // Only overload signals shrink the window, not every 5xx.
+                    let overload = matches!(
+                        status,
+                        StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+                    );
+                    p.done(rtt, overload);
+                }
+                let retryable_status = matches!(
+                    status,
+                    StatusCode::BAD_GATEWAY
+                        | StatusCode::SERVICE_UNAVAILABLE
+                        | StatusCode::GATEWAY_TIMEOUT
+                );
+                if retryable_status && replayable && may_retry(attempt) {
+                    drop(done(None));
+                    attempt += 1;
+                    last_error = "backend answered 5xx";
+                    continue;
+                }
+                let upstream_conn = match conn {
+                    Conn::H1(s) => Some((b.addr, s)),
+                    Conn::H2(_) => None,
+                };
+                let (mut rparts, rbody) = resp.into_parts();
+                headers::strip_hop_by_hop(&mut rparts.headers);
+                headers::add_via(&mut rparts.headers, rparts.version, &l7.config.via);
+                rparts.version = version;
+                l7.stats.count_status(status.as_u16());
+                let _ = started;
+                return Response::from_parts(
+                    rparts,
+                    ProxyBody {
+                        inner: Either::Left(rbody),
+                        done: Some(done(upstream_conn)),
+                    },
+                );
+            }
+            Err(e) => {
+                drop(done(None));
+                tracing::debug!(backend = %b.addr, error = %e, "upstream request failed");
+                fail(pool, b, Outcome::Reset, sent_at);
+                l7.stats.upstream_errors.fetch_add(1, Relaxed);
+                last_error = "backend failed the request";
+                if replayable && may_retry(attempt) {
+                    attempt += 1;
+                    continue;
+                }
+                return local(l7, StatusCode::BAD_GATEWAY, "backend failed the request\n");
+            }
+        }
+    }
+}
+
+/// Books a request that got no answer from backend `b`.
+fn fail(pool: &Pool, b: &super::backend::Backend, outcome: Outcome, sent_at: Instant) {
+    let now = now_ns();
+    b.record(
+        sent_at.elapsed().as_nanos() as u64,
+        true,
+        now,
+        pool.config.ewma_decay.as_nanos() as f64,
+    );
+    b.breaker.on_result(now, true);
+    if let Some(o) = &pool.config.outlier {
+        if let Some(t) = outlier::record(o, &pool.backends, b, outcome, now) {
+            tracing::warn!(pool = %pool.name, backend = %b.addr, ejected_for = ?t, "backend ejected");
+        }
+    }
+}

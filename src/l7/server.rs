@@ -1,0 +1,277 @@
+//! Client-facing listeners. Every listener's socket is bound once (so a
+//! port 0 gets one port), then each worker thread opens its own
+//! `SO_REUSEPORT` socket on that address and runs a single-threaded tokio
+//! runtime: the kernel spreads connections over workers, and a request is
+//! served start to end on one thread with that thread's upstream
+//! connections. Plain listeners speak HTTP/1.1 and h2c (prior knowledge);
+//! TLS listeners negotiate h2 or http/1.1 by ALPN. A slow client's request
+//! head is cut off after `timeouts.header`; an idle keep-alive connection
+//! after `timeouts.idle`. Shutdown stops accepting, lets in-flight
+//! requests finish (up to `timeouts.shutdown`) and closes idle connections.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use super::config::{ListenerConfig, TlsConfig};
+use super::idle::IdleIo;
+use super::proxy::{self, ClientConn};
+use super::state::L7;
+
+/// A listener ready to be served by the workers.
+pub struct Bound {
+    pub addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
+}
+
+/// Why a listener could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("listeners[{0}] {1}: {2}")]
+    Bind(usize, SocketAddr, std::io::Error),
+    #[error("listeners[{0}].tls: {1}")]
+    Tls(usize, String),
+}
+
+fn reuseport_socket(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(4096)?;
+    Ok(s.into())
+}
+
+/// Binds every listener once (resolving port 0) and loads TLS material.
+/// The returned sockets are kept open by the caller until the workers have
+/// bound theirs, so the port stays ours.
+pub fn bind(
+    listeners: &[ListenerConfig],
+) -> Result<(Vec<Bound>, Vec<std::net::TcpListener>), ListenError> {
+    let mut bound = Vec::new();
+    let mut keep = Vec::new();
+    for (i, l) in listeners.iter().enumerate() {
+        let s = reuseport_socket(l.address).map_err(|e| ListenError::Bind(i, l.address, e))?;
+        let addr = s
+            .local_addr()
+            .map_err(|e| ListenError::Bind(i, l.address, e))?;
+        let tls = match &l.tls {
+            Some(t) => Some(tls_acceptor(t).map_err(|e| ListenError::Tls(i, e))?),
+            None => None,
+        };
+        bound.push(Bound { addr, tls });
+        keep.push(s);
+    }
+    Ok((bound, keep))
+}
+
+fn tls_acceptor(t: &TlsConfig) -> Result<TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&t.cert)
+        .map_err(|e| format!("cert {}: {e}", t.cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("cert {}: {e}", t.cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "cert {}: no certificate in the file",
+            t.cert.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(&t.key)
+        .map_err(|e| format!("key {}: {e}", t.key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("cert and key: {e}"))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// Connections currently open, over all workers.
+pub static OPEN_CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Starts `workers` threads serving `bound` until `stop` turns true; each
+/// thread returns once its connections have drained (or the shutdown
+/// timeout passed).
+pub fn spawn_workers(
+    l7: Arc<L7>,
+    bound: Vec<Bound>,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+    let bound = Arc::new(bound);
+    let workers = l7.config.workers();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
+    let mut handles = Vec::new();
+    for w in 0..workers {
+        let (l7, bound, stop, ready) = (l7.clone(), bound.clone(), stop.clone(), ready_tx.clone());
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("boltz-l7-{w}"))
+                .spawn(move || {
+                    proxy::set_worker(w);
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            let _ = ready.send(Err(e));
+                            return;
+                        }
+                    };
+                    rt.block_on(worker(l7, bound, stop, ready));
+                })?,
+        );
+    }
+    drop(ready_tx);
+    for _ in 0..workers {
+        ready_rx.recv().map_err(std::io::Error::other)??;
+    }
+    Ok(handles)
+}
+
+async fn worker(
+    l7: Arc<L7>,
+    bound: Arc<Vec<Bound>>,
+    mut stop: watch::Receiver<bool>,
+    ready: std::sync::mpsc::Sender<std::io::Result<()>>,
+) {
+    let mut listeners = Vec::new();
+    for b in bound.iter() {
+        match reuseport_socket(b.addr).and_then(TcpListener::from_std) {
+            Ok(l) => listeners.push((l, b.tls.clone())),
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        }
+    }
+    let _ = ready.send(Ok(()));
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let t = &l7.config.timeouts;
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(t.header)
+        .keep_alive(true);
+    // No h2 keep-alive pings: they would keep an idle connection "active".
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    // Accept loops hand connections to this loop, which owns the graceful
+    // shutdown handle every connection registers with.
+    let (conn_tx, mut conn_rx) =
+        tokio::sync::mpsc::channel::<(TcpStream, SocketAddr, Option<TlsAcceptor>)>(64);
+    let accepts: Vec<_> = listeners
+        .into_iter()
+        .map(|(listener, tls)| {
+            let tx = conn_tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    match listener.accept().await {
+                        Ok((stream, peer)) => {
+                            if tx.send((stream, peer, tls.clone())).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(conn_tx);
+    loop {
+        tokio::select! {
+            c = conn_rx.recv() => {
+                let Some((stream, peer, tls)) = c else { break };
+                let _ = stream.set_nodelay(true);
+                let c = Arc::new(ClientConn {
+                    l7: l7.clone(),
+                    peer,
+                    scheme: if tls.is_some() { "https" } else { "http" },
+                });
+                serve(c, stream, tls, builder.clone(), graceful.watcher());
+            }
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    for a in accepts {
+        a.abort();
+    }
+    let limit = l7.config.timeouts.shutdown;
+    if tokio::time::timeout(limit, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(after = ?limit, "shutdown: connections still open, closing them");
+    }
+}
+
+fn serve(
+    c: Arc<ClientConn>,
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let idle = c.l7.config.timeouts.idle;
+    let header = c.l7.config.timeouts.header;
+    let svc = {
+        let c = c.clone();
+        service_fn(move |req| proxy::handle(c.clone(), req))
+    };
+    tokio::spawn(async move {
+        OPEN_CONNECTIONS.fetch_add(1, Relaxed);
+        let (io, activity) = IdleIo::new(stream);
+        let result = match tls {
+            None => {
+                let conn = builder.serve_connection(TokioIo::new(io), svc).into_owned();
+                super::idle::run(watcher.watch(conn), activity, idle).await
+            }
+            Some(acceptor) => match tokio::time::timeout(header, acceptor.accept(io)).await {
+                Ok(Ok(tls_stream)) => {
+                    let conn = builder
+                        .serve_connection(TokioIo::new(tls_stream), svc)
+                        .into_owned();
+                    super::idle::run(watcher.watch(conn), activity, idle).await
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %c.peer, error = %e, "TLS handshake failed");
+                    Some(Ok(()))
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %c.peer, "TLS handshake timed out");
+                    Some(Ok(()))
+                }
+            },
+        };
+        match result {
+            Some(Err(e)) => tracing::debug!(peer = %c.peer, error = %e, "client connection ended"),
+            None => tracing::debug!(peer = %c.peer, "idle client connection closed"),
+            Some(Ok(())) => {}
+        }
+        OPEN_CONNECTIONS.fetch_sub(1, Relaxed);
+    });
+}

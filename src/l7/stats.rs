@@ -1,0 +1,158 @@
+//! Proxy-wide counters and a latency histogram, updated with relaxed
+//! atomics on the request path and read by the once-a-second sampler that
+//! turns them into rates and percentiles for `/v1/load` and `/metrics`.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Log-linear latency buckets: 16 per power of two from 1 µs to ~68 s,
+/// so a percentile is exact to about 4%.
+const SUB: usize = 16;
+const OCTAVES: usize = 26;
+pub const BUCKETS: usize = SUB * OCTAVES;
+
+#[derive(Debug)]
+pub struct Histogram {
+    counts: Box<[AtomicU64]>,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            counts: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+fn bucket(us: u64) -> usize {
+    let us = us.max(1);
+    let octave = 63 - us.leading_zeros() as usize;
+    if octave >= OCTAVES {
+        return BUCKETS - 1;
+    }
+    let frac = if octave >= 4 {
+        ((us >> (octave - 4)) & 0xf) as usize
+    } else {
+        ((us << (4 - octave)) & 0xf) as usize
+    };
+    octave * SUB + frac
+}
+
+/// The lower bound of bucket `i` in µs.
+fn bucket_floor(i: usize) -> f64 {
+    let (octave, frac) = (i / SUB, i % SUB);
+    (1u64 << octave) as f64 * (1.0 + frac as f64 / SUB as f64)
+}
+
+impl Histogram {
+    pub fn record_ns(&self, ns: u64) {
+        self.counts[bucket(ns / 1000)].fetch_add(1, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Vec<u64> {
+        self.counts.iter().map(|c| c.load(Relaxed)).collect()
+    }
+}
+
+/// The `q` quantile (0..1) in ms of the samples between two snapshots.
+pub fn quantile_ms(now: &[u64], then: Option<&[u64]>, q: f64) -> Option<f64> {
+    let diff: Vec<u64> = match then {
+        Some(t) => now
+            .iter()
+            .zip(t)
+            .map(|(a, b)| a.saturating_sub(*b))
+            .collect(),
+        None => now.to_vec(),
+    };
+    let total: u64 = diff.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = ((total as f64 * q).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (i, c) in diff.iter().enumerate() {
+        seen += c;
+        if seen >= rank {
+            // middle of the bucket
+            let lo = bucket_floor(i);
+            let hi = if i + 1 < BUCKETS {
+                bucket_floor(i + 1)
+            } else {
+                lo
+            };
+            return Some((lo + hi) / 2.0 / 1000.0);
+        }
+    }
+    None
+}
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub in_flight: AtomicU64,
+    /// Responses by class: 1xx..5xx at index 1..5 (index 0 unused).
+    pub status: [AtomicU64; 6],
+    /// Answers boltz made itself, by reason.
+    pub no_route: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub no_backend: AtomicU64,
+    pub overloaded: AtomicU64,
+    pub upstream_errors: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub retries: AtomicU64,
+    pub retries_refused: AtomicU64,
+    pub upstream_connects: AtomicU64,
+    /// Request arrival to response head, every answer.
+    pub latency: Histogram,
+}
+
+impl Stats {
+    pub fn count_status(&self, code: u16) {
+        let class = usize::from(code / 100).min(5);
+        self.status[class].fetch_add(1, Relaxed);
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.status[5].load(Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_monotonic_and_tight() {
+        let mut last = 0;
+        for us in 1..100_000u64 {
+            let b = bucket(us);
+            assert!(b >= last);
+            last = b;
+            let floor = bucket_floor(b);
+            assert!(
+                floor <= us as f64 && us as f64 <= floor * 1.07,
+                "{us} in {b}: {floor}"
+            );
+        }
+        assert_eq!(bucket(u64::MAX / 1000), BUCKETS - 1);
+    }
+
+    #[test]
+    fn quantiles_between_snapshots() {
+        let h = Histogram::default();
+        for _ in 0..90 {
+            h.record_ns(100_000);
+        }
+        let mid = h.snapshot();
+        for _ in 0..10 {
+            h.record_ns(5_000_000);
+        }
+        let now = h.snapshot();
+        let p50 = quantile_ms(&now, None, 0.5).unwrap();
+        assert!((p50 - 0.1).abs() < 0.01, "{p50}");
+        let p99 = quantile_ms(&now, None, 0.99).unwrap();
+        assert!((p99 - 5.0).abs() < 0.3, "{p99}");
+        let only_slow = quantile_ms(&now, Some(&mid), 0.5).unwrap();
+        assert!((only_slow - 5.0).abs() < 0.3);
+        assert_eq!(quantile_ms(&now, Some(&now), 0.5), None);
+    }
+}

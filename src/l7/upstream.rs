@@ -1,0 +1,136 @@
+//! Connections to backends, pooled per worker thread. Each worker keeps its
+//! own idle HTTP/1.1 connections (and one multiplexed HTTP/2 connection)
+//! per backend address in a thread-local map, so taking and returning a
+//! connection is a plain `Vec` operation with no lock shared between
+//! threads (the nginx/Envoy worker model). A backend that appears through
+//! an API update is pooled the same way from its first request.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{Either, Empty};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+
+use super::config::Upstream;
+
+/// What goes upstream: the client's body, or nothing (a retried request
+/// that had no body).
+pub type UpBody = Either<Incoming, Empty<Bytes>>;
+
+/// Most idle HTTP/1.1 connections kept per backend and worker.
+const MAX_IDLE: usize = 256;
+
+/// A connection ready for one request.
+pub enum Conn {
+    H1(http1::SendRequest<UpBody>),
+    H2(http2::SendRequest<UpBody>),
+}
+
+/// Why no request could be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("connect to {0}: timed out")]
+    Timeout(SocketAddr),
+    #[error("connect to {0}: {1}")]
+    Io(SocketAddr, std::io::Error),
+    #[error("handshake with {0}: {1}")]
+    Handshake(SocketAddr, hyper::Error),
+}
+
+thread_local! {
+    static IDLE: RefCell<HashMap<SocketAddr, Vec<http1::SendRequest<UpBody>>>> = RefCell::new(HashMap::new());
+    static H2: RefCell<HashMap<SocketAddr, http2::SendRequest<UpBody>>> = RefCell::new(HashMap::new());
+}
+
+/// A connection to `addr`: an idle pooled one if this worker has one that
+/// is still open, else a new one (counted in `new_conns`).
+pub async fn checkout(
+    addr: SocketAddr,
+    proto: Upstream,
+    connect_timeout: Duration,
+    new_conns: &std::sync::atomic::AtomicU64,
+) -> Result<Conn, ConnectError> {
+    match proto {
+        Upstream::Http1 => {
+            while let Some(mut s) = IDLE.with(|m| m.borrow_mut().get_mut(&addr).and_then(Vec::pop))
+            {
+                if s.is_closed() {
+                    continue;
+                }
+                if s.is_ready() || s.ready().await.is_ok() {
+                    return Ok(Conn::H1(s));
+                }
+            }
+            let io = connect(addr, connect_timeout).await?;
+            new_conns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (s, conn) = http1::Builder::new()
+                .handshake(io)
+                .await
+                .map_err(|e| ConnectError::Handshake(addr, e))?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(%addr, error = %e, "upstream connection ended");
+                }
+            });
+            Ok(Conn::H1(s))
+        }
+        Upstream::H2c => {
+            if let Some(s) = H2.with(|m| m.borrow().get(&addr).cloned()) {
+                if !s.is_closed() && s.is_ready() {
+                    return Ok(Conn::H2(s));
+                }
+                H2.with(|m| m.borrow_mut().remove(&addr));
+            }
+            let io = connect(addr, connect_timeout).await?;
+            new_conns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (s, conn) = http2::Builder::new(TokioExecutor::new())
+                .handshake(io)
+                .await
+                .map_err(|e| ConnectError::Handshake(addr, e))?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(%addr, error = %e, "upstream h2 connection ended");
+                }
+            });
+            H2.with(|m| m.borrow_mut().insert(addr, s.clone()));
+            Ok(Conn::H2(s))
+        }
+    }
+}
+
+async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TokioIo<TcpStream>, ConnectError> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| ConnectError::Timeout(addr))?
+        .map_err(|e| ConnectError::Io(addr, e))?;
+    let _ = stream.set_nodelay(true);
+    Ok(TokioIo::new(stream))
+}
+
+/// Gives an HTTP/1.1 connection back to this worker's pool once its
+/// response body has been read to the end.
+pub fn checkin(addr: SocketAddr, s: http1::SendRequest<UpBody>) {
+    if s.is_closed() {
+        return;
+    }
+    IDLE.with(|m| {
+        let mut m = m.borrow_mut();
+        let v = m.entry(addr).or_default();
+        if v.len() < MAX_IDLE {
+            v.push(s);
+        }
+    });
+}
+
+/// Forgets this worker's connections to backends not in `keep` (called
+/// when pools change, so removed backends do not hold sockets).
+pub fn retain(keep: &dyn Fn(&SocketAddr) -> bool) {
+    IDLE.with(|m| m.borrow_mut().retain(|a, _| keep(a)));
+    H2.with(|m| m.borrow_mut().retain(|a, _| keep(a)));
+}
