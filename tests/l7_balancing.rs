@@ -334,3 +334,118 @@ async fn an_api_update_under_load_loses_nothing_and_keeps_state() {
     );
     assert!(v["backends"][0]["ewma_ms"].as_f64().unwrap() > 0.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn affinity_by_header_and_cookie_sticks_and_bounded_load_spills() {
+    let os = [Origin::start(), Origin::start(), Origin::start()];
+    let c = client();
+    for (lb, key) in [
+        ("ring-hash", "hash_on = { header = \"x-user\" }"),
+        ("maglev", "hash_on = { cookie = \"sid\" }"),
+    ] {
+        let p = proxy(
+            &format!("lb = \"{lb}\"\n{key}"),
+            &backends_toml(&[&os[0], &os[1], &os[2]], &[]),
+        );
+        let send = |user: usize| {
+            let req = c.get(p.url("/"));
+            if lb == "ring-hash" {
+                req.header("x-user", format!("user-{user}"))
+            } else {
+                req.header("cookie", format!("theme=dark; sid=s{user}"))
+            }
+        };
+        let mut owner = std::collections::HashMap::new();
+        let mut used = std::collections::HashSet::new();
+        for round in 0..3 {
+            for user in 0..60 {
+                let r = send(user).send().await.unwrap();
+                let port: u16 = r.headers()["x-backend"].to_str().unwrap().parse().unwrap();
+                used.insert(port);
+                if round == 0 {
+                    owner.insert(user, port);
+                } else {
+                    assert_eq!(owner[&user], port, "{lb}: user {user} moved");
+                }
+            }
+        }
+        assert_eq!(used.len(), 3, "{lb}: keys spread over all backends");
+    }
+    // Bounded load: one hot key with many requests in flight spills over.
+    os[0].set_delay(50);
+    os[1].set_delay(50);
+    os[2].set_delay(50);
+    let p = proxy(
+        "lb = \"ring-hash\"\nhash_on = { header = \"x-user\" }\nbounded_load = 1.25",
+        &backends_toml(&[&os[0], &os[1], &os[2]], &[]),
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..24 {
+        let req = c.get(p.url("/")).header("x-user", "hot");
+        tasks.push(tokio::spawn(async move {
+            req.send().await.unwrap().headers()["x-backend"]
+                .to_str()
+                .unwrap()
+                .to_string()
+        }));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for t in tasks {
+        seen.insert(t.await.unwrap());
+    }
+    assert!(
+        seen.len() >= 2,
+        "a hot key is spread once its backend is over the bound: {seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_backend_answers_503_and_the_breaker_shows_in_the_api() {
+    let o = Origin::start();
+    let p = proxy(
+        "admission = { max_in_flight = 1, queue = 0 }\nbreaker = { failure_rate = 0.5, min_requests = 4, open_for = \"30s\" }\nretry = { retries = 0 }",
+        &backends_toml(&[&o], &[]),
+    );
+    let c = client();
+    let held = c.get(p.url("/hold")).send().await.unwrap();
+    let r = c.get(p.url("/")).send().await.unwrap();
+    let status = r.status();
+    assert_eq!(
+        status,
+        503,
+        "in-flight limit 1, no queue: {}",
+        r.text().await.unwrap()
+    );
+    o.behaviour.release.notify_one();
+    assert_eq!(held.text().await.unwrap(), "first;second");
+    o.set_status(500);
+    // With the held request's success that makes 4 outcomes, 3 failed.
+    for _ in 0..3 {
+        let r = c.get(p.url("/")).send().await.unwrap();
+        let status = r.status();
+        assert_eq!(status, 500, "{}", r.text().await.unwrap());
+    }
+    let (_, v) = p.api("GET", "/v1/pools/web", None);
+    assert_eq!(v["backends"][0]["breaker"], "open", "{v}");
+    let before = o.requests();
+    assert_eq!(
+        c.get(p.url("/")).send().await.unwrap().status(),
+        503,
+        "an open breaker sends nothing"
+    );
+    assert_eq!(o.requests(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_upstreams_are_multiplexed() {
+    let os = [Origin::start(), Origin::start()];
+    let p = proxy("upstream = \"h2c\"", &backends_toml(&[&os[0], &os[1]], &[]));
+    let (counts, failed) = load(&client(), &p.url("/"), 600, 8).await;
+    assert_eq!(failed, 0);
+    assert_eq!(counts.len(), 2);
+    for o in &os {
+        assert_eq!(o.last_headers.lock().unwrap()[":version"], "HTTP/2.0");
+        let conns = o.connections.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(conns <= 2, "one h2 connection per worker, not {conns}");
+    }
+}

@@ -389,3 +389,28 @@ fn check_accepts_the_example_and_names_where_a_file_is_wrong() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:4:6"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let o = Origin::start();
+    let p = proxy_with(
+        "[timeouts]\nidle = \"300ms\"",
+        "",
+        &backends_toml(&[&o], &[]),
+        DEFAULT_ROUTE,
+    );
+    let addr = p.addrs[0];
+    let closed = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        // Say nothing: the proxy hangs up (read returns 0) well before 5 s.
+        matches!(s.read(&mut buf), Ok(0))
+    })
+    .await
+    .unwrap();
+    assert!(closed, "the idle connection was closed by the proxy");
+}

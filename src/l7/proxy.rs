@@ -332,7 +332,9 @@ async fn forward(
     let mut tried = [usize::MAX; MAX_TRIES];
     let mut ntried = 0;
     let mut attempt = 0u32;
-    let mut last_error = "no backend available";
+    let mut last_error = "no backend available (down, ejected, draining or breaker open)";
+    // What to answer when no backend is left: overload (503) or failure (502).
+    let mut give_up = StatusCode::SERVICE_UNAVAILABLE;
     loop {
         let now = now_ns();
         let ctx = PickContext {
@@ -349,12 +351,7 @@ async fn forward(
         };
         let Some(i) = picked else {
             l7.stats.no_backend.fetch_add(1, Relaxed);
-            let code = if ntried == 0 {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::BAD_GATEWAY
-            };
-            return local(l7, code, &format!("{last_error}\n"));
+            return local(l7, give_up, &format!("{last_error}\n"));
         };
         let b = &pool.backends[i];
         tried[ntried] = i;
@@ -406,6 +403,7 @@ async fn forward(
                 tracing::debug!(backend = %b.addr, error = %e, "connect failed");
                 fail(pool, b, Outcome::ConnectFailure, sent_at);
                 last_error = "could not connect to a backend";
+                give_up = StatusCode::BAD_GATEWAY;
                 l7.stats.upstream_errors.fetch_add(1, Relaxed);
                 if may_retry(attempt) {
                     attempt += 1;
@@ -476,6 +474,7 @@ async fn forward(
                     drop(done(None));
                     attempt += 1;
                     last_error = "backend answered 5xx";
+                    give_up = StatusCode::BAD_GATEWAY;
                     continue;
                 }
                 let upstream_conn = match conn {
@@ -502,6 +501,7 @@ async fn forward(
                 fail(pool, b, Outcome::Reset, sent_at);
                 l7.stats.upstream_errors.fetch_add(1, Relaxed);
                 last_error = "backend failed the request";
+                give_up = StatusCode::BAD_GATEWAY;
                 if replayable && may_retry(attempt) {
                     attempt += 1;
                     continue;

@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,6 +19,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use super::config::Upstream;
+
+type H2Cell = Arc<tokio::sync::OnceCell<http2::SendRequest<UpBody>>>;
 
 /// What goes upstream: the client's body, or nothing (a retried request
 /// that had no body).
@@ -45,7 +48,7 @@ pub enum ConnectError {
 
 thread_local! {
     static IDLE: RefCell<HashMap<SocketAddr, Vec<http1::SendRequest<UpBody>>>> = RefCell::new(HashMap::new());
-    static H2: RefCell<HashMap<SocketAddr, http2::SendRequest<UpBody>>> = RefCell::new(HashMap::new());
+    static H2: RefCell<HashMap<SocketAddr, H2Cell>> = RefCell::new(HashMap::new());
 }
 
 /// A connection to `addr`: an idle pooled one if this worker has one that
@@ -80,27 +83,48 @@ pub async fn checkout(
             });
             Ok(Conn::H1(s))
         }
-        Upstream::H2c => {
-            if let Some(s) = H2.with(|m| m.borrow().get(&addr).cloned()) {
-                if !s.is_closed() && s.is_ready() {
-                    return Ok(Conn::H2(s));
+        Upstream::H2c => loop {
+            // One connection per backend and worker, shared by every request;
+            // concurrent first requests wait for the same handshake.
+            let cell = H2.with(|m| m.borrow_mut().entry(addr).or_default().clone());
+            let s = cell
+                .get_or_try_init(|| async {
+                    let io = connect(addr, connect_timeout).await?;
+                    new_conns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let (s, conn) = http2::Builder::new(TokioExecutor::new())
+                        .handshake(io)
+                        .await
+                        .map_err(|e| ConnectError::Handshake(addr, e))?;
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(%addr, error = %e, "upstream h2 connection ended");
+                        }
+                    });
+                    Ok::<_, ConnectError>(s)
+                })
+                .await;
+            match s {
+                Ok(s) if !s.is_closed() => return Ok(Conn::H2(s.clone())),
+                Ok(_) => {
+                    // Closed: forget it (unless another request already did) and redial.
+                    H2.with(|m| {
+                        let mut m = m.borrow_mut();
+                        if m.get(&addr).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                            m.remove(&addr);
+                        }
+                    });
                 }
-                H2.with(|m| m.borrow_mut().remove(&addr));
+                Err(e) => {
+                    H2.with(|m| {
+                        let mut m = m.borrow_mut();
+                        if m.get(&addr).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                            m.remove(&addr);
+                        }
+                    });
+                    return Err(e);
+                }
             }
-            let io = connect(addr, connect_timeout).await?;
-            new_conns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let (s, conn) = http2::Builder::new(TokioExecutor::new())
-                .handshake(io)
-                .await
-                .map_err(|e| ConnectError::Handshake(addr, e))?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(%addr, error = %e, "upstream h2 connection ended");
-                }
-            });
-            H2.with(|m| m.borrow_mut().insert(addr, s.clone()));
-            Ok(Conn::H2(s))
-        }
+        },
     }
 }
 

@@ -167,13 +167,16 @@ async fn serve_origin(
                         return Ok::<_, Infallible>(r);
                     }
                     requests.fetch_add(1, Relaxed);
-                    *last_headers.lock().unwrap() = req
+                    let mut seen: HashMap<String, String> = req
                         .headers()
                         .iter()
                         .map(|(k, v)| {
                             (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())
                         })
                         .collect();
+                    let req_version = req.version();
+                    seen.insert(":version".into(), format!("{req_version:?}"));
+                    *last_headers.lock().unwrap() = seen;
                     let body_len = req
                         .into_body()
                         .collect()
@@ -199,15 +202,19 @@ async fn serve_origin(
                     let mut r = Response::new(body);
                     *r.status_mut() = hyper::StatusCode::from_u16(b.status.load(Relaxed)).unwrap();
                     r.headers_mut().insert("x-backend", port.into());
-                    r.headers_mut()
-                        .insert("connection", "keep-alive, x-drop-me".parse().unwrap());
-                    r.headers_mut().insert("x-drop-me", "1".parse().unwrap());
+                    if req_version == hyper::Version::HTTP_11 {
+                        r.headers_mut()
+                            .insert("connection", "keep-alive, x-drop-me".parse().unwrap());
+                        r.headers_mut().insert("x-drop-me", "1".parse().unwrap());
+                    }
                     Ok::<_, Infallible>(r)
                 }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            // HTTP/1.1, or h2c with prior knowledge (pools with upstream = "h2c").
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
         });
         while conns.try_join_next().is_some() {}
     }
