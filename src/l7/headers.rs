@@ -52,17 +52,6 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     h.remove(http::header::UPGRADE);
 }
 
-/// `HTTP/1.1` → `1.1`, as `Via` writes the received protocol.
-fn via_version(v: Version) -> &'static str {
-    match v {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => "1.1",
-    }
-}
-
 /// Appends `value` to header `name` (a comma-separated list).
 fn append_list(h: &mut HeaderMap, name: &HeaderName, value: &str) {
     let joined = match h.get(name).and_then(|v| v.to_str().ok()) {
@@ -74,39 +63,113 @@ fn append_list(h: &mut HeaderMap, name: &HeaderName, value: &str) {
     }
 }
 
-/// Adds the forwarding headers to a request received from `client` over
-/// `version`, by scheme `proto` (`http` or `https`), for `host`.
-pub fn add_forwarding(
-    h: &mut HeaderMap,
-    client: IpAddr,
-    proto: &str,
-    host: Option<&str>,
-    version: Version,
-    via: &str,
-) {
-    let ip = client.to_canonical();
-    append_list(h, &X_FORWARDED_FOR, &ip.to_string());
-    h.insert(
-        &X_FORWARDED_PROTO,
-        HeaderValue::from_static(if proto == "https" { "https" } else { "http" }),
-    );
-    let node = match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
-    };
-    let mut fwd = format!("for={node};proto={proto}");
-    if let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"')) {
-        fwd.push_str(";host=\"");
-        fwd.push_str(host);
-        fwd.push('"');
-    }
-    append_list(h, &FORWARDED, &fwd);
-    append_list(h, &VIA, &format!("{} {via}", via_version(version)));
+/// The forwarding headers' values for one client connection, computed
+/// once when it is accepted rather than per request.
+#[derive(Debug, Clone)]
+pub struct Forwarding {
+    xff: HeaderValue,
+    /// `for=…;proto=…`
+    forwarded: String,
+    proto: HeaderValue,
 }
 
-/// Adds `Via` to a response that came back over `version`.
-pub fn add_via(h: &mut HeaderMap, version: Version, via: &str) {
-    append_list(h, &VIA, &format!("{} {via}", via_version(version)));
+impl Forwarding {
+    /// For a client at `client` speaking scheme `proto` (`http`/`https`).
+    pub fn new(client: IpAddr, proto: &str) -> Forwarding {
+        let ip = client.to_canonical();
+        let node = match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("\"[{v6}]\""),
+        };
+        let https = proto == "https";
+        Forwarding {
+            xff: HeaderValue::from_str(&ip.to_string()).expect("an address is a header value"),
+            forwarded: format!("for={node};proto={}", if https { "https" } else { "http" }),
+            proto: HeaderValue::from_static(if https { "https" } else { "http" }),
+        }
+    }
+}
+
+/// `Via` values by received protocol version, built once from the name.
+#[derive(Debug, Clone)]
+pub struct Via {
+    v10: HeaderValue,
+    v11: HeaderValue,
+    v2: HeaderValue,
+    v3: HeaderValue,
+    name: String,
+}
+
+impl Via {
+    pub fn new(name: &str) -> Via {
+        let v = |ver: &str| {
+            HeaderValue::from_str(&format!("{ver} {name}"))
+                .unwrap_or_else(|_| HeaderValue::from_static("1.1 boltz"))
+        };
+        Via {
+            v10: v("1.0"),
+            v11: v("1.1"),
+            v2: v("2"),
+            v3: v("3"),
+            name: name.to_string(),
+        }
+    }
+
+    fn get(&self, version: Version) -> &HeaderValue {
+        match version {
+            Version::HTTP_09 | Version::HTTP_10 => &self.v10,
+            Version::HTTP_2 => &self.v2,
+            Version::HTTP_3 => &self.v3,
+            _ => &self.v11,
+        }
+    }
+
+    /// Appends this proxy to `Via` for a message received over `version`.
+    pub fn add(&self, h: &mut HeaderMap, version: Version) {
+        let v = self.get(version);
+        append_value(h, &VIA, v);
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Appends `v` to list header `name`, without allocating when it is new.
+fn append_value(h: &mut HeaderMap, name: &HeaderName, v: &HeaderValue) {
+    match h
+        .get(name)
+        .and_then(|old| old.to_str().ok())
+        .filter(|o| !o.is_empty())
+    {
+        Some(old) => {
+            let joined = format!("{old}, {}", v.to_str().unwrap_or_default());
+            if let Ok(j) = HeaderValue::from_str(&joined) {
+                h.insert(name, j);
+            }
+        }
+        None => {
+            h.insert(name, v.clone());
+        }
+    }
+}
+
+/// Adds the forwarding headers to a request from the connection `f`
+/// describes, received over `version`, for `host`.
+pub fn add_forwarding(
+    h: &mut HeaderMap,
+    f: &Forwarding,
+    host: Option<&str>,
+    version: Version,
+    via: &Via,
+) {
+    append_value(h, &X_FORWARDED_FOR, &f.xff);
+    h.insert(&X_FORWARDED_PROTO, f.proto.clone());
+    match host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"')) {
+        Some(host) => append_list(h, &FORWARDED, &format!("{};host=\"{host}\"", f.forwarded)),
+        None => append_list(h, &FORWARDED, &f.forwarded),
+    }
+    via.add(h, version);
 }
 
 /// The request's host without port, lower-cased: from the URI's authority
@@ -151,14 +214,9 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("192.0.2.1"));
         h.insert("via", HeaderValue::from_static("1.1 edge"));
-        add_forwarding(
-            &mut h,
-            "2001:db8::5".parse().unwrap(),
-            "https",
-            Some("example.com"),
-            Version::HTTP_2,
-            "boltz",
-        );
+        let via = Via::new("boltz");
+        let f = Forwarding::new("2001:db8::5".parse().unwrap(), "https");
+        add_forwarding(&mut h, &f, Some("example.com"), Version::HTTP_2, &via);
         assert_eq!(h["x-forwarded-for"], "192.0.2.1, 2001:db8::5");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(
@@ -167,14 +225,8 @@ mod tests {
         );
         assert_eq!(h["via"], "1.1 edge, 2 boltz");
         let mut v4 = HeaderMap::new();
-        add_forwarding(
-            &mut v4,
-            "::ffff:10.0.0.7".parse().unwrap(),
-            "http",
-            None,
-            Version::HTTP_11,
-            "boltz",
-        );
+        let f = Forwarding::new("::ffff:10.0.0.7".parse().unwrap(), "http");
+        add_forwarding(&mut v4, &f, None, Version::HTTP_11, &via);
         assert_eq!(v4["forwarded"], "for=10.0.0.7;proto=http");
     }
 

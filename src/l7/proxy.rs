@@ -53,6 +53,20 @@ pub struct ClientConn {
     pub peer: SocketAddr,
     /// `http` or `https`.
     pub scheme: &'static str,
+    /// This client's forwarding header values.
+    pub forwarding: headers::Forwarding,
+}
+
+impl ClientConn {
+    pub fn new(l7: Arc<L7>, peer: SocketAddr, tls: bool) -> ClientConn {
+        let scheme = if tls { "https" } else { "http" };
+        ClientConn {
+            l7,
+            peer,
+            scheme,
+            forwarding: headers::Forwarding::new(peer.ip(), scheme),
+        }
+    }
 }
 
 /// Everything a finished response must release, in one place.
@@ -302,11 +316,10 @@ async fn forward(
     headers::strip_hop_by_hop(&mut parts.headers);
     headers::add_forwarding(
         &mut parts.headers,
-        c.peer.ip(),
-        c.scheme,
+        &c.forwarding,
         host.as_deref(),
         version,
-        &l7.config.via,
+        &l7.via,
     );
     let replayable = idempotent(&parts.method) && body.is_end_stream();
     let mut body = Some(body);
@@ -483,7 +496,7 @@ async fn forward(
                 };
                 let (mut rparts, rbody) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut rparts.headers);
-                headers::add_via(&mut rparts.headers, rparts.version, &l7.config.via);
+                l7.via.add(&mut rparts.headers, rparts.version);
                 rparts.version = version;
                 l7.stats.count_status(status.as_u16());
                 let _ = started;

@@ -207,11 +207,7 @@ async fn worker(
             c = conn_rx.recv() => {
                 let Some((stream, peer, tls)) = c else { break };
                 let _ = stream.set_nodelay(true);
-                let c = Arc::new(ClientConn {
-                    l7: l7.clone(),
-                    peer,
-                    scheme: if tls.is_some() { "https" } else { "http" },
-                });
+                let c = Arc::new(ClientConn::new(l7.clone(), peer, tls.is_some()));
                 serve(c, stream, tls, builder.clone(), graceful.watcher());
             }
             _ = stop.wait_for(|s| *s) => break,

@@ -41,6 +41,8 @@ pub enum UpdateError {
 
 pub struct L7 {
     pub config: Config,
+    /// `Via` values for `config.via`.
+    pub via: super::headers::Via,
     pub snapshot: ArcSwap<Snapshot>,
     pub stats: Stats,
     writer: Mutex<()>,
@@ -80,6 +82,7 @@ impl L7 {
             }
         });
         let l7 = Arc::new(L7 {
+            via: super::headers::Via::new(&config.via),
             config,
             snapshot: ArcSwap::from_pointee(Snapshot { pools, routes }),
             stats: Stats::default(),
