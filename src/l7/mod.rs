@@ -17,6 +17,7 @@ pub mod api;
 pub mod backend;
 pub mod breaker;
 pub mod config;
+pub mod h1;
 pub mod headers;
 pub mod idle;
 pub mod limits;

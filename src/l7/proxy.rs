@@ -24,10 +24,10 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Empty, Full};
 use hyper::body::Incoming;
-use hyper::client::conn::http1;
 
 use super::backend::{now_ns, InFlight};
-use super::config::{HashOn, Upstream};
+use super::config::HashOn;
+use super::h1;
 use super::headers;
 use super::limits::ConcurrencyPermit;
 use super::outlier::{self, Outcome};
@@ -71,7 +71,6 @@ impl ClientConn {
 
 /// Everything a finished response must release, in one place.
 struct Done {
-    upstream: Option<(SocketAddr, http1::SendRequest<UpBody>)>,
     _in_flight: InFlight,
     _admission: Option<tokio::sync::OwnedSemaphorePermit>,
     l7: Arc<L7>,
@@ -83,33 +82,46 @@ impl Drop for Done {
     }
 }
 
+/// Where a response body comes from.
+enum Inner {
+    /// A backend over HTTP/1.1 (our client; the connection rides along).
+    H1(h1::ResponseBody),
+    /// A backend over h2c (hyper's client).
+    H2(Incoming),
+    /// An answer boltz made itself.
+    Local(Full<Bytes>),
+}
+
 /// A response body: the backend's, streamed, or one boltz wrote.
 pub struct ProxyBody {
-    inner: Either<Incoming, Full<Bytes>>,
+    inner: Inner,
     done: Option<Done>,
 }
 
 impl ProxyBody {
     fn local(text: &str) -> Self {
         ProxyBody {
-            inner: Either::Right(Full::new(Bytes::copy_from_slice(text.as_bytes()))),
+            inner: Inner::Local(Full::new(Bytes::copy_from_slice(text.as_bytes()))),
             done: None,
         }
     }
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        let r = match &mut this.inner {
-            Either::Left(b) => Pin::new(b).poll_frame(cx),
-            Either::Right(f) => Pin::new(f).poll_frame(cx).map_err(|e| match e {}),
+        let r: Poll<Option<Result<Frame<Bytes>, BoxError>>> = match &mut this.inner {
+            Inner::H1(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Inner::H2(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Inner::Local(f) => Pin::new(f).poll_frame(cx).map_err(|e| match e {}),
         };
         let ended = match &r {
             Poll::Ready(None) => true,
@@ -124,26 +136,29 @@ impl Body for ProxyBody {
         };
         if ended {
             // Read to the end: the connection can serve another request.
-            if let Some(mut d) = this.done.take() {
-                if let Some((addr, s)) = d.upstream.take() {
-                    upstream::checkin(addr, s);
+            if let Inner::H1(b) = &mut this.inner {
+                if let Some(c) = b.take_reusable() {
+                    upstream::checkin(c);
                 }
             }
+            this.done = None;
         }
         r
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.inner {
-            Either::Left(b) => b.is_end_stream(),
-            Either::Right(f) => f.is_end_stream(),
+            Inner::H1(b) => b.is_end_stream(),
+            Inner::H2(b) => b.is_end_stream(),
+            Inner::Local(f) => f.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
-            Either::Left(b) => b.size_hint(),
-            Either::Right(f) => f.size_hint(),
+            Inner::H1(b) => b.size_hint(),
+            Inner::H2(b) => b.size_hint(),
+            Inner::Local(f) => f.size_hint(),
         }
     }
 }
@@ -246,55 +261,51 @@ fn affinity(pool: &Pool, peer: SocketAddr, req: &Request<Incoming>) -> Option<u6
     }
 }
 
-/// The request to send upstream: the client's method, path and (already
-/// rewritten) headers, in the form the upstream protocol wants.
-fn upstream_request(
+/// The headers for an HTTP/1.1 upstream: a `Host` is required there (an
+/// h2 client gives the authority in the URI instead).
+fn h1_headers(uri: &Uri, mut headers: http::HeaderMap, host: Option<&str>) -> http::HeaderMap {
+    if !headers.contains_key(HOST) {
+        let authority = uri.authority().map(|a| a.as_str()).or(host);
+        if let Some(a) = authority.and_then(|a| HeaderValue::from_str(a).ok()) {
+            headers.insert(HOST, a);
+        }
+    }
+    headers
+}
+
+/// The request for an h2c upstream: absolute URI, no `Host`.
+fn h2_request(
     method: Method,
     uri: &Uri,
     mut headers: http::HeaderMap,
     host: Option<&str>,
-    proto: Upstream,
     body: UpBody,
 ) -> Request<UpBody> {
     let pq = uri
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    let authority = uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            headers
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(String::from)
+        })
+        .or_else(|| host.map(String::from))
+        .unwrap_or_else(|| "localhost".into());
+    headers.remove(HOST);
     let mut r = Request::new(body);
     *r.method_mut() = method;
-    match proto {
-        Upstream::Http1 => {
-            *r.version_mut() = Version::HTTP_11;
-            *r.uri_mut() = Uri::from(pq);
-            if !headers.contains_key(HOST) {
-                let authority = uri.authority().map(|a| a.as_str()).or(host);
-                if let Some(a) = authority.and_then(|a| HeaderValue::from_str(a).ok()) {
-                    headers.insert(HOST, a);
-                }
-            }
-        }
-        Upstream::H2c => {
-            *r.version_mut() = Version::HTTP_2;
-            let authority = uri
-                .authority()
-                .map(|a| a.as_str().to_string())
-                .or_else(|| {
-                    headers
-                        .get(HOST)
-                        .and_then(|h| h.to_str().ok())
-                        .map(String::from)
-                })
-                .or_else(|| host.map(String::from))
-                .unwrap_or_else(|| "localhost".into());
-            *r.uri_mut() = Uri::builder()
-                .scheme("http")
-                .authority(authority.as_str())
-                .path_and_query(pq)
-                .build()
-                .unwrap_or_else(|_| Uri::from_static("/"));
-            headers.remove(HOST);
-        }
-    }
+    *r.version_mut() = Version::HTTP_2;
+    *r.uri_mut() = Uri::builder()
+        .scheme("http")
+        .authority(authority.as_str())
+        .path_and_query(pq)
+        .build()
+        .unwrap_or_else(|_| Uri::from_static("/"));
     *r.headers_mut() = headers;
     r
 }
@@ -383,8 +394,7 @@ async fn forward(
         };
         let in_flight = b.start();
         l7.stats.in_flight.fetch_add(1, Relaxed);
-        let done = |upstream| Done {
-            upstream,
+        let done = || Done {
             _in_flight: in_flight,
             _admission: permit,
             l7: l7.clone(),
@@ -409,10 +419,10 @@ async fn forward(
             &l7.stats.upstream_connects,
         )
         .await;
-        let mut conn = match conn {
+        let conn = match conn {
             Ok(conn) => conn,
             Err(e) => {
-                drop(done(None));
+                drop(done());
                 tracing::debug!(backend = %b.addr, error = %e, "connect failed");
                 fail(pool, b, Outcome::ConnectFailure, sent_at);
                 last_error = "could not connect to a backend";
@@ -429,27 +439,38 @@ async fn forward(
                 );
             }
         };
-        let up_body = match body.take() {
-            Some(b) => Either::Left(b),
-            None => Either::Right(Empty::new()),
-        };
         // Keep a copy of the head only while a retry after sending is possible.
         let headers = if replayable && attempt < retries {
             parts.headers.clone()
         } else {
             std::mem::take(&mut parts.headers)
         };
-        let up = upstream_request(
-            parts.method.clone(),
-            &parts.uri,
-            headers,
-            host.as_deref(),
-            pool.config.upstream,
-            up_body,
-        );
-        let result = match &mut conn {
-            Conn::H1(s) => s.send_request(up).await,
-            Conn::H2(s) => s.send_request(up).await,
+        let result: Result<Response<Inner>, BoxError> = match conn {
+            Conn::H1(c) => {
+                let headers = h1_headers(&parts.uri, headers, host.as_deref());
+                let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                c.send(&parts.method, pq, &headers, body.take())
+                    .await
+                    .map(|r| r.map(Inner::H1))
+                    .map_err(Into::into)
+            }
+            Conn::H2(mut s) => {
+                let up_body = match body.take() {
+                    Some(b) => Either::Left(b),
+                    None => Either::Right(Empty::new()),
+                };
+                let up = h2_request(
+                    parts.method.clone(),
+                    &parts.uri,
+                    headers,
+                    host.as_deref(),
+                    up_body,
+                );
+                s.send_request(up)
+                    .await
+                    .map(|r| r.map(Inner::H2))
+                    .map_err(Into::into)
+            }
         };
         let rtt = sent_at.elapsed().as_nanos() as u64;
         let now = now_ns();
@@ -484,16 +505,12 @@ async fn forward(
                         | StatusCode::GATEWAY_TIMEOUT
                 );
                 if retryable_status && replayable && may_retry(attempt) {
-                    drop(done(None));
+                    drop(done());
                     attempt += 1;
                     last_error = "backend answered 5xx";
                     give_up = StatusCode::BAD_GATEWAY;
                     continue;
                 }
-                let upstream_conn = match conn {
-                    Conn::H1(s) => Some((b.addr, s)),
-                    Conn::H2(_) => None,
-                };
                 let (mut rparts, rbody) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut rparts.headers);
                 l7.via.add(&mut rparts.headers, rparts.version);
@@ -503,13 +520,13 @@ async fn forward(
                 return Response::from_parts(
                     rparts,
                     ProxyBody {
-                        inner: Either::Left(rbody),
-                        done: Some(done(upstream_conn)),
+                        inner: rbody,
+                        done: Some(done()),
                     },
                 );
             }
             Err(e) => {
-                drop(done(None));
+                drop(done());
                 tracing::debug!(backend = %b.addr, error = %e, "upstream request failed");
                 fail(pool, b, Outcome::Reset, sent_at);
                 l7.stats.upstream_errors.fetch_add(1, Relaxed);

@@ -1,9 +1,10 @@
 //! Connections to backends, pooled per worker thread. Each worker keeps its
-//! own idle HTTP/1.1 connections (and one multiplexed HTTP/2 connection)
-//! per backend address in a thread-local map, so taking and returning a
-//! connection is a plain `Vec` operation with no lock shared between
-//! threads (the nginx/Envoy worker model). A backend that appears through
-//! an API update is pooled the same way from its first request.
+//! own idle HTTP/1.1 connections ([`super::h1`]) and one multiplexed
+//! HTTP/2 connection (hyper's client) per backend address in a thread-local
+//! map, so taking and returning a connection is a plain `Vec` operation
+//! with no lock shared between threads (the nginx/Envoy worker model). A
+//! backend that appears through an API update is pooled the same way from
+//! its first request.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -14,11 +15,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use super::config::Upstream;
+use super::h1::H1Conn;
 
 type H2Cell = Arc<tokio::sync::OnceCell<http2::SendRequest<UpBody>>>;
 
@@ -31,7 +33,7 @@ const MAX_IDLE: usize = 256;
 
 /// A connection ready for one request.
 pub enum Conn {
-    H1(http1::SendRequest<UpBody>),
+    H1(H1Conn),
     H2(http2::SendRequest<UpBody>),
 }
 
@@ -47,7 +49,7 @@ pub enum ConnectError {
 }
 
 thread_local! {
-    static IDLE: RefCell<HashMap<SocketAddr, Vec<http1::SendRequest<UpBody>>>> = RefCell::new(HashMap::new());
+    static IDLE: RefCell<HashMap<SocketAddr, Vec<H1Conn>>> = RefCell::new(HashMap::new());
     static H2: RefCell<HashMap<SocketAddr, H2Cell>> = RefCell::new(HashMap::new());
 }
 
@@ -61,27 +63,14 @@ pub async fn checkout(
 ) -> Result<Conn, ConnectError> {
     match proto {
         Upstream::Http1 => {
-            while let Some(mut s) = IDLE.with(|m| m.borrow_mut().get_mut(&addr).and_then(Vec::pop))
-            {
-                if s.is_closed() {
-                    continue;
-                }
-                if s.is_ready() || s.ready().await.is_ok() {
-                    return Ok(Conn::H1(s));
+            while let Some(c) = IDLE.with(|m| m.borrow_mut().get_mut(&addr).and_then(Vec::pop)) {
+                if c.idle_ok() {
+                    return Ok(Conn::H1(c));
                 }
             }
-            let io = connect(addr, connect_timeout).await?;
+            let stream = connect(addr, connect_timeout).await?;
             new_conns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let (s, conn) = http1::Builder::new()
-                .handshake(io)
-                .await
-                .map_err(|e| ConnectError::Handshake(addr, e))?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(%addr, error = %e, "upstream connection ended");
-                }
-            });
-            Ok(Conn::H1(s))
+            Ok(Conn::H1(H1Conn::new(addr, stream)))
         }
         Upstream::H2c => loop {
             // One connection per backend and worker, shared by every request;
@@ -89,7 +78,7 @@ pub async fn checkout(
             let cell = H2.with(|m| m.borrow_mut().entry(addr).or_default().clone());
             let s = cell
                 .get_or_try_init(|| async {
-                    let io = connect(addr, connect_timeout).await?;
+                    let io = TokioIo::new(connect(addr, connect_timeout).await?);
                     new_conns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let (s, conn) = http2::Builder::new(TokioExecutor::new())
                         .handshake(io)
@@ -128,26 +117,23 @@ pub async fn checkout(
     }
 }
 
-async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TokioIo<TcpStream>, ConnectError> {
+async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ConnectError> {
     let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
         .await
         .map_err(|_| ConnectError::Timeout(addr))?
         .map_err(|e| ConnectError::Io(addr, e))?;
     let _ = stream.set_nodelay(true);
-    Ok(TokioIo::new(stream))
+    Ok(stream)
 }
 
 /// Gives an HTTP/1.1 connection back to this worker's pool once its
 /// response body has been read to the end.
-pub fn checkin(addr: SocketAddr, s: http1::SendRequest<UpBody>) {
-    if s.is_closed() {
-        return;
-    }
+pub fn checkin(c: H1Conn) {
     IDLE.with(|m| {
         let mut m = m.borrow_mut();
-        let v = m.entry(addr).or_default();
+        let v = m.entry(c.addr).or_default();
         if v.len() < MAX_IDLE {
-            v.push(s);
+            v.push(c);
         }
     });
 }
