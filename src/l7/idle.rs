@@ -15,7 +15,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::backend::now_ns;
+/// A coarse clock: a few ns to read, ticks every few ms, which is plenty
+/// for an idle timeout measured in seconds.
+use crate::util::clock::coarse_ns as now_ns;
 
 /// When the connection last moved a byte (now_ns()).
 #[derive(Clone, Debug)]

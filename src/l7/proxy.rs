@@ -332,6 +332,13 @@ async fn forward(
         version,
         &l7.via,
     );
+    if pool.config.upstream == super::config::Upstream::Http1 {
+        parts.headers = h1_headers(
+            &parts.uri,
+            std::mem::take(&mut parts.headers),
+            host.as_deref(),
+        );
+    }
     let replayable = idempotent(&parts.method) && body.is_end_stream();
     let mut body = Some(body);
 
@@ -439,22 +446,24 @@ async fn forward(
                 );
             }
         };
-        // Keep a copy of the head only while a retry after sending is possible.
-        let headers = if replayable && attempt < retries {
-            parts.headers.clone()
-        } else {
-            std::mem::take(&mut parts.headers)
-        };
         let result: Result<Response<Inner>, BoxError> = match conn {
+            // Our HTTP/1.1 client writes the head from a reference: no copy
+            // is needed to keep it for a retry.
             Conn::H1(c) => {
-                let headers = h1_headers(&parts.uri, headers, host.as_deref());
                 let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-                c.send(&parts.method, pq, &headers, body.take())
+                c.send(&parts.method, pq, &parts.headers, body.take())
                     .await
                     .map(|r| r.map(Inner::H1))
                     .map_err(Into::into)
             }
             Conn::H2(mut s) => {
+                // Keep a copy of the head only while a retry after sending
+                // is possible.
+                let headers = if replayable && attempt < retries {
+                    parts.headers.clone()
+                } else {
+                    std::mem::take(&mut parts.headers)
+                };
                 let up_body = match body.take() {
                     Some(b) => Either::Left(b),
                     None => Either::Right(Empty::new()),
