@@ -71,6 +71,17 @@ impl Rig {
         vip
     }
 
+    /// Sends a UDP packet from `c:sport` to `v:53`, which must be
+    /// encapsulated (XDP_TX); returns the backend it went to.
+    fn udp_backend(&self, c: IpAddr, sport: u16, v: IpAddr) -> IpAddr {
+        let out = self.run(
+            Program::Balancer,
+            &packet(c, sport, v, 53, abi::IPPROTO_UDP, b"q"),
+        );
+        assert_eq!(out.action, XDP_TX);
+        IpAddr::from(<[u8; 4]>::try_from(&out.packet[30..34]).unwrap())
+    }
+
     fn run(&self, p: Program, packet: &[u8]) -> sys::TestRun {
         let fd = dataplane::program_fd(&self.ebpf, p).unwrap();
         sys::test_run(fd, packet, 1).unwrap()
@@ -324,14 +335,7 @@ fn known_flows_keep_their_backend_across_a_reweight_and_a_drain() {
     let vip = r.put("udp:10.0.0.100:53", BACKENDS4);
     let v = ip("10.0.0.100");
     let c = ip("192.0.2.50");
-    let send = |sport: u16| {
-        let out = r.run(
-            Program::Balancer,
-            &packet(c, sport, v, 53, abi::IPPROTO_UDP, b"q"),
-        );
-        assert_eq!(out.action, XDP_TX);
-        IpAddr::from(<[u8; 4]>::try_from(&out.packet[30..34]).unwrap())
-    };
+    let send = |sport: u16| r.udp_backend(c, sport, v);
     let first: Vec<IpAddr> = (3000..3200).map(send).collect();
     // Drain 10.1.0.1 and give 10.1.0.3 weight 5: the table changes a lot.
     r.put(
@@ -384,14 +388,7 @@ fn a_full_set_evicts_its_least_recently_used_flow() {
     let r = rig_sized(0, 8);
     let vip = r.put("udp:10.0.0.100:53", BACKENDS4);
     let (c, v) = (ip("192.0.2.60"), ip("10.0.0.100"));
-    let send = |sport: u16| {
-        let out = r.run(
-            Program::Balancer,
-            &packet(c, sport, v, 53, abi::IPPROTO_UDP, b"q"),
-        );
-        assert_eq!(out.action, XDP_TX);
-        IpAddr::from(<[u8; 4]>::try_from(&out.packet[30..34]).unwrap())
-    };
+    let send = |sport: u16| r.udp_backend(c, sport, v);
     let key = |sport: u16| abi::flow_key(c, sport, v, 53, abi::IPPROTO_UDP);
     // The oldest flow is one that the table would not send to 10.1.0.1.
     let oldest = (5000..6000)

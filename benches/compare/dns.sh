@@ -72,32 +72,8 @@ log() { printf '%s\n' "$*" >&2; }
 die() { log "dns.sh: $*"; exit 1; }
 
 # ---------------------------------------------------------------- cleanup
-WORK=""
-declare -A PID=()
-descendants() {  # PID -> PID and all its descendants
-    local p=$1 c
-    echo "$p"
-    for c in $(ps -o pid= --ppid "$p" 2>/dev/null); do descendants "$c"; done
-}
-cleanup() {
-    local rc=$? all="" p
-    trap - EXIT INT TERM
-    for p in "${PID[@]}"; do all+=" $(descendants "$p")"; done
-    if [ -n "${all// /}" ]; then
-        # shellcheck disable=SC2086
-        kill -TERM $all 2>/dev/null || true
-        for _ in 1 2 3 4 5 6 7 8 9 10; do
-            kill -0 $all 2>/dev/null || break
-            sleep 0.3
-        done
-        kill -KILL $all 2>/dev/null || true
-        wait 2>/dev/null || true
-    fi
-    [ -n "$WORK" ] && rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
 
 # ---------------------------------------------------------------- 1. tools
 need=()
