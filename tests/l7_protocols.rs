@@ -414,3 +414,55 @@ async fn an_idle_keep_alive_connection_is_closed() {
     .unwrap();
     assert!(closed, "the idle connection was closed by the proxy");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_and_metrics_report_the_traffic() {
+    let (a, b) = (Origin::start(), Origin::start());
+    let p = proxy_with(
+        "capacity_rps = 1000",
+        "",
+        &backends_toml(&[&a, &b], &[]),
+        DEFAULT_ROUTE,
+    );
+    let c = reqwest::Client::new();
+    // Keep traffic flowing over a few sampler ticks (every 200 ms here).
+    let url = p.url("/");
+    let load = tokio::spawn(async move { common::l7::load(&c, &url, 3000, 4).await });
+    let mut seen = serde_json::Value::Null;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (code, v) = p.api("GET", "/v1/load", None);
+        assert_eq!(code, 200);
+        if v["requests_per_second"].as_f64().unwrap_or(0.0) > 0.0 {
+            seen = v;
+            break;
+        }
+    }
+    let (_, failed) = load.await.unwrap();
+    assert_eq!(failed, 0);
+    let rps = seen["requests_per_second"]
+        .as_f64()
+        .expect("a rate while traffic flowed");
+    assert!(
+        (seen["utilisation"].as_f64().unwrap() - rps / 1000.0).abs() < 1e-9,
+        "{seen}"
+    );
+    assert!(seen["latency_p50_ms"].as_f64().unwrap() > 0.0, "{seen}");
+    assert!(seen["latency_p99_ms"].as_f64().unwrap() >= seen["latency_p50_ms"].as_f64().unwrap());
+    assert_eq!(seen["error_rate"], 0.0);
+    let backends = seen["pools"]["web"]["backends"].as_object().unwrap();
+    assert!(
+        backends.contains_key(&a.addr.to_string()) && backends.contains_key(&b.addr.to_string())
+    );
+    let (_, m) = p.api("GET", "/metrics", None);
+    let m = m.as_str().unwrap().to_string();
+    assert!(m.contains("boltz_l7_requests_total 3000"), "{m}");
+    assert!(
+        m.contains("boltz_l7_responses_total{class=\"2xx\"} 3000"),
+        "{m}"
+    );
+    assert!(m.contains(&format!(
+        "boltz_l7_backend_up{{pool=\"web\",backend=\"{}\"}} 1",
+        a.addr
+    )));
+}
