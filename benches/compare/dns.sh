@@ -84,14 +84,7 @@ command -v nsd >/dev/null || need+=(nsd)
 command -v dnsperf >/dev/null || need+=(dnsperf)
 command -v dig >/dev/null || need+=(dnsutils)
 command -v python3 >/dev/null || need+=(python3)
-if [ ${#need[@]} -gt 0 ]; then
-    log "installing: ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-    # The packages' own services (if any init started them) are not ours: only
-    # make sure nothing of ours clashes; we use high loopback ports.
-fi
+install_missing ${need[@]+"${need[@]}"}
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     if ! (cd "$ROOT" && cargo build --release -q 2>"${TMPDIR:-/tmp}/boltz-compare-build.$$"); then

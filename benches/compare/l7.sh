@@ -102,14 +102,7 @@ command -v curl >/dev/null || need+=(curl)
 command -v ss >/dev/null || need+=(iproute2)
 command -v taskset >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
-if [ ${#need[@]} -gt 0 ]; then
-    log "installing: ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-    # The packages' own haproxy/nginx services are not ours and not used: we
-    # run our own instances on high loopback ports.
-fi
+install_missing ${need[@]+"${need[@]}"}
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     build_log=$(mktemp)

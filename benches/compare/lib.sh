@@ -29,3 +29,14 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# install_missing PKG... — apt-get install the packages given (if any),
+# quietly; needs root. Their own services are not used: the scripts run
+# their own instances on high loopback ports.
+install_missing() {
+    [ $# -gt 0 ] || return 0
+    log "installing: $*"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
