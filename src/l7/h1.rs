@@ -36,6 +36,8 @@ pub struct H1Conn {
     pub addr: SocketAddr,
     stream: TcpStream,
     rbuf: BytesMut,
+    /// The request head is built here, reused by every request.
+    wbuf: Vec<u8>,
 }
 
 /// Why an exchange failed.
@@ -59,6 +61,7 @@ impl H1Conn {
             addr,
             stream,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
+            wbuf: Vec::with_capacity(512),
         }
     }
 
@@ -84,7 +87,8 @@ impl H1Conn {
             body = None;
         }
         let chunked = body.is_some() && !headers.contains_key(CONTENT_LENGTH);
-        let mut head = Vec::with_capacity(512);
+        let mut head = std::mem::take(&mut self.wbuf);
+        head.clear();
         head.extend_from_slice(method.as_str().as_bytes());
         head.push(b' ');
         head.extend_from_slice(path_and_query.as_bytes());
@@ -108,6 +112,7 @@ impl H1Conn {
             .write_all(&head)
             .await
             .map_err(|e| H1Error::Write(addr, e))?;
+        self.wbuf = head;
         if let Some(mut b) = body {
             while let Some(frame) = b.frame().await {
                 let frame = frame.map_err(H1Error::Body)?;
