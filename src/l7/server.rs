@@ -165,6 +165,14 @@ async fn worker(
         }
     }
     let _ = ready.send(Ok(()));
+    // Closed idle upstream connections go away even if never asked for.
+    let pruner = tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            super::upstream::prune();
+        }
+    });
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let t = &l7.config.timeouts;
@@ -216,6 +224,7 @@ async fn worker(
     for a in accepts {
         a.abort();
     }
+    pruner.abort();
     let limit = l7.config.timeouts.shutdown;
     if tokio::time::timeout(limit, graceful.shutdown())
         .await

@@ -138,9 +138,72 @@ pub fn checkin(c: H1Conn) {
     });
 }
 
-/// Forgets this worker's connections to backends not in `keep` (called
-/// when pools change, so removed backends do not hold sockets).
-pub fn retain(keep: &dyn Fn(&SocketAddr) -> bool) {
-    IDLE.with(|m| m.borrow_mut().retain(|a, _| keep(a)));
-    H2.with(|m| m.borrow_mut().retain(|a, _| keep(a)));
+/// Drops this worker's idle connections that are no longer usable (the
+/// backend closed them, e.g. at its keep-alive timeout, or it was removed
+/// from every pool and its connections aged out) and forgets addresses
+/// left with none. Each worker calls it every few seconds.
+pub fn prune() {
+    IDLE.with(|m| {
+        let mut m = m.borrow_mut();
+        m.retain(|_, v| {
+            v.retain(H1Conn::idle_ok);
+            !v.is_empty()
+        });
+    });
+    H2.with(|m| {
+        m.borrow_mut()
+            .retain(|_, c| c.get().is_none_or(|s| !s.is_closed()));
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idle_count(addr: SocketAddr) -> usize {
+        IDLE.with(|m| m.borrow().get(&addr).map_or(0, Vec::len))
+    }
+
+    #[tokio::test]
+    async fn pooled_connections_are_reused_and_closed_ones_pruned() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let accepted = tokio::spawn(async move {
+            let (a, _) = l.accept().await.unwrap();
+            a
+        });
+        let opened = std::sync::atomic::AtomicU64::new(0);
+        let Conn::H1(c) = checkout(addr, Upstream::Http1, Duration::from_secs(1), &opened)
+            .await
+            .unwrap()
+        else {
+            panic!("an HTTP/1.1 connection");
+        };
+        let server_side = accepted.await.unwrap();
+        checkin(c);
+        assert_eq!(idle_count(addr), 1);
+        let Conn::H1(c) = checkout(addr, Upstream::Http1, Duration::from_secs(1), &opened)
+            .await
+            .unwrap()
+        else {
+            panic!("an HTTP/1.1 connection");
+        };
+        assert_eq!(
+            opened.load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "reused, not reopened"
+        );
+        checkin(c);
+        // The backend closes it: the next prune drops it and the address.
+        drop(server_side);
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            prune();
+            if idle_count(addr) == 0 {
+                break;
+            }
+        }
+        assert_eq!(idle_count(addr), 0);
+        assert!(IDLE.with(|m| !m.borrow().contains_key(&addr)));
+    }
 }
