@@ -178,7 +178,8 @@ pub fn pool_view(p: &Pool) -> Value {
     let backends: Vec<Value> = p
         .backends
         .iter()
-        .map(|b| {
+        .enumerate()
+        .map(|(i, b)| {
             let until = b.ejected_until.load(Relaxed);
             json!({
                 "address": b.addr,
@@ -191,6 +192,7 @@ pub fn pool_view(p: &Pool) -> Value {
                 "ejections": b.ejections.load(Relaxed),
                 "breaker": b.breaker.state(now),
                 "in_flight": b.in_flight(),
+                "queued": p.admission[i].waiting(),
                 "ewma_ms": b.ewma.get() / 1e6,
                 "fail_rate": b.fail_rate(),
                 "requests": b.requests.load(Relaxed),
@@ -388,6 +390,11 @@ async fn metrics(State(s): State<L7Api>) -> Response {
         "boltz_l7_upstream_connections_total",
         "Upstream connections opened.",
         st.upstream_connects.load(Relaxed),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP boltz_l7_client_connections Client connections open.\n# TYPE boltz_l7_client_connections gauge\nboltz_l7_client_connections {}",
+        super::server::OPEN_CONNECTIONS.load(Relaxed)
     );
     let _ = writeln!(out, "# HELP boltz_l7_in_flight Requests in flight.\n# TYPE boltz_l7_in_flight gauge\nboltz_l7_in_flight {}", st.in_flight.load(Relaxed));
     let now = now_ns();

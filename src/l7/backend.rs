@@ -121,7 +121,6 @@ pub struct Backend {
     pub breaker: Breaker,
     pub requests: AtomicU64,
     pub failures: AtomicU64,
-    pub connects: AtomicU64,
 }
 
 impl Backend {
@@ -144,7 +143,6 @@ impl Backend {
             breaker: Breaker::default(),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
-            connects: AtomicU64::new(0),
         }
     }
 
@@ -274,12 +272,6 @@ impl Backend {
 /// A request counted in a backend's in-flight number until dropped.
 #[derive(Debug)]
 pub struct InFlight(std::sync::Arc<Backend>);
-
-impl InFlight {
-    pub fn backend(&self) -> &std::sync::Arc<Backend> {
-        &self.0
-    }
-}
 
 impl Drop for InFlight {
     fn drop(&mut self) {

@@ -250,7 +250,7 @@ impl H1Conn {
                 }
             }
             self.rbuf.reserve(READ_CHUNK);
-            let n = read_buf(&mut self.stream, &mut self.rbuf)
+            let n = tokio::io::AsyncReadExt::read_buf(&mut self.stream, &mut self.rbuf)
                 .await
                 .map_err(|e| H1Error::Read(addr, e))?;
             if n == 0 {
@@ -258,10 +258,6 @@ impl H1Conn {
             }
         }
     }
-}
-
-async fn read_buf(s: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
-    tokio::io::AsyncReadExt::read_buf(s, buf).await
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -114,7 +114,6 @@ pub struct Via {
     v11: HeaderValue,
     v2: HeaderValue,
     v3: HeaderValue,
-    name: String,
 }
 
 impl Via {
@@ -128,7 +127,6 @@ impl Via {
             v11: v("1.1"),
             v2: v("2"),
             v3: v("3"),
-            name: name.to_string(),
         }
     }
 
@@ -145,10 +143,6 @@ impl Via {
     pub fn add(&self, h: &mut HeaderMap, version: Version) {
         let v = self.get(version);
         append_value(h, &VIA, v);
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
     }
 }
 

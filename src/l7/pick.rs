@@ -253,14 +253,6 @@ impl Picker {
         }
     }
 
-    pub fn algorithm(&self) -> Algorithm {
-        self.algorithm
-    }
-
-    pub fn options(&self) -> &PickOptions {
-        &self.opts
-    }
-
     /// The index into `backends` of the backend for this request, or `None`
     /// when none is eligible.
     pub fn pick(&self, backends: &[Arc<Backend>], ctx: &PickContext) -> Option<usize> {

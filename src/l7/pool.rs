@@ -78,17 +78,13 @@ impl Pool {
             Some(o) if o.config.retry == config.retry => o.retry.clone(),
             _ => Arc::new(RetryBudget::new(&config.retry)),
         };
-        let concurrency = match (
-            old.and_then(|o| o.concurrency.as_ref()),
-            &config.concurrency,
-        ) {
-            (Some(c), Some(cfg))
-                if old.is_some_and(|o| o.config.concurrency.as_ref() == Some(cfg)) =>
-            {
-                Some(c.clone())
+        // A limiter keeps its learnt limit while its settings stay.
+        let concurrency = match (&config.concurrency, old) {
+            (Some(cfg), Some(o)) if o.config.concurrency.as_ref() == Some(cfg) => {
+                o.concurrency.clone()
             }
-            (_, Some(cfg)) => Some(Arc::new(ConcurrencyLimiter::new(cfg))),
-            (_, None) => None,
+            (Some(cfg), _) => Some(Arc::new(ConcurrencyLimiter::new(cfg))),
+            (None, _) => None,
         };
         let pool = Pool {
             name: name.to_string(),

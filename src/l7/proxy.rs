@@ -183,8 +183,8 @@ pub async fn handle(
     let started = Instant::now();
     l7.stats.requests.fetch_add(1, Relaxed);
     let snap = l7.snapshot.load();
-    let host = headers::request_host(req.uri(), req.headers());
-    let Some(route) = snap.routes.find(host, req.uri().path()) else {
+    let host = headers::request_host(req.uri(), req.headers()).map(String::from);
+    let Some(route) = snap.routes.find(host.as_deref(), req.uri().path()) else {
         l7.stats.no_route.fetch_add(1, Relaxed);
         return Ok(local(
             l7,
@@ -211,16 +211,15 @@ pub async fn handle(
         ));
     };
     drop(snap);
-    let resp =
-        match tokio::time::timeout(l7.config.timeouts.request, forward(&c, &pool, req, started))
-            .await
-        {
-            Ok(r) => r,
-            Err(_) => {
-                l7.stats.timeouts.fetch_add(1, Relaxed);
-                local(l7, StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
-            }
-        };
+    let resp = match tokio::time::timeout(l7.config.timeouts.request, forward(&c, &pool, req, host))
+        .await
+    {
+        Ok(r) => r,
+        Err(_) => {
+            l7.stats.timeouts.fetch_add(1, Relaxed);
+            local(l7, StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
+        }
+    };
     l7.stats
         .latency
         .record_ns(started.elapsed().as_nanos() as u64);
@@ -236,8 +235,7 @@ fn idempotent(m: &Method) -> bool {
 
 /// The affinity hash of a request for the hashing algorithms.
 fn affinity(pool: &Pool, peer: SocketAddr, req: &Request<Incoming>) -> Option<u64> {
-    use super::pick::Algorithm::{Maglev, RingHash};
-    if !matches!(pool.config.lb, RingHash | Maglev) {
+    if !pool.config.lb.uses_hash() {
         return None;
     }
     match pool.config.hash_on.as_ref().unwrap_or(&HashOn::ClientIp) {
@@ -317,12 +315,11 @@ async fn forward(
     c: &ClientConn,
     pool: &Pool,
     req: Request<Incoming>,
-    started: Instant,
+    host: Option<String>,
 ) -> Response<ProxyBody> {
     let l7 = &c.l7;
     let hash = affinity(pool, c.peer, &req);
     let (mut parts, body) = req.into_parts();
-    let host = headers::request_host(&parts.uri, &parts.headers).map(String::from);
     let version = parts.version;
     headers::strip_hop_by_hop(&mut parts.headers);
     headers::add_forwarding(
@@ -431,7 +428,14 @@ async fn forward(
             Err(e) => {
                 drop(done());
                 tracing::debug!(backend = %b.addr, error = %e, "connect failed");
-                fail(pool, b, Outcome::ConnectFailure, sent_at);
+                let now = now_ns();
+                book(
+                    pool,
+                    b,
+                    Outcome::ConnectFailure,
+                    sent_at.elapsed().as_nanos() as u64,
+                    now,
+                );
                 last_error = "could not connect to a backend";
                 give_up = StatusCode::BAD_GATEWAY;
                 l7.stats.upstream_errors.fetch_add(1, Relaxed);
@@ -486,19 +490,12 @@ async fn forward(
         match result {
             Ok(resp) => {
                 let status = resp.status();
-                let failed = status.is_server_error();
-                b.record(rtt, failed, now, pool.config.ewma_decay.as_nanos() as f64);
-                b.breaker.on_result(now, failed);
-                if let Some(o) = &pool.config.outlier {
-                    let outcome = if failed {
-                        Outcome::ServerError
-                    } else {
-                        Outcome::Success
-                    };
-                    if let Some(t) = outlier::record(o, &pool.backends, b, outcome, now) {
-                        tracing::warn!(pool = %pool.name, backend = %b.addr, ejected_for = ?t, "backend ejected");
-                    }
-                }
+                let outcome = if status.is_server_error() {
+                    Outcome::ServerError
+                } else {
+                    Outcome::Success
+                };
+                book(pool, b, outcome, rtt, now);
                 if let Some(p) = limit.take() {
                     // Only overload signals shrink the window, not every 5xx.
                     let overload = matches!(
@@ -525,7 +522,6 @@ async fn forward(
                 l7.via.add(&mut rparts.headers, rparts.version);
                 rparts.version = version;
                 l7.stats.count_status(status.as_u16());
-                let _ = started;
                 return Response::from_parts(
                     rparts,
                     ProxyBody {
@@ -537,7 +533,7 @@ async fn forward(
             Err(e) => {
                 drop(done());
                 tracing::debug!(backend = %b.addr, error = %e, "upstream request failed");
-                fail(pool, b, Outcome::Reset, sent_at);
+                book(pool, b, Outcome::Reset, rtt, now);
                 l7.stats.upstream_errors.fetch_add(1, Relaxed);
                 last_error = "backend failed the request";
                 give_up = StatusCode::BAD_GATEWAY;
@@ -551,16 +547,17 @@ async fn forward(
     }
 }
 
-/// Books a request that got no answer from backend `b`.
-fn fail(pool: &Pool, b: &super::backend::Backend, outcome: Outcome, sent_at: Instant) {
-    let now = now_ns();
+/// Books the outcome of one exchange with backend `b`: latency and failure
+/// rate for the balancer, the breaker, and outlier detection.
+fn book(pool: &Pool, b: &super::backend::Backend, outcome: Outcome, rtt_ns: u64, now: u64) {
+    let failed = !matches!(outcome, Outcome::Success);
     b.record(
-        sent_at.elapsed().as_nanos() as u64,
-        true,
+        rtt_ns,
+        failed,
         now,
         pool.config.ewma_decay.as_nanos() as f64,
     );
-    b.breaker.on_result(now, true);
+    b.breaker.on_result(now, failed);
     if let Some(o) = &pool.config.outlier {
         if let Some(t) = outlier::record(o, &pool.backends, b, outcome, now) {
             tracing::warn!(pool = %pool.name, backend = %b.addr, ejected_for = ?t, "backend ejected");

@@ -27,7 +27,8 @@ use crate::health::{HealthConfig, Prober};
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub pools: BTreeMap<String, Arc<Pool>>,
-    pub routes: Routes,
+    /// Routes name pools, so a pool update keeps this very list.
+    pub routes: Arc<Routes>,
 }
 
 /// Why an update was refused.
@@ -73,7 +74,7 @@ impl L7 {
                 )
             })
             .collect();
-        let routes = Routes::new(&config.routes, None);
+        let routes = Arc::new(Routes::new(&config.routes, None));
         let prober = handle.as_ref().and_then(|_| match Prober::new() {
             Ok(p) => Some(Arc::new(p)),
             Err(e) => {
@@ -135,7 +136,7 @@ impl L7 {
         pools.insert(name.to_string(), pool);
         self.snapshot.store(Arc::new(Snapshot {
             pools,
-            routes: Routes::new(&snap.routes.configs(), Some(&snap.routes)),
+            routes: snap.routes.clone(),
         }));
         Ok(true)
     }
@@ -172,7 +173,7 @@ impl L7 {
             });
         self.snapshot.store(Arc::new(Snapshot {
             pools,
-            routes: Routes::new(&snap.routes.configs(), Some(&snap.routes)),
+            routes: snap.routes.clone(),
         }));
         Ok(true)
     }
@@ -187,7 +188,7 @@ impl L7 {
         }
         self.snapshot.store(Arc::new(Snapshot {
             pools: snap.pools.clone(),
-            routes: Routes::new(&routes, Some(&snap.routes)),
+            routes: Arc::new(Routes::new(&routes, Some(&snap.routes))),
         }));
         Ok(())
     }
