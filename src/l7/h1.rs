@@ -19,9 +19,11 @@ use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+
+use super::body::{BoxError, ReqBody};
+use super::framing::{self, Decoder, Step};
 
 /// Most bytes of a response head.
 const MAX_HEAD: usize = 64 * 1024;
@@ -29,6 +31,9 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 128;
 /// Read size.
 const READ_CHUNK: usize = 16 * 1024;
+/// Body pieces up to this size are copied next to their framing and sent
+/// in one write; larger ones are written as they are.
+pub const COALESCE: usize = 8 * 1024;
 
 /// One kept-alive connection to a backend.
 #[derive(Debug)]
@@ -52,7 +57,7 @@ pub enum H1Error {
     #[error("{0} sent a malformed response: {1}")]
     Malformed(SocketAddr, String),
     #[error("request body: {0}")]
-    Body(hyper::Error),
+    Body(BoxError),
 }
 
 impl H1Conn {
@@ -80,7 +85,7 @@ impl H1Conn {
         method: &Method,
         path_and_query: &str,
         headers: &HeaderMap,
-        mut body: Option<Incoming>,
+        mut body: Option<ReqBody>,
     ) -> Result<Response<ResponseBody>, H1Error> {
         let addr = self.addr;
         if body.as_ref().is_some_and(|b| b.is_end_stream()) {
@@ -122,26 +127,7 @@ impl H1Conn {
                 if data.is_empty() {
                     continue;
                 }
-                if chunked {
-                    let size = format!("{:x}\r\n", data.len());
-                    self.stream
-                        .write_all(size.as_bytes())
-                        .await
-                        .map_err(|e| H1Error::Write(addr, e))?;
-                    self.stream
-                        .write_all(&data)
-                        .await
-                        .map_err(|e| H1Error::Write(addr, e))?;
-                    self.stream
-                        .write_all(b"\r\n")
-                        .await
-                        .map_err(|e| H1Error::Write(addr, e))?;
-                } else {
-                    self.stream
-                        .write_all(&data)
-                        .await
-                        .map_err(|e| H1Error::Write(addr, e))?;
-                }
+                self.write_piece(&data, chunked).await?;
             }
             if chunked {
                 self.stream
@@ -158,39 +144,57 @@ impl H1Conn {
                 continue;
             }
             self.rbuf.advance(consumed);
-            let framing = if *method == Method::HEAD
+            let dec = if *method == Method::HEAD
                 || status == StatusCode::NO_CONTENT
                 || status == StatusCode::NOT_MODIFIED
                 || status.is_informational()
             {
-                Framing::Length(0)
+                Decoder::length(0)
             } else if hdrs
                 .get_all(TRANSFER_ENCODING)
                 .iter()
                 .any(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"))
             {
-                Framing::Chunked(Chunk::Size)
+                Decoder::chunked()
             } else if let Some(n) = hdrs
                 .get(CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
             {
-                Framing::Length(n)
+                Decoder::length(n)
             } else {
-                Framing::UntilClose
+                Decoder::until_close()
             };
-            let reusable = keep_alive && !matches!(framing, Framing::UntilClose);
             let mut resp = Response::new(ResponseBody {
                 conn: Some(self),
-                framing,
-                reusable,
-                done: false,
+                dec,
+                keep_alive,
             });
             *resp.status_mut() = status;
             *resp.version_mut() = version;
             *resp.headers_mut() = hdrs;
             return Ok(resp);
         }
+    }
+
+    /// Writes one piece of a request body, in a chunk if `chunked`; a small
+    /// chunk goes out in one write with its framing.
+    async fn write_piece(&mut self, data: &[u8], chunked: bool) -> Result<(), H1Error> {
+        let addr = self.addr;
+        let w = |e| H1Error::Write(addr, e);
+        if !chunked {
+            return self.stream.write_all(data).await.map_err(w);
+        }
+        self.wbuf.clear();
+        framing::chunk_head(&mut self.wbuf, data.len());
+        if data.len() <= COALESCE {
+            self.wbuf.extend_from_slice(data);
+            self.wbuf.extend_from_slice(b"\r\n");
+            return self.stream.write_all(&self.wbuf).await.map_err(w);
+        }
+        self.stream.write_all(&self.wbuf).await.map_err(w)?;
+        self.stream.write_all(data).await.map_err(w)?;
+        self.stream.write_all(b"\r\n").await.map_err(w)
     }
 
     /// Reads until a whole response head is buffered; returns it parsed with
@@ -260,142 +264,22 @@ impl H1Conn {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Chunk {
-    /// Expecting a size line.
-    Size,
-    /// This many data bytes left in the chunk, then CRLF.
-    Data(u64),
-    DataEnd,
-    /// After the last chunk: trailer lines up to an empty one.
-    Trailers,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Framing {
-    Length(u64),
-    Chunked(Chunk),
-    UntilClose,
-}
-
 /// A backend's response body, streamed from its connection.
 #[derive(Debug)]
 pub struct ResponseBody {
     conn: Option<H1Conn>,
-    framing: Framing,
-    reusable: bool,
-    done: bool,
+    dec: Decoder,
+    keep_alive: bool,
 }
 
 impl ResponseBody {
     /// The connection, once the body has been read to its end and the
     /// connection may carry another request.
     pub fn take_reusable(&mut self) -> Option<H1Conn> {
-        if self.done && self.reusable {
+        if self.dec.is_done() && self.keep_alive && self.dec.delimited() {
             self.conn.take()
         } else {
             None
-        }
-    }
-
-    fn malformed(&mut self, what: &str) -> io::Error {
-        self.conn = None;
-        io::Error::new(io::ErrorKind::InvalidData, what.to_string())
-    }
-
-    /// Frames what is buffered; `None` when more must be read first.
-    fn next_buffered(&mut self) -> Result<Option<Option<Bytes>>, io::Error> {
-        let Some(c) = self.conn.as_mut() else {
-            return Ok(Some(None));
-        };
-        loop {
-            match self.framing {
-                Framing::Length(0) => {
-                    self.done = true;
-                    return Ok(Some(None));
-                }
-                Framing::Length(n) => {
-                    if c.rbuf.is_empty() {
-                        return Ok(None);
-                    }
-                    let take = (c.rbuf.len() as u64).min(n) as usize;
-                    self.framing = Framing::Length(n - take as u64);
-                    if n == take as u64 {
-                        self.done = true;
-                    }
-                    return Ok(Some(Some(c.rbuf.split_to(take).freeze())));
-                }
-                Framing::UntilClose => {
-                    if c.rbuf.is_empty() {
-                        return Ok(None);
-                    }
-                    let all = c.rbuf.len();
-                    return Ok(Some(Some(c.rbuf.split_to(all).freeze())));
-                }
-                Framing::Chunked(Chunk::Size) => {
-                    let Some(eol) = c.rbuf.windows(2).position(|w| w == b"\r\n") else {
-                        if c.rbuf.len() > 1024 {
-                            return Err(self.malformed("chunk size line too long"));
-                        }
-                        return Ok(None);
-                    };
-                    let line = &c.rbuf[..eol];
-                    let hex = line
-                        .split(|&b| b == b';')
-                        .next()
-                        .unwrap_or(b"")
-                        .trim_ascii();
-                    let size = std::str::from_utf8(hex)
-                        .ok()
-                        .and_then(|h| u64::from_str_radix(h, 16).ok());
-                    let Some(size) = size else {
-                        return Err(self.malformed("bad chunk size"));
-                    };
-                    c.rbuf.advance(eol + 2);
-                    self.framing = Framing::Chunked(if size == 0 {
-                        Chunk::Trailers
-                    } else {
-                        Chunk::Data(size)
-                    });
-                }
-                Framing::Chunked(Chunk::Data(n)) => {
-                    if c.rbuf.is_empty() {
-                        return Ok(None);
-                    }
-                    let take = (c.rbuf.len() as u64).min(n) as usize;
-                    let left = n - take as u64;
-                    self.framing = Framing::Chunked(if left == 0 {
-                        Chunk::DataEnd
-                    } else {
-                        Chunk::Data(left)
-                    });
-                    return Ok(Some(Some(c.rbuf.split_to(take).freeze())));
-                }
-                Framing::Chunked(Chunk::DataEnd) => {
-                    if c.rbuf.len() < 2 {
-                        return Ok(None);
-                    }
-                    if &c.rbuf[..2] != b"\r\n" {
-                        return Err(self.malformed("chunk not followed by CRLF"));
-                    }
-                    c.rbuf.advance(2);
-                    self.framing = Framing::Chunked(Chunk::Size);
-                }
-                Framing::Chunked(Chunk::Trailers) => {
-                    let Some(eol) = c.rbuf.windows(2).position(|w| w == b"\r\n") else {
-                        if c.rbuf.len() > MAX_HEAD {
-                            return Err(self.malformed("trailers too long"));
-                        }
-                        return Ok(None);
-                    };
-                    c.rbuf.advance(eol + 2);
-                    if eol == 0 {
-                        self.done = true;
-                        return Ok(Some(None));
-                    }
-                    // Trailer fields are dropped: few clients use them.
-                }
-            }
         }
     }
 }
@@ -410,15 +294,18 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = &mut *self;
         loop {
-            match this.next_buffered() {
-                Err(e) => return Poll::Ready(Some(Err(e))),
-                Ok(Some(Some(data))) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                Ok(Some(None)) => return Poll::Ready(None),
-                Ok(None) => {}
-            }
             let Some(c) = this.conn.as_mut() else {
                 return Poll::Ready(None);
             };
+            match this.dec.decode(&mut c.rbuf) {
+                Ok(Step::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Ok(Step::End) => return Poll::Ready(None),
+                Ok(Step::More) => {}
+                Err(e) => {
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::InvalidData, e))));
+                }
+            }
             c.rbuf.reserve(READ_CHUNK);
             let n = {
                 let dst = c.rbuf.spare_capacity_mut();
@@ -430,16 +317,14 @@ impl Body for ResponseBody {
                 rb.filled().len()
             };
             if n == 0 {
-                if matches!(this.framing, Framing::UntilClose) {
-                    this.done = true;
-                    this.conn = None;
-                    return Poll::Ready(None);
-                }
+                let r = this.dec.eof();
                 this.conn = None;
-                return Poll::Ready(Some(Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "backend closed the connection mid-body",
-                ))));
+                return Poll::Ready(r.err().map(|e| {
+                    Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("backend: {e}"),
+                    ))
+                }));
             }
             // SAFETY: poll_read initialised `n` bytes of the spare capacity.
             unsafe { c.rbuf.set_len(c.rbuf.len() + n) };
@@ -447,13 +332,13 @@ impl Body for ResponseBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done || matches!(self.framing, Framing::Length(0))
+        self.dec.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.framing {
-            Framing::Length(n) => SizeHint::with_exact(n),
-            _ => SizeHint::default(),
+        match self.dec.remaining() {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
         }
     }
 }

@@ -1,8 +1,10 @@
-//! Idle-connection cut-off for client connections: [`IdleIo`] wraps the
-//! socket and stamps every read and write, and [`run`] drives a connection
-//! until it ends or has moved no byte either way for the idle timeout, then
-//! drops it (closing the socket). hyper's own header timeout covers a slow
-//! request head; this covers a kept-alive connection that says nothing.
+//! Time limits on client connections without a timer per request:
+//! [`IdleIo`] wraps the socket and stamps every read and write, the server
+//! marks when a request head starts and ends, and [`run`] drives the
+//! connection until it ends, drops it (closing the socket) once it has
+//! moved no byte either way for the idle timeout, or once a request head
+//! has taken longer than the header timeout (a slowloris client trickling
+//! header bytes is cut off even though it is never idle).
 
 use std::future::Future;
 use std::io;
@@ -19,16 +21,37 @@ use tokio::net::TcpStream;
 /// for an idle timeout measured in seconds.
 use crate::util::clock::coarse_ns as now_ns;
 
-/// When the connection last moved a byte (now_ns()).
+#[derive(Debug)]
+struct Stamps {
+    /// When the connection last moved a byte (now_ns()).
+    last: AtomicU64,
+    /// When the request head being read began; 0 between requests.
+    head: AtomicU64,
+}
+
+/// A connection's activity stamps, shared by its socket wrapper, its
+/// server and [`run`].
 #[derive(Clone, Debug)]
-pub struct Activity(Arc<AtomicU64>);
+pub struct Activity(Arc<Stamps>);
 
 impl Activity {
     fn touch(&self) {
-        self.0.store(now_ns(), Relaxed);
+        self.0.last.store(now_ns(), Relaxed);
     }
     fn last(&self) -> u64 {
-        self.0.load(Relaxed)
+        self.0.last.load(Relaxed)
+    }
+    /// A request head has begun (its first byte, or the connection
+    /// opened); the header timeout runs from the first call until
+    /// [`Activity::head_end`].
+    pub fn head_begin(&self) {
+        if self.0.head.load(Relaxed) == 0 {
+            self.0.head.store(now_ns().max(1), Relaxed);
+        }
+    }
+    /// The request head is complete.
+    pub fn head_end(&self) {
+        self.0.head.store(0, Relaxed);
     }
 }
 
@@ -39,7 +62,12 @@ pub struct IdleIo {
 
 impl IdleIo {
     pub fn new(inner: TcpStream) -> (IdleIo, Activity) {
-        let activity = Activity(Arc::new(AtomicU64::new(now_ns())));
+        let now = now_ns();
+        // The first request's head is timed from the accept.
+        let activity = Activity(Arc::new(Stamps {
+            last: AtomicU64::new(now),
+            head: AtomicU64::new(now.max(1)),
+        }));
         (
             IdleIo {
                 inner,
@@ -104,23 +132,33 @@ impl AsyncWrite for IdleIo {
 }
 
 /// Drives `conn` to its end, or drops it once `activity` shows no byte
-/// moved for `idle`.
+/// moved for `idle` or a request head open for longer than `header`.
 pub async fn run<T, F: Future<Output = T>>(
     conn: F,
     activity: Activity,
     idle: Duration,
+    header: Duration,
 ) -> Option<T> {
     tokio::pin!(conn);
     let idle_ns = idle.as_nanos() as u64;
+    let header_ns = header.as_nanos() as u64;
     loop {
-        let wait = Duration::from_nanos((activity.last() + idle_ns).saturating_sub(now_ns()));
+        let now = now_ns();
+        let head = activity.0.head.load(Relaxed);
+        if now.saturating_sub(activity.last()) >= idle_ns
+            || (head != 0 && now.saturating_sub(head) >= header_ns)
+        {
+            return None;
+        }
+        // A head that starts while we sleep is checked at most `header`
+        // later, so no timer is set per request: a slow head is cut off
+        // between one and two header timeouts after it began.
+        let head_deadline = if head != 0 { head + header_ns } else { now + header_ns };
+        let deadline = (activity.last() + idle_ns).min(head_deadline);
+        let wait = Duration::from_nanos(deadline.saturating_sub(now).max(1_000_000));
         tokio::select! {
             r = &mut conn => return Some(r),
-            _ = tokio::time::sleep(wait) => {
-                if now_ns().saturating_sub(activity.last()) >= idle_ns {
-                    return None;
-                }
-            }
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }

@@ -8,6 +8,8 @@
 //!
 //! - [`config`]: the TOML file and the API's bodies, validated by path.
 //! - [`server`]: listeners, worker threads, TLS/ALPN, timeouts, shutdown.
+//! - [`serve1`], [`h1`], [`framing`], [`body`]: HTTP/1.1 on both sides,
+//!   boltz's own (hyper serves HTTP/2 clients and h2c upstreams).
 //! - [`state`]: pools and routes as a lock-free snapshot; health checks.
 //! - [`pool`], [`backend`]: per-backend shared state (atomics).
 //! - [`breaker`], [`outlier`], [`limits`]: failure handling and admission.
@@ -15,8 +17,10 @@
 
 pub mod api;
 pub mod backend;
+pub mod body;
 pub mod breaker;
 pub mod config;
+pub mod framing;
 pub mod h1;
 pub mod headers;
 pub mod idle;
@@ -26,6 +30,7 @@ pub mod pick;
 pub mod pool;
 pub mod proxy;
 pub mod route;
+pub mod serve1;
 pub mod server;
 pub mod state;
 pub mod stats;

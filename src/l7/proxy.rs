@@ -10,7 +10,6 @@
 //! returns the connection to this worker's pool.
 
 use std::cell::Cell;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
@@ -22,7 +21,7 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE, COOKIE, HOST, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{Either, Empty, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 
 use super::backend::{now_ns, InFlight};
@@ -34,7 +33,8 @@ use super::outlier::{self, Outcome};
 use super::pick::{hash_key, PickContext};
 use super::pool::Pool;
 use super::state::L7;
-use super::upstream::{self, Conn, UpBody};
+use super::upstream::{self, Conn};
+use super::body::{BoxError, ReqBody};
 
 thread_local! {
     /// This thread's worker number (for per-worker picker state).
@@ -107,8 +107,6 @@ impl ProxyBody {
     }
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
 impl Body for ProxyBody {
     type Data = Bytes;
     type Error = BoxError;
@@ -174,11 +172,9 @@ fn local(l7: &L7, code: StatusCode, text: &str) -> Response<ProxyBody> {
     r
 }
 
-/// The hyper service function.
-pub async fn handle(
-    c: Arc<ClientConn>,
-    req: Request<Incoming>,
-) -> Result<Response<ProxyBody>, Infallible> {
+/// One request, from either client-side server (hyper's for HTTP/2,
+/// [`super::serve1`] for HTTP/1.1), to its response.
+pub async fn handle(c: &ClientConn, req: Request<ReqBody>) -> Response<ProxyBody> {
     let l7 = &c.l7;
     let started = Instant::now();
     l7.stats.requests.fetch_add(1, Relaxed);
@@ -186,11 +182,11 @@ pub async fn handle(
     let host = headers::request_host(req.uri(), req.headers()).map(String::from);
     let Some(route) = snap.routes.find(host.as_deref(), req.uri().path()) else {
         l7.stats.no_route.fetch_add(1, Relaxed);
-        return Ok(local(
+        return local(
             l7,
             StatusCode::NOT_FOUND,
             "no route for this host and path\n",
-        ));
+        );
     };
     if let Some(limiter) = &route.limiter {
         if let Err(wait) = limiter.try_take(now_ns()) {
@@ -200,18 +196,18 @@ pub async fn handle(
                 RETRY_AFTER,
                 HeaderValue::from(super::limits::retry_after_secs(wait)),
             );
-            return Ok(r);
+            return r;
         }
     }
     let Some(pool) = snap.pools.get(&route.pool).cloned() else {
-        return Ok(local(
+        return local(
             l7,
             StatusCode::BAD_GATEWAY,
             "route names a missing pool\n",
-        ));
+        );
     };
     drop(snap);
-    let resp = match tokio::time::timeout(l7.config.timeouts.request, forward(&c, &pool, req, host))
+    let resp = match tokio::time::timeout(l7.config.timeouts.request, forward(c, &pool, req, host))
         .await
     {
         Ok(r) => r,
@@ -223,7 +219,7 @@ pub async fn handle(
     l7.stats
         .latency
         .record_ns(started.elapsed().as_nanos() as u64);
-    Ok(resp)
+    resp
 }
 
 fn idempotent(m: &Method) -> bool {
@@ -234,7 +230,7 @@ fn idempotent(m: &Method) -> bool {
 }
 
 /// The affinity hash of a request for the hashing algorithms.
-fn affinity(pool: &Pool, peer: SocketAddr, req: &Request<Incoming>) -> Option<u64> {
+fn affinity<B>(pool: &Pool, peer: SocketAddr, req: &Request<B>) -> Option<u64> {
     if !pool.config.lb.uses_hash() {
         return None;
     }
@@ -277,8 +273,8 @@ fn h2_request(
     uri: &Uri,
     mut headers: http::HeaderMap,
     host: Option<&str>,
-    body: UpBody,
-) -> Request<UpBody> {
+    body: ReqBody,
+) -> Request<ReqBody> {
     let pq = uri
         .path_and_query()
         .cloned()
@@ -314,7 +310,7 @@ const MAX_TRIES: usize = 8;
 async fn forward(
     c: &ClientConn,
     pool: &Pool,
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
     host: Option<String>,
 ) -> Response<ProxyBody> {
     let l7 = &c.l7;
@@ -468,10 +464,7 @@ async fn forward(
                 } else {
                     std::mem::take(&mut parts.headers)
                 };
-                let up_body = match body.take() {
-                    Some(b) => Either::Left(b),
-                    None => Either::Right(Empty::new()),
-                };
+                let up_body = body.take().unwrap_or(ReqBody::Empty);
                 let up = h2_request(
                     parts.method.clone(),
                     &parts.uri,

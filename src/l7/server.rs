@@ -4,9 +4,11 @@
 //! runtime: the kernel spreads connections over workers, and a request is
 //! served start to end on one thread with that thread's upstream
 //! connections. Plain listeners speak HTTP/1.1 and h2c (prior knowledge);
-//! TLS listeners negotiate h2 or http/1.1 by ALPN. A slow client's request
-//! head is cut off after `timeouts.header`; an idle keep-alive connection
-//! after `timeouts.idle`. Shutdown stops accepting, lets in-flight
+//! TLS listeners negotiate h2 or http/1.1 by ALPN. Either way a connection
+//! opening with the HTTP/2 preface goes to hyper's HTTP/2 server and any
+//! other to boltz's own HTTP/1.1 server ([`super::serve1`]). A slow
+//! client's request head is cut off after `timeouts.header`; an idle
+//! keep-alive connection after `timeouts.idle`. Shutdown stops accepting, lets in-flight
 //! requests finish (up to `timeouts.shutdown`) and closes idle connections.
 
 use std::net::SocketAddr;
@@ -14,17 +16,24 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
+use http::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::config::{ListenerConfig, TlsConfig};
-use super::idle::IdleIo;
+use super::body::{BoxError, ReqBody};
+use super::idle::{Activity, IdleIo};
 use super::proxy::{self, ClientConn};
+use super::serve1::{self, Protocol, Rewind};
 use super::state::L7;
 
 /// A listener ready to be served by the workers.
@@ -173,19 +182,16 @@ async fn worker(
             super::upstream::prune();
         }
     });
+    // HTTP/2 connections are hyper's; they register with `graceful`.
+    // HTTP/1.1 connections are ours; each holds a receiver of `drain`.
     let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    let t = &l7.config.timeouts;
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(t.header)
-        .keep_alive(true);
+    let (drain, draining) = watch::channel(false);
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
     // No h2 keep-alive pings: they would keep an idle connection "active".
-    builder.http2().timer(TokioTimer::new());
-    let builder = Arc::new(builder);
+    h2.timer(TokioTimer::new());
+    let h2 = Arc::new(h2);
     // Accept loops hand connections to this loop, which owns the graceful
-    // shutdown handle every connection registers with.
+    // shutdown handles.
     let (conn_tx, mut conn_rx) =
         tokio::sync::mpsc::channel::<(TcpStream, SocketAddr, Option<TlsAcceptor>)>(64);
     let accepts: Vec<_> = listeners
@@ -216,7 +222,12 @@ async fn worker(
                 let Some((stream, peer, tls)) = c else { break };
                 let _ = stream.set_nodelay(true);
                 let c = Arc::new(ClientConn::new(l7.clone(), peer, tls.is_some()));
-                serve(c, stream, tls, builder.clone(), graceful.watcher());
+                let shared = Shared {
+                    h2: h2.clone(),
+                    watcher: graceful.watcher(),
+                    draining: draining.clone(),
+                };
+                serve(c, stream, tls, shared);
             }
             _ = stop.wait_for(|s| *s) => break,
         }
@@ -226,41 +237,40 @@ async fn worker(
     }
     pruner.abort();
     let limit = l7.config.timeouts.shutdown;
-    if tokio::time::timeout(limit, graceful.shutdown())
-        .await
-        .is_err()
+    let _ = drain.send(true);
+    drop(draining);
+    let all_closed = async {
+        tokio::join!(graceful.shutdown(), drain.closed());
+    };
+    if tokio::time::timeout(limit, all_closed).await.is_err()
     {
         tracing::warn!(after = ?limit, "shutdown: connections still open, closing them");
     }
 }
 
-fn serve(
-    c: Arc<ClientConn>,
-    stream: TcpStream,
-    tls: Option<TlsAcceptor>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+/// What a worker's connections share.
+struct Shared {
+    h2: Arc<http2::Builder<TokioExecutor>>,
     watcher: hyper_util::server::graceful::Watcher,
-) {
-    let idle = c.l7.config.timeouts.idle;
-    let header = c.l7.config.timeouts.header;
-    let svc = {
-        let c = c.clone();
-        service_fn(move |req| proxy::handle(c.clone(), req))
-    };
+    /// Turns true when the worker shuts down.
+    draining: watch::Receiver<bool>,
+}
+
+fn serve(c: Arc<ClientConn>, stream: TcpStream, tls: Option<TlsAcceptor>, shared: Shared) {
+    let t = &c.l7.config.timeouts;
+    let (idle, header) = (t.idle, t.header);
     tokio::spawn(async move {
         OPEN_CONNECTIONS.fetch_add(1, Relaxed);
         let (io, activity) = IdleIo::new(stream);
         let result = match tls {
             None => {
-                let conn = builder.serve_connection(TokioIo::new(io), svc).into_owned();
-                super::idle::run(watcher.watch(conn), activity, idle).await
+                let session = session(&c, io, activity.clone(), shared);
+                super::idle::run(session, activity, idle, header).await
             }
             Some(acceptor) => match tokio::time::timeout(header, acceptor.accept(io)).await {
                 Ok(Ok(tls_stream)) => {
-                    let conn = builder
-                        .serve_connection(TokioIo::new(tls_stream), svc)
-                        .into_owned();
-                    super::idle::run(watcher.watch(conn), activity, idle).await
+                    let session = session(&c, tls_stream, activity.clone(), shared);
+                    super::idle::run(session, activity, idle, header).await
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(peer = %c.peer, error = %e, "TLS handshake failed");
@@ -274,9 +284,50 @@ fn serve(
         };
         match result {
             Some(Err(e)) => tracing::debug!(peer = %c.peer, error = %e, "client connection ended"),
-            None => tracing::debug!(peer = %c.peer, "idle client connection closed"),
+            None => tracing::debug!(peer = %c.peer, "idle or slow client connection closed"),
             Some(Ok(())) => {}
         }
         OPEN_CONNECTIONS.fetch_sub(1, Relaxed);
     });
+}
+
+/// One client connection after TLS: HTTP/2 (by its preface) goes to
+/// hyper, anything else to boltz's HTTP/1.1 server.
+async fn session<IO>(
+    c: &Arc<ClientConn>,
+    mut io: IO,
+    activity: Activity,
+    shared: Shared,
+) -> Result<(), BoxError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Shared {
+        h2,
+        watcher,
+        mut draining,
+    } = shared;
+    let mut buf = BytesMut::with_capacity(serve1::READ_CHUNK);
+    let proto = tokio::select! {
+        p = serve1::sniff(&mut io, &mut buf) => p?,
+        _ = draining.wait_for(|d| *d) => None,
+    };
+    match proto {
+        None => Ok(()),
+        Some(Protocol::Http1) => Ok(serve1::serve(c, io, buf, &activity, draining).await?),
+        Some(Protocol::Http2) => {
+            // HTTP/2 has no per-request head to time.
+            activity.head_end();
+            drop(draining);
+            let c = c.clone();
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let c = c.clone();
+                async move {
+                    Ok::<_, Infallible>(proxy::handle(&c, req.map(ReqBody::Hyper)).await)
+                }
+            });
+            let io = TokioIo::new(Rewind::new(buf.freeze(), io));
+            Ok(watcher.watch(h2.serve_connection(io, svc)).await?)
+        }
+    }
 }

@@ -12,9 +12,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{Either, Empty};
-use hyper::body::Incoming;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
@@ -22,11 +19,9 @@ use tokio::net::TcpStream;
 use super::config::Upstream;
 use super::h1::H1Conn;
 
-type H2Cell = Arc<tokio::sync::OnceCell<http2::SendRequest<UpBody>>>;
+type H2Cell = Arc<tokio::sync::OnceCell<http2::SendRequest<ReqBody>>>;
 
-/// What goes upstream: the client's body, or nothing (a retried request
-/// that had no body).
-pub type UpBody = Either<Incoming, Empty<Bytes>>;
+use super::body::ReqBody;
 
 /// Most idle HTTP/1.1 connections kept per backend and worker.
 const MAX_IDLE: usize = 256;
@@ -34,7 +29,7 @@ const MAX_IDLE: usize = 256;
 /// A connection ready for one request.
 pub enum Conn {
     H1(H1Conn),
-    H2(http2::SendRequest<UpBody>),
+    H2(http2::SendRequest<ReqBody>),
 }
 
 /// Why no request could be sent.

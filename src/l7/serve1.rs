@@ -1,0 +1,689 @@
+//! boltz's own HTTP/1.1 server side, the client-facing twin of [`super::h1`]:
+//! one task per connection reads a request head into its buffer, parses it
+//! with `httparse` (header values become zero-copy slices of the head),
+//! hands the request to [`proxy::handle`] and writes the response back,
+//! coalescing the head and whatever body is already there into one write.
+//! Request bodies are streamed to the backend while the response is being
+//! written, so a backend that answers before the upload ends is not stuck.
+//! Against hyper's server this drops a per-request timer, a dispatch
+//! state machine and a copy of every header, which on loopback is what
+//! a proxy's CPU per request is made of.
+//!
+//! A connection that opens with the HTTP/2 preface is told apart here
+//! ([`sniff`]) and given to hyper's HTTP/2 server with the bytes already
+//! read ([`Rewind`]).
+//!
+//! Framing follows RFC 9112: `Transfer-Encoding` must end in `chunked` and
+//! may not come with `Content-Length`, conflicting lengths are refused, and
+//! a bad head gets a 400 (431 when too large) and the connection closed.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{
+    HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING,
+};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::{mpsc, watch};
+
+use super::body::ReqBody;
+use super::framing::{self, Decoder, Step};
+use super::h1::COALESCE;
+use super::idle::Activity;
+use super::proxy::{self, ClientConn, ProxyBody};
+
+/// Most bytes of a request head (431 beyond).
+pub const MAX_HEAD: usize = 64 * 1024;
+/// Most header fields of a request (431 beyond).
+const MAX_HEADERS: usize = 128;
+/// Read size.
+pub const READ_CHUNK: usize = 16 * 1024;
+/// Buffered response bytes are written out once they reach this.
+const FLUSH_AT: usize = 64 * 1024;
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// What a new connection speaks.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Http1,
+    /// HTTP/2 with prior knowledge (or after ALPN `h2`).
+    Http2,
+}
+
+/// Reads a connection's first bytes into `buf` until HTTP/2's preface is
+/// seen or ruled out; `None` if the peer closed first.
+pub async fn sniff<IO: AsyncRead + Unpin>(
+    io: &mut IO,
+    buf: &mut BytesMut,
+) -> io::Result<Option<Protocol>> {
+    loop {
+        let n = buf.len().min(H2_PREFACE.len());
+        if buf[..n] != H2_PREFACE[..n] {
+            return Ok(Some(Protocol::Http1));
+        }
+        if n == H2_PREFACE.len() {
+            return Ok(Some(Protocol::Http2));
+        }
+        buf.reserve(READ_CHUNK);
+        if io.read_buf(buf).await? == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+/// A stream whose first reads return bytes already taken from it.
+pub struct Rewind<T> {
+    pre: Bytes,
+    inner: T,
+}
+
+impl<T> Rewind<T> {
+    pub fn new(pre: Bytes, inner: T) -> Rewind<T> {
+        Rewind { pre, inner }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.pre.is_empty() {
+            let n = self.pre.len().min(buf.remaining());
+            buf.put_slice(&self.pre[..n]);
+            self.pre.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// How a request's body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// A parsed request head.
+#[derive(Debug)]
+struct Head {
+    req: Request<()>,
+    body: BodyKind,
+    /// The client allows the connection to carry another request.
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+/// A head that cannot be served: the status and why.
+type Refusal = (StatusCode, &'static str);
+
+/// Parses a complete head at the start of `buf` (taking it out), or
+/// `Ok(None)` if it is not all there yet.
+fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
+    const BAD: StatusCode = StatusCode::BAD_REQUEST;
+    // Spans into the buffer, so the head can be frozen and sliced.
+    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let (len, method, path, version, count) = {
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut r = httparse::Request::new(&mut slots);
+        let len = match r.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => {
+                if buf.len() > MAX_HEAD {
+                    return Err((
+                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        "request head too large",
+                    ));
+                }
+                return Ok(None);
+            }
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err((
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "too many header fields",
+                ))
+            }
+            Err(_) => return Err((BAD, "malformed request head")),
+        };
+        let base = buf.as_ptr() as usize;
+        let off = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
+        let method = Method::from_bytes(r.method.unwrap_or("").as_bytes())
+            .map_err(|_| (BAD, "bad method"))?;
+        let path = r.path.unwrap_or("").as_bytes();
+        let path = (off(path), path.len() as u32);
+        let version = if r.version == Some(0) {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        };
+        for (span, h) in spans.iter_mut().zip(r.headers.iter()) {
+            let n = h.name.as_bytes();
+            *span = (off(n), n.len() as u32, off(h.value), h.value.len() as u32);
+        }
+        (len, method, path, version, r.headers.len())
+    };
+    let head = buf.split_to(len).freeze();
+    let slice = |at: u32, n: u32| head.slice(at as usize..(at + n) as usize);
+    let uri = Uri::from_maybe_shared(slice(path.0, path.1)).map_err(|_| (BAD, "bad request target"))?;
+    if method == Method::CONNECT {
+        return Err((StatusCode::NOT_IMPLEMENTED, "CONNECT is not supported"));
+    }
+    let mut headers = HeaderMap::with_capacity(count);
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut te = false;
+    let mut keep_alive = version == Version::HTTP_11;
+    let mut expect_continue = false;
+    for &(n_at, n_len, v_at, v_len) in &spans[..count] {
+        let name = HeaderName::from_bytes(&head[n_at as usize..(n_at + n_len) as usize])
+            .map_err(|_| (BAD, "bad header name"))?;
+        let value =
+            HeaderValue::from_maybe_shared(slice(v_at, v_len)).map_err(|_| (BAD, "bad header value"))?;
+        if name == CONTENT_LENGTH {
+            for v in value.as_bytes().split(|&b| b == b',') {
+                let n = std::str::from_utf8(v.trim_ascii())
+                    .ok()
+                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or((BAD, "bad Content-Length"))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err((BAD, "conflicting Content-Length values"));
+                }
+                length = Some(n);
+            }
+        } else if name == TRANSFER_ENCODING {
+            te = true;
+            // Only the last coding counts: chunked must be it.
+            chunked = value
+                .as_bytes()
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name == CONNECTION {
+            for t in value.as_bytes().split(|&b| b == b',') {
+                let t = t.trim_ascii();
+                if t.eq_ignore_ascii_case(b"close") {
+                    keep_alive = false;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
+                    keep_alive = true;
+                }
+            }
+        } else if name == EXPECT {
+            expect_continue = value.as_bytes().eq_ignore_ascii_case(b"100-continue");
+        }
+        headers.append(name, value);
+    }
+    let body = if te {
+        if version == Version::HTTP_10 {
+            return Err((BAD, "Transfer-Encoding in an HTTP/1.0 request"));
+        }
+        if length.is_some() {
+            return Err((BAD, "both Transfer-Encoding and Content-Length"));
+        }
+        if !chunked {
+            return Err((StatusCode::NOT_IMPLEMENTED, "transfer coding other than chunked"));
+        }
+        BodyKind::Chunked
+    } else {
+        match length {
+            Some(0) | None => BodyKind::None,
+            Some(n) => BodyKind::Length(n),
+        }
+    };
+    if expect_continue {
+        headers.remove(EXPECT);
+    }
+    let mut req = Request::new(());
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.version_mut() = version;
+    *req.headers_mut() = headers;
+    Ok(Some(Head {
+        req,
+        body,
+        keep_alive,
+        expect_continue,
+    }))
+}
+
+/// What waiting for a request head ended with.
+enum Next {
+    Head(Head),
+    /// The client closed, or the server is shutting down between requests.
+    Closed,
+    Refused(Refusal),
+}
+
+/// Serves HTTP/1.1 requests on `io` until the client or the server ends
+/// the connection; `buf` holds bytes already read from it.
+pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send>(
+    c: &ClientConn,
+    mut io: IO,
+    mut buf: BytesMut,
+    activity: &Activity,
+    mut stop: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let mut wbuf = Vec::with_capacity(1024);
+    loop {
+        let head = match next_head(&mut io, &mut buf, activity, &mut stop).await? {
+            Next::Head(h) => h,
+            Next::Closed => return Ok(()),
+            Next::Refused((status, why)) => {
+                c.l7.stats.count_status(status.as_u16());
+                refuse(&mut io, &mut wbuf, status, why).await?;
+                return io.shutdown().await;
+            }
+        };
+        let Head {
+            req,
+            body,
+            mut keep_alive,
+            expect_continue,
+        } = head;
+        let version = req.version();
+        let head_only = req.method() == Method::HEAD;
+        let mut body_read = true;
+        match body {
+            BodyKind::None => {
+                let resp = proxy::handle(c, req.map(|()| ReqBody::Empty)).await;
+                keep_alive &= !*stop.borrow();
+                keep_alive =
+                    write_response(&mut io, &mut wbuf, resp, head_only, version, keep_alive)
+                        .await?;
+            }
+            BodyKind::Length(n) if buf.len() as u64 >= n => {
+                // Small bodies usually come with their head: no streaming.
+                let data = buf.split_to(n as usize).freeze();
+                let resp = proxy::handle(c, req.map(|()| ReqBody::Full(Some(data)))).await;
+                keep_alive &= !*stop.borrow();
+                keep_alive =
+                    write_response(&mut io, &mut wbuf, resp, head_only, version, keep_alive)
+                        .await?;
+            }
+            kind => {
+                if expect_continue && version == Version::HTTP_11 {
+                    io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+                }
+                let (dec, length) = match kind {
+                    BodyKind::Length(n) => (Decoder::length(n), Some(n)),
+                    _ => (Decoder::chunked(), None),
+                };
+                let (tx, rb) = ReqBody::stream(length);
+                let (mut rd, mut wr) = tokio::io::split(&mut io);
+                let body_done = AtomicBool::new(false);
+                let pump = async {
+                    let whole = pump(&mut rd, &mut buf, dec, tx).await;
+                    body_done.store(whole, Relaxed);
+                    whole
+                };
+                let stopping = &stop;
+                let wanted = keep_alive;
+                let respond = async {
+                    let resp = proxy::handle(c, req.map(|()| rb)).await;
+                    // Only a response after the whole request body can
+                    // leave the connection ready for another request.
+                    let keep = wanted && !*stopping.borrow() && body_done.load(Relaxed);
+                    write_response(&mut wr, &mut wbuf, resp, head_only, version, keep).await
+                };
+                tokio::pin!(pump, respond);
+                let mut pumped = None;
+                let kept = loop {
+                    tokio::select! {
+                        p = &mut pump, if pumped.is_none() => pumped = Some(p),
+                        w = &mut respond => break w,
+                    }
+                };
+                keep_alive = kept?;
+                body_read = pumped == Some(true);
+            }
+        }
+        if !keep_alive || !body_read {
+            return io.shutdown().await;
+        }
+    }
+}
+
+/// Waits for the next request head. Between requests (nothing buffered)
+/// it also watches for shutdown.
+async fn next_head<IO: AsyncRead + Unpin>(
+    io: &mut IO,
+    buf: &mut BytesMut,
+    activity: &Activity,
+    stop: &mut watch::Receiver<bool>,
+) -> io::Result<Next> {
+    if !buf.is_empty() {
+        activity.head_begin();
+    }
+    loop {
+        if !buf.is_empty() {
+            match parse_head(buf) {
+                Ok(Some(h)) => {
+                    activity.head_end();
+                    return Ok(Next::Head(h));
+                }
+                Ok(None) => {}
+                Err(r) => return Ok(Next::Refused(r)),
+            }
+        }
+        let between = buf.is_empty();
+        buf.reserve(READ_CHUNK);
+        let n = if between {
+            tokio::select! {
+                biased;
+                n = io.read_buf(buf) => n?,
+                _ = stop.wait_for(|s| *s) => return Ok(Next::Closed),
+            }
+        } else {
+            io.read_buf(buf).await?
+        };
+        if n == 0 {
+            return Ok(Next::Closed);
+        }
+        if between {
+            activity.head_begin();
+        }
+    }
+}
+
+/// Answers a request head that cannot be served, then the connection ends.
+async fn refuse<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    wbuf: &mut Vec<u8>,
+    status: StatusCode,
+    why: &str,
+) -> io::Result<()> {
+    wbuf.clear();
+    status_line(wbuf, status);
+    wbuf.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\ncontent-length: ");
+    wbuf.extend_from_slice((why.len() + 1).to_string().as_bytes());
+    wbuf.extend_from_slice(b"\r\nconnection: close\r\n\r\n");
+    wbuf.extend_from_slice(why.as_bytes());
+    wbuf.push(b'\n');
+    w.write_all(wbuf).await
+}
+
+fn status_line(out: &mut Vec<u8>, status: StatusCode) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Reads a request body from the client into the channel the proxy's
+/// request body reads from. True when the whole body was read (the
+/// connection is then at the next request); false when the proxy stopped
+/// taking it or the client broke off.
+async fn pump<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut BytesMut,
+    mut dec: Decoder,
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+) -> bool {
+    loop {
+        match dec.decode(buf) {
+            Ok(Step::Data(d)) => {
+                if tx.send(Ok(d)).await.is_err() {
+                    return false;
+                }
+            }
+            Ok(Step::End) => return true,
+            Ok(Step::More) => {
+                buf.reserve(READ_CHUNK);
+                let err = match r.read_buf(buf).await {
+                    Ok(0) => dec.eof().err().map(|e| io::Error::new(io::ErrorKind::UnexpectedEof, e)),
+                    Ok(_) => continue,
+                    Err(e) => Some(e),
+                };
+                if let Some(e) = err {
+                    let _ = tx.send(Err(e)).await;
+                }
+                return false;
+            }
+            Err(e) => {
+                let _ = tx
+                    .send(Err(io::Error::new(io::ErrorKind::InvalidData, e)))
+                    .await;
+                return false;
+            }
+        }
+    }
+}
+
+/// How a response body goes to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Out {
+    /// No body may be sent (HEAD, 1xx, 204, 304).
+    Nothing,
+    /// The length is in the head.
+    Length,
+    Chunked,
+    /// Framed by closing the connection (an HTTP/1.0 client).
+    Close,
+}
+
+/// Writes `resp` to the client: head and the body as it comes, with the
+/// head and any body already at hand in one write. True if the connection
+/// may carry another request.
+async fn write_response<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    wbuf: &mut Vec<u8>,
+    resp: Response<ProxyBody>,
+    head_only: bool,
+    version: Version,
+    keep_alive: bool,
+) -> io::Result<bool> {
+    let (parts, mut body) = resp.into_parts();
+    let status = parts.status;
+    wbuf.clear();
+    status_line(wbuf, status);
+    for (name, value) in &parts.headers {
+        wbuf.extend_from_slice(name.as_str().as_bytes());
+        wbuf.extend_from_slice(b": ");
+        wbuf.extend_from_slice(value.as_bytes());
+        wbuf.extend_from_slice(b"\r\n");
+    }
+    let out = if head_only
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        Out::Nothing
+    } else if parts.headers.contains_key(CONTENT_LENGTH) {
+        Out::Length
+    } else if let Some(n) = body.size_hint().exact() {
+        wbuf.extend_from_slice(b"content-length: ");
+        wbuf.extend_from_slice(n.to_string().as_bytes());
+        wbuf.extend_from_slice(b"\r\n");
+        Out::Length
+    } else if version == Version::HTTP_11 {
+        wbuf.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        Out::Chunked
+    } else {
+        Out::Close
+    };
+    let keep_alive = keep_alive && out != Out::Close;
+    if !keep_alive {
+        wbuf.extend_from_slice(b"connection: close\r\n");
+    } else if version == Version::HTTP_10 {
+        wbuf.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    wbuf.extend_from_slice(b"\r\n");
+    let mut trailers = None;
+    loop {
+        // Take what the body has ready; write out only when it has not.
+        let frame = match std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx)))
+            .await
+        {
+            Poll::Ready(f) => f,
+            Poll::Pending => {
+                if !wbuf.is_empty() {
+                    w.write_all(wbuf).await?;
+                    wbuf.clear();
+                }
+                body.frame().await
+            }
+        };
+        let Some(frame) = frame else { break };
+        let frame: Frame<Bytes> = frame.map_err(io::Error::other)?;
+        let data = match frame.into_data() {
+            Ok(d) => d,
+            Err(f) => {
+                trailers = f.into_trailers().ok();
+                continue;
+            }
+        };
+        if data.is_empty() || out == Out::Nothing {
+            continue;
+        }
+        if out == Out::Chunked {
+            framing::chunk_head(wbuf, data.len());
+        }
+        if data.len() <= COALESCE {
+            wbuf.extend_from_slice(&data);
+        } else {
+            w.write_all(wbuf).await?;
+            wbuf.clear();
+            w.write_all(&data).await?;
+        }
+        if out == Out::Chunked {
+            wbuf.extend_from_slice(b"\r\n");
+        }
+        if wbuf.len() >= FLUSH_AT {
+            w.write_all(wbuf).await?;
+            wbuf.clear();
+        }
+    }
+    if out == Out::Chunked {
+        wbuf.extend_from_slice(b"0\r\n");
+        for (name, value) in trailers.iter().flatten() {
+            wbuf.extend_from_slice(name.as_str().as_bytes());
+            wbuf.extend_from_slice(b": ");
+            wbuf.extend_from_slice(value.as_bytes());
+            wbuf.extend_from_slice(b"\r\n");
+        }
+        wbuf.extend_from_slice(b"\r\n");
+    }
+    if !wbuf.is_empty() {
+        w.write_all(wbuf).await?;
+        wbuf.clear();
+    }
+    if !keep_alive {
+        w.flush().await?;
+    }
+    Ok(keep_alive)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Option<Head>, Refusal> {
+        parse_head(&mut BytesMut::from(s.as_bytes()))
+    }
+
+    #[test]
+    fn heads_parse_with_their_framing() {
+        let h = parse("POST /a?b=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nX-Y: z\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.req.method(), Method::POST);
+        assert_eq!(h.req.uri().path_and_query().unwrap(), "/a?b=1");
+        assert_eq!(h.req.headers()["x-y"], "z");
+        assert_eq!(h.body, BodyKind::Length(5));
+        assert!(h.keep_alive);
+        let h = parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(h.keep_alive && h.body == BodyKind::None);
+        let h = parse("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap().unwrap();
+        assert!(!h.keep_alive);
+        let h = parse("PUT / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\nExpect: 100-continue\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.body, BodyKind::Chunked);
+        assert!(h.expect_continue && !h.req.headers().contains_key(EXPECT));
+        assert!(parse("GET / HTTP/1.1\r\nHost: x\r\n").unwrap().is_none());
+    }
+
+    #[test]
+    fn smuggling_shapes_are_refused() {
+        for (head, status) in [
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400),
+            ("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400),
+            ("POST / HTTP/1.1\r\nContent-Length: 3, 4\r\n\r\n", 400),
+            ("POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n", 400),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 501),
+            ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+            ("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", 400),
+            ("CONNECT example.com:443 HTTP/1.1\r\n\r\n", 501),
+            ("G(T / HTTP/1.1\r\n\r\n", 400),
+        ] {
+            let (s, _) = parse(head).unwrap_err();
+            assert_eq!(s.as_u16(), status, "{head:?}");
+        }
+        // Repeated equal lengths are one length.
+        let h = parse("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n");
+        assert_eq!(h.unwrap().unwrap().body, BodyKind::Length(3));
+        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_HEAD));
+        assert_eq!(parse(&big).unwrap_err().0, 431);
+    }
+
+    #[tokio::test]
+    async fn sniff_tells_h2_from_h1_and_rewinds() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        a.write_all(H2_PREFACE).await.unwrap();
+        a.write_all(b"rest").await.unwrap();
+        let mut buf = BytesMut::new();
+        assert_eq!(sniff(&mut b, &mut buf).await.unwrap(), Some(Protocol::Http2));
+        let mut r = Rewind::new(buf.freeze(), b);
+        let mut got = vec![0u8; H2_PREFACE.len() + 4];
+        r.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got[..H2_PREFACE.len()], H2_PREFACE);
+        assert_eq!(&got[H2_PREFACE.len()..], b"rest");
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        a.write_all(b"PRI * HTTP/1.1\r\n").await.unwrap();
+        let mut buf = BytesMut::new();
+        assert_eq!(sniff(&mut b, &mut buf).await.unwrap(), Some(Protocol::Http1));
+        drop(a);
+        let (a, mut b) = tokio::io::duplex(1024);
+        drop(a);
+        assert_eq!(sniff(&mut b, &mut BytesMut::new()).await.unwrap(), None);
+    }
+}
