@@ -2,6 +2,10 @@
 # benches/compare/l7.sh — boltz l7 beside haproxy and nginx as HTTP/1.1 reverse
 # proxies on loopback, every figure and ratio measured in this one invocation:
 #   direct   wrk straight to backend 1 (one backend, no proxy: the ceiling)
+#   floor    examples/l7_floor.rs: a TCP relay doing a proxy's system calls
+#            and nothing else (client connection paired with a backend
+#            connection, bytes copied both ways): the req/s of a proxy with
+#            zero user-space cost, which bounds any proxy's ratio to another
 #   boltz    boltz l7, pool of the 3 backends, lb p2c-peak-ewma
 #   haproxy  mode http, balance roundrobin, option http-keep-alive,
 #            http-reuse always (keep-alive and connection reuse to backends)
@@ -20,12 +24,12 @@
 #
 # Env: DURATION (s per wrk run, 10), ROUNDS (3, interleaved; medians are
 # reported), CONNS (wrk -c, 64), WRK_THREADS (wrk -t, 2), WORKERS (threads or
-# processes of every proxy, 2), SETUPS (default "direct boltz haproxy nginx"),
+# processes of every proxy, 2), SETUPS (default "direct floor boltz haproxy nginx"),
 # PIN (unset: nothing pinned; "split" = "1/0": every thread of the proxy
 # under test on CPU 1, wrk and the backends on CPU 0; "P/L" = any two taskset
 # CPU lists; for direct, backend 1 moves to P for its runs), WARMUP (s of wrk
 # per setup before the rounds, 2), BACKEND_THREADS (1), PORT_BASE (18400:
-# backends on +1..+3, boltz +11, haproxy +12, nginx +13), SKIP_BUILD=1 (use
+# backends on +1..+3, boltz +11, haproxy +12, nginx +13, floor +14), SKIP_BUILD=1 (use
 # the binaries already in target/release), BOLTZ / BACKEND (other binaries),
 # TMPDIR (where the temp dir goes; default target/).
 #
@@ -59,7 +63,7 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 WRK_THREADS=${WRK_THREADS:-2}
 WORKERS=${WORKERS:-2}
-SETUPS=${SETUPS:-direct boltz haproxy nginx}
+SETUPS=${SETUPS:-direct floor boltz haproxy nginx}
 WARMUP=${WARMUP:-2}
 BACKEND_THREADS=${BACKEND_THREADS:-1}
 PORT_BASE=${PORT_BASE:-18400}
@@ -69,17 +73,18 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BOLTZ=${BOLTZ:-$ROOT/target/release/boltz}
 BACKEND=${BACKEND:-$ROOT/target/release/examples/l7_backend}
+FLOOR=${FLOOR:-$ROOT/target/release/examples/l7_floor}
 RESULTS_DIR=$HERE/results
 STAMP=$(date +%Y-%m-%d-%H%M)
 RESULT=$RESULTS_DIR/l7-$STAMP.txt
 
 BPORT=($((PORT_BASE + 1)) $((PORT_BASE + 2)) $((PORT_BASE + 3)))
-declare -A PORT=([direct]=${BPORT[0]} [boltz]=$((PORT_BASE + 11)) [haproxy]=$((PORT_BASE + 12)) [nginx]=$((PORT_BASE + 13)))
+declare -A PORT=([direct]=${BPORT[0]} [boltz]=$((PORT_BASE + 11)) [haproxy]=$((PORT_BASE + 12)) [nginx]=$((PORT_BASE + 13)) [floor]=$((PORT_BASE + 14)))
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "l7.sh: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (apt-get, raising the open-files limit)"
-for s in $SETUPS; do [ -n "${PORT[$s]:-}" ] || die "unknown setup '$s' (direct boltz haproxy nginx)"; done
+for s in $SETUPS; do [ -n "${PORT[$s]:-}" ] || die "unknown setup '$s' (direct floor boltz haproxy nginx)"; done
 
 case $PIN in
 '') PROXY_CPUS="" LOAD_CPUS="" ;;
@@ -106,7 +111,7 @@ install_missing ${need[@]+"${need[@]}"}
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     build_log=$(mktemp)
-    if ! (cd "$ROOT" && cargo build --release -q --bin boltz --example l7_backend 2>"$build_log"); then
+    if ! (cd "$ROOT" && cargo build --release -q --bin boltz --example l7_backend --example l7_floor 2>"$build_log"); then
         log "warning: cargo build --release failed (someone mid-edit?); using the last built binaries"
         tail -5 "$build_log" >&2 || true
     fi
@@ -121,7 +126,7 @@ REPORT=$WORK/report.txt   # copied to $RESULT only when the run completes
 : >"$REPORT"
 out() { printf '%s\n' "$*" | tee -a "$REPORT"; }   # printed and recorded
 
-for p in "${BPORT[@]}" "${PORT[boltz]}" "${PORT[haproxy]}" "${PORT[nginx]}"; do
+for p in "${BPORT[@]}" "${PORT[boltz]}" "${PORT[haproxy]}" "${PORT[nginx]}" "${PORT[floor]}"; do
     [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ] || die "port $p is in use (set PORT_BASE)"
 done
 
@@ -358,6 +363,7 @@ out "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)  (machine-wide; other se
 out ""
 out "configs:"
 out "  direct   wrk -> backend 1 (127.0.0.1:${BPORT[0]}), no proxy"
+out "  floor    l7_floor --threads $WORKERS: TCP relay, a proxy's system calls and no HTTP work (client conns paired with backends in turn)"
 out "  boltz    boltz l7, workers = $WORKERS, pool of 3, lb = p2c-peak-ewma"
 out "  haproxy  nbthread $WORKERS, mode http, balance roundrobin, option http-keep-alive, http-reuse always"
 out "  nginx    worker_processes $WORKERS, listen reuseport, upstream keepalive 64 (keepalive_requests 1000000),"
@@ -375,6 +381,11 @@ for s in $SETUPS; do
             continue
         fi
         start boltz "$PROXY_CPUS" "$BOLTZ" l7 --config "$WORK/l7.toml" --api "unix:$WORK/l7.sock"
+        ;;
+    floor)
+        [ -x "$FLOOR" ] || { out "no $FLOOR: floor skipped"; continue; }
+        start floor "$PROXY_CPUS" "$FLOOR" --listen "127.0.0.1:${PORT[floor]}" --threads "$WORKERS" \
+            --backend "127.0.0.1:${BPORT[0]}" --backend "127.0.0.1:${BPORT[1]}" --backend "127.0.0.1:${BPORT[2]}"
         ;;
     haproxy) start haproxy "$PROXY_CPUS" haproxy -db -f "$WORK/haproxy.cfg" ;;
     nginx) start nginx "$PROXY_CPUS" nginx -c "$WORK/nginx.conf" -p "$WORK/nginx" -e "$WORK/nginx-error.log" ;;
@@ -402,8 +413,9 @@ for s in "${ACTIVE[@]}"; do
         awk -F': ' 'tolower($1)=="x-backend"{n[$2]++; t++} END{for (k in n) printf "%s:%d ", k, n[k]; printf "| %d distinct of %d answers\n", length(n), t}')
     distinct=$(awk '{print $(NF-4)}' <<<"$spread")
     verdict=ok
-    if [ "$s" = direct ]; then
-        [ "$distinct" = 1 ] || verdict="UNEXPECTED (direct should hit backend 1 only)"
+    if [ "$s" = direct ] || [ "$s" = floor ]; then
+        # floor pairs each client connection with one backend connection
+        [ "$distinct" = 1 ] || verdict="UNEXPECTED ($s should hit one backend per connection)"
     elif [ "$distinct" != 3 ]; then
         verdict="WARNING: not spread over the 3 backends"
     fi

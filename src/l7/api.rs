@@ -249,9 +249,9 @@ fn sample_now(l7: &L7) -> Sample {
     }
     Sample {
         at: Instant::now(),
-        requests: l7.stats.requests.load(Relaxed),
+        requests: l7.stats.total(|s| &s.requests),
         errors: l7.stats.errors(),
-        latency: l7.stats.latency.snapshot(),
+        latency: l7.stats.latency_snapshot(),
         backends,
     }
 }
@@ -272,7 +272,7 @@ pub async fn sample(l7: Arc<L7>, rates: Arc<Mutex<Rates>>, every: Duration) {
 pub fn load_document(s: &L7Api) -> Value {
     let r = s.rates.lock().expect("rates");
     let l7 = &s.l7;
-    let in_flight = l7.stats.in_flight.load(Relaxed);
+    let in_flight = l7.stats.total(|s| &s.in_flight);
     let capacity = l7.config.capacity_rps;
     let (Some(cur), Some(prev)) = (&r.cur, &r.prev) else {
         return json!({ "utilisation": 0.0, "requests_per_second": 0.0, "in_flight": in_flight, "capacity_rps": capacity });
@@ -343,60 +343,62 @@ async fn metrics(State(s): State<L7Api>) -> Response {
         &mut out,
         "boltz_l7_requests_total",
         "Requests received.",
-        st.requests.load(Relaxed),
+        st.total(|s| &s.requests),
     );
     let _ = writeln!(out, "# HELP boltz_l7_responses_total Responses sent, by status class.\n# TYPE boltz_l7_responses_total counter");
     for class in 1..=5 {
         let _ = writeln!(
             out,
             "boltz_l7_responses_total{{class=\"{class}xx\"}} {}",
-            st.status[class].load(Relaxed)
+            st.total(|s| &s.status[class])
         );
     }
     let _ = writeln!(out, "# HELP boltz_l7_local_answers_total Answers boltz made itself, by reason.\n# TYPE boltz_l7_local_answers_total counter");
-    for (reason, c) in [
-        ("no_route", &st.no_route),
-        ("rate_limited", &st.rate_limited),
-        ("no_backend", &st.no_backend),
-        ("overloaded", &st.overloaded),
-        ("timeout", &st.timeouts),
-    ] {
+    type Counter = fn(&super::stats::Shard) -> &std::sync::atomic::AtomicU64;
+    let reasons: [(&str, Counter); 5] = [
+        ("no_route", |s| &s.no_route),
+        ("rate_limited", |s| &s.rate_limited),
+        ("no_backend", |s| &s.no_backend),
+        ("overloaded", |s| &s.overloaded),
+        ("timeout", |s| &s.timeouts),
+    ];
+    for (reason, c) in reasons {
         let _ = writeln!(
             out,
             "boltz_l7_local_answers_total{{reason=\"{reason}\"}} {}",
-            c.load(Relaxed)
+            st.total(c)
         );
     }
     counter(
         &mut out,
         "boltz_l7_upstream_errors_total",
         "Upstream connect failures and failed exchanges.",
-        st.upstream_errors.load(Relaxed),
+        st.total(|s| &s.upstream_errors),
     );
     counter(
         &mut out,
         "boltz_l7_retries_total",
         "Retries sent.",
-        st.retries.load(Relaxed),
+        st.total(|s| &s.retries),
     );
     counter(
         &mut out,
         "boltz_l7_retries_refused_total",
         "Retries the retry budget refused.",
-        st.retries_refused.load(Relaxed),
+        st.total(|s| &s.retries_refused),
     );
     counter(
         &mut out,
         "boltz_l7_upstream_connections_total",
         "Upstream connections opened.",
-        st.upstream_connects.load(Relaxed),
+        st.total(|s| &s.upstream_connects),
     );
     let _ = writeln!(
         out,
         "# HELP boltz_l7_client_connections Client connections open.\n# TYPE boltz_l7_client_connections gauge\nboltz_l7_client_connections {}",
         super::server::OPEN_CONNECTIONS.load(Relaxed)
     );
-    let _ = writeln!(out, "# HELP boltz_l7_in_flight Requests in flight.\n# TYPE boltz_l7_in_flight gauge\nboltz_l7_in_flight {}", st.in_flight.load(Relaxed));
+    let _ = writeln!(out, "# HELP boltz_l7_in_flight Requests in flight.\n# TYPE boltz_l7_in_flight gauge\nboltz_l7_in_flight {}", st.total(|s| &s.in_flight));
     let now = now_ns();
     let snap = l7.snapshot.load();
     let _ = writeln!(out, "# HELP boltz_l7_pool_panic 1 while a pool balances over all backends (too few healthy).\n# TYPE boltz_l7_pool_panic gauge");

@@ -1,11 +1,68 @@
-//! HTTP/1.1 message body framing (RFC 9112 §6–7), shared by the upstream
-//! client (response bodies) and the client-facing server (request bodies).
-//! A [`Decoder`] cuts a body out of a connection's read buffer by
-//! Content-Length, chunked coding or connection close, and hands the data
-//! out as zero-copy slices of that buffer; what follows the body stays in
-//! the buffer for the next message.
+//! HTTP/1.1 message framing (RFC 9112), shared by the upstream client
+//! (responses) and the client-facing server (requests).
+//! - [`Fields`] turns the header fields `httparse` found into a `HeaderMap`
+//!   whose values are zero-copy slices of the frozen head.
+//! - A [`Decoder`] cuts a body out of a connection's read buffer by
+//!   Content-Length, chunked coding or connection close, and hands the
+//!   data out as zero-copy slices of that buffer; what follows the body
+//!   stays in the buffer for the next message.
 
 use bytes::{Buf, Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+/// Most header fields of a head.
+pub const MAX_HEADERS: usize = 128;
+
+/// Where each header field of a parsed head lies in its buffer: (name
+/// offset, name length, value offset, value length).
+pub struct Fields {
+    spans: [(u32, u32, u32, u32); MAX_HEADERS],
+    len: usize,
+}
+
+impl Fields {
+    /// Records the fields `httparse` parsed out of `buf`.
+    pub fn record(buf: &[u8], headers: &[httparse::Header<'_>]) -> Fields {
+        let base = buf.as_ptr() as usize;
+        let off = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
+        let mut f = Fields {
+            spans: [(0, 0, 0, 0); MAX_HEADERS],
+            len: headers.len().min(MAX_HEADERS),
+        };
+        for (span, h) in f.spans.iter_mut().zip(headers) {
+            let n = h.name.as_bytes();
+            *span = (off(n), n.len() as u32, off(h.value), h.value.len() as u32);
+        }
+        f
+    }
+
+    /// The fields as a map over `head` (the same buffer, now frozen), with
+    /// room for `extra` more; `visit` sees each field as it is added, and
+    /// `bad` makes the error for a field `http` refuses.
+    pub fn build<E>(
+        &self,
+        head: &Bytes,
+        extra: usize,
+        bad: impl FnOnce(&'static str) -> E,
+        mut visit: impl FnMut(&HeaderName, &HeaderValue) -> Result<(), E>,
+    ) -> Result<HeaderMap, E> {
+        let mut map = HeaderMap::with_capacity(self.len + extra);
+        for &(n_at, n_len, v_at, v_len) in &self.spans[..self.len] {
+            let Ok(name) = HeaderName::from_bytes(&head[n_at as usize..(n_at + n_len) as usize])
+            else {
+                return Err(bad("bad header name"));
+            };
+            let Ok(value) =
+                HeaderValue::from_maybe_shared(head.slice(v_at as usize..(v_at + v_len) as usize))
+            else {
+                return Err(bad("bad header value"));
+            };
+            visit(&name, &value)?;
+            map.append(name, value);
+        }
+        Ok(map)
+    }
+}
 
 /// Longest chunk-size line accepted (with extensions).
 const MAX_SIZE_LINE: usize = 1024;

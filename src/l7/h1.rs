@@ -14,8 +14,8 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
 
-use bytes::{Buf, Bytes, BytesMut};
-use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
+use bytes::{Bytes, BytesMut};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -23,12 +23,10 @@ use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::body::{BoxError, ReqBody};
-use super::framing::{self, Decoder, Step};
+use super::framing::{self, Decoder, Fields, Step, MAX_HEADERS};
 
 /// Most bytes of a response head.
 const MAX_HEAD: usize = 64 * 1024;
-/// Most header lines of a response head.
-const MAX_HEADERS: usize = 128;
 /// Read size.
 const READ_CHUNK: usize = 16 * 1024;
 /// Body pieces up to this size are copied next to their framing and sent
@@ -137,13 +135,11 @@ impl H1Conn {
             }
         }
         loop {
-            let (status, version, hdrs, consumed, keep_alive) = self.read_head().await?;
+            let (status, version, hdrs, keep_alive) = self.read_head().await?;
             if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
                 // 100 Continue and friends: the real answer follows.
-                self.rbuf.advance(consumed);
                 continue;
             }
-            self.rbuf.advance(consumed);
             let dec = if *method == Method::HEAD
                 || status == StatusCode::NO_CONTENT
                 || status == StatusCode::NOT_MODIFIED
@@ -197,40 +193,53 @@ impl H1Conn {
         self.stream.write_all(b"\r\n").await.map_err(w)
     }
 
-    /// Reads until a whole response head is buffered; returns it parsed with
-    /// the number of bytes it took and whether the connection may be kept.
-    async fn read_head(
-        &mut self,
-    ) -> Result<(StatusCode, Version, HeaderMap, usize, bool), H1Error> {
+    /// Reads until a whole response head is buffered and takes it out of
+    /// the buffer; returns it parsed with whether the connection may be
+    /// kept.
+    async fn read_head(&mut self) -> Result<(StatusCode, Version, HeaderMap, bool), H1Error> {
         let addr = self.addr;
         loop {
             if !self.rbuf.is_empty() {
-                let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                let mut r = httparse::Response::new(&mut slots);
-                match r.parse(&self.rbuf) {
-                    Ok(httparse::Status::Complete(n)) => {
-                        let status = StatusCode::from_u16(r.code.unwrap_or(0))
-                            .map_err(|_| H1Error::Malformed(addr, "bad status code".into()))?;
-                        let version = if r.version == Some(0) {
-                            Version::HTTP_10
-                        } else {
-                            Version::HTTP_11
-                        };
-                        let mut h = HeaderMap::with_capacity(r.headers.len());
-                        let mut close = version == Version::HTTP_10;
-                        for hd in r.headers.iter() {
-                            let name =
-                                HeaderName::from_bytes(hd.name.as_bytes()).map_err(|_| {
-                                    H1Error::Malformed(
-                                        addr,
-                                        format!("bad header name {:?}", hd.name),
-                                    )
-                                })?;
-                            let value = HeaderValue::from_bytes(hd.value).map_err(|_| {
-                                H1Error::Malformed(addr, format!("bad value of {}", hd.name))
-                            })?;
+                let parsed = {
+                    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                    let mut r = httparse::Response::new(&mut slots);
+                    match r.parse(&self.rbuf) {
+                        Ok(httparse::Status::Complete(n)) => Some((
+                            n,
+                            r.code.unwrap_or(0),
+                            r.version,
+                            Fields::record(&self.rbuf, r.headers),
+                        )),
+                        Ok(httparse::Status::Partial) => {
+                            if self.rbuf.len() > MAX_HEAD {
+                                return Err(H1Error::Malformed(
+                                    addr,
+                                    "response head too large".into(),
+                                ));
+                            }
+                            None
+                        }
+                        Err(e) => return Err(H1Error::Malformed(addr, e.to_string())),
+                    }
+                };
+                if let Some((n, code, v, fields)) = parsed {
+                    let status = StatusCode::from_u16(code)
+                        .map_err(|_| H1Error::Malformed(addr, "bad status code".into()))?;
+                    let version = if v == Some(0) {
+                        Version::HTTP_10
+                    } else {
+                        Version::HTTP_11
+                    };
+                    let mut close = version == Version::HTTP_10;
+                    let head = self.rbuf.split_to(n).freeze();
+                    // Room for the Via the proxy adds.
+                    let h = fields.build(
+                        &head,
+                        2,
+                        |why| H1Error::Malformed(addr, why.into()),
+                        |name, value| {
                             if name == http::header::CONNECTION {
-                                for t in hd.value.split(|&b| b == b',') {
+                                for t in value.as_bytes().split(|&b| b == b',') {
                                     let t = t.trim_ascii();
                                     if t.eq_ignore_ascii_case(b"close") {
                                         close = true;
@@ -241,16 +250,10 @@ impl H1Conn {
                                     }
                                 }
                             }
-                            h.append(name, value);
-                        }
-                        return Ok((status, version, h, n, !close));
-                    }
-                    Ok(httparse::Status::Partial) => {
-                        if self.rbuf.len() > MAX_HEAD {
-                            return Err(H1Error::Malformed(addr, "response head too large".into()));
-                        }
-                    }
-                    Err(e) => return Err(H1Error::Malformed(addr, e.to_string())),
+                            Ok(())
+                        },
+                    )?;
+                    return Ok((status, version, h, !close));
                 }
             }
             self.rbuf.reserve(READ_CHUNK);

@@ -69,17 +69,6 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     h.remove(http::header::UPGRADE);
 }
 
-/// Appends `value` to header `name` (a comma-separated list).
-fn append_list(h: &mut HeaderMap, name: &HeaderName, value: &str) {
-    let joined = match h.get(name).and_then(|v| v.to_str().ok()) {
-        Some(old) if !old.is_empty() => format!("{old}, {value}"),
-        _ => value.to_string(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&joined) {
-        h.insert(name, v);
-    }
-}
-
 /// The forwarding headers' values for one client connection, computed
 /// once when it is accepted rather than per request.
 #[derive(Debug, Clone)]
@@ -176,11 +165,55 @@ pub fn add_forwarding(
 ) {
     append_value(h, &X_FORWARDED_FOR, &f.xff);
     h.insert(&X_FORWARDED_PROTO, f.proto.clone());
-    match host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"')) {
-        Some(host) => append_list(h, &FORWARDED, &format!("{};host=\"{host}\"", f.forwarded)),
-        None => append_list(h, &FORWARDED, &f.forwarded),
+    // `Forwarded`, appended to any earlier one, built in one buffer.
+    let host = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"'));
+    let old = h.get(&FORWARDED).map(HeaderValue::as_bytes).filter(|o| !o.is_empty());
+    let mut v = bytes::BytesMut::with_capacity(
+        old.map_or(0, |o| o.len() + 2) + f.forwarded.len() + host.map_or(0, |h| h.len() + 8),
+    );
+    if let Some(old) = old {
+        v.extend_from_slice(old);
+        v.extend_from_slice(b", ");
+    }
+    v.extend_from_slice(f.forwarded.as_bytes());
+    if let Some(host) = host {
+        v.extend_from_slice(b";host=\"");
+        v.extend_from_slice(host.as_bytes());
+        v.extend_from_slice(b"\"");
+    }
+    if let Ok(v) = HeaderValue::from_maybe_shared(v.freeze()) {
+        h.insert(&FORWARDED, v);
     }
     via.add(h, version);
+}
+
+/// A request's host, copied out of the request so the request can move on
+/// without a heap allocation: hosts are short (a DNS name has at most 253
+/// bytes; a longer one is not kept).
+#[derive(Clone, Copy)]
+pub struct Host {
+    buf: [u8; 253],
+    len: u8,
+}
+
+impl Host {
+    pub fn new(s: &str) -> Option<Host> {
+        let len = u8::try_from(s.len()).ok().filter(|&n| n <= 253)?;
+        let mut buf = [0u8; 253];
+        buf[..s.len()].copy_from_slice(s.as_bytes());
+        Some(Host { buf, len })
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Copied from a &str whole, so always valid.
+        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
 }
 
 /// The request's host without port, lower-cased: from the URI's authority

@@ -9,13 +9,14 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 /// A coarse clock: a few ns to read, ticks every few ms, which is plenty
 /// for an idle timeout measured in seconds.
@@ -27,6 +28,12 @@ struct Stamps {
     last: AtomicU64,
     /// When the request head being read began; 0 between requests.
     head: AtomicU64,
+    /// Waiting for a request with nothing of it read: closing now loses
+    /// nothing.
+    between: AtomicBool,
+    /// The server is shutting down: answer the request at hand with
+    /// `Connection: close`, then end.
+    closing: AtomicBool,
 }
 
 /// A connection's activity stamps, shared by its socket wrapper, its
@@ -53,6 +60,16 @@ impl Activity {
     pub fn head_end(&self) {
         self.0.head.store(0, Relaxed);
     }
+    /// Whether the connection waits for a request with nothing of it read
+    /// (true until the first bytes arrive).
+    pub fn set_between(&self, between: bool) {
+        self.0.between.store(between, Relaxed);
+    }
+    /// Whether the server is shutting down and this connection should end
+    /// after the request at hand.
+    pub fn closing(&self) -> bool {
+        self.0.closing.load(Relaxed)
+    }
 }
 
 pub struct IdleIo {
@@ -67,6 +84,8 @@ impl IdleIo {
         let activity = Activity(Arc::new(Stamps {
             last: AtomicU64::new(now),
             head: AtomicU64::new(now.max(1)),
+            between: AtomicBool::new(true),
+            closing: AtomicBool::new(false),
         }));
         (
             IdleIo {
@@ -132,12 +151,17 @@ impl AsyncWrite for IdleIo {
 }
 
 /// Drives `conn` to its end, or drops it once `activity` shows no byte
-/// moved for `idle` or a request head open for longer than `header`.
+/// moved for `idle` or a request head open for longer than `header`. When
+/// `draining` turns true, a connection between requests is dropped at
+/// once and a busy one is marked [`Activity::closing`] so its server ends
+/// it after the response. This one watcher per connection replaces a
+/// timer and a shutdown listener per request.
 pub async fn run<T, F: Future<Output = T>>(
     conn: F,
     activity: Activity,
     idle: Duration,
     header: Duration,
+    mut draining: watch::Receiver<bool>,
 ) -> Option<T> {
     tokio::pin!(conn);
     let idle_ns = idle.as_nanos() as u64;
@@ -156,9 +180,16 @@ pub async fn run<T, F: Future<Output = T>>(
         let head_deadline = if head != 0 { head + header_ns } else { now + header_ns };
         let deadline = (activity.last() + idle_ns).min(head_deadline);
         let wait = Duration::from_nanos(deadline.saturating_sub(now).max(1_000_000));
+        let closing = activity.closing();
         tokio::select! {
             r = &mut conn => return Some(r),
             _ = tokio::time::sleep(wait) => {}
+            _ = draining.wait_for(|d| *d), if !closing => {
+                if activity.0.between.load(Relaxed) {
+                    return None;
+                }
+                activity.0.closing.store(true, Relaxed);
+            }
         }
     }
 }

@@ -44,6 +44,7 @@ thread_local! {
 /// Marks the calling thread as worker `n`.
 pub fn set_worker(n: usize) {
     WORKER.with(|w| w.set(n));
+    super::stats::Stats::set_thread_shard(n);
 }
 
 /// Per client connection.
@@ -78,7 +79,7 @@ struct Done {
 
 impl Drop for Done {
     fn drop(&mut self) {
-        self.l7.stats.in_flight.fetch_sub(1, Relaxed);
+        self.l7.stats.here().in_flight.fetch_sub(1, Relaxed);
     }
 }
 
@@ -177,11 +178,12 @@ fn local(l7: &L7, code: StatusCode, text: &str) -> Response<ProxyBody> {
 pub async fn handle(c: &ClientConn, req: Request<ReqBody>) -> Response<ProxyBody> {
     let l7 = &c.l7;
     let started = Instant::now();
-    l7.stats.requests.fetch_add(1, Relaxed);
+    l7.stats.here().requests.fetch_add(1, Relaxed);
     let snap = l7.snapshot.load();
-    let host = headers::request_host(req.uri(), req.headers()).map(String::from);
-    let Some(route) = snap.routes.find(host.as_deref(), req.uri().path()) else {
-        l7.stats.no_route.fetch_add(1, Relaxed);
+    let host = headers::request_host(req.uri(), req.headers()).and_then(headers::Host::new);
+    let host_name = host.as_ref().map(headers::Host::as_str);
+    let Some(route) = snap.routes.find(host_name, req.uri().path()) else {
+        l7.stats.here().no_route.fetch_add(1, Relaxed);
         return local(
             l7,
             StatusCode::NOT_FOUND,
@@ -190,7 +192,7 @@ pub async fn handle(c: &ClientConn, req: Request<ReqBody>) -> Response<ProxyBody
     };
     if let Some(limiter) = &route.limiter {
         if let Err(wait) = limiter.try_take(now_ns()) {
-            l7.stats.rate_limited.fetch_add(1, Relaxed);
+            l7.stats.here().rate_limited.fetch_add(1, Relaxed);
             let mut r = local(l7, StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded\n");
             r.headers_mut().insert(
                 RETRY_AFTER,
@@ -212,11 +214,12 @@ pub async fn handle(c: &ClientConn, req: Request<ReqBody>) -> Response<ProxyBody
     {
         Ok(r) => r,
         Err(_) => {
-            l7.stats.timeouts.fetch_add(1, Relaxed);
+            l7.stats.here().timeouts.fetch_add(1, Relaxed);
             local(l7, StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
         }
     };
     l7.stats
+        .here()
         .latency
         .record_ns(started.elapsed().as_nanos() as u64);
     resp
@@ -311,8 +314,9 @@ async fn forward(
     c: &ClientConn,
     pool: &Pool,
     req: Request<ReqBody>,
-    host: Option<String>,
+    host: Option<headers::Host>,
 ) -> Response<ProxyBody> {
+    let host = host.as_ref().map(headers::Host::as_str);
     let l7 = &c.l7;
     let hash = affinity(pool, c.peer, &req);
     let (mut parts, body) = req.into_parts();
@@ -321,7 +325,7 @@ async fn forward(
     headers::add_forwarding(
         &mut parts.headers,
         &c.forwarding,
-        host.as_deref(),
+        host,
         version,
         &l7.via,
     );
@@ -329,7 +333,7 @@ async fn forward(
         parts.headers = h1_headers(
             &parts.uri,
             std::mem::take(&mut parts.headers),
-            host.as_deref(),
+            host,
         );
     }
     let replayable = idempotent(&parts.method) && body.is_end_stream();
@@ -342,7 +346,7 @@ async fn forward(
         match cl.try_acquire() {
             Some(p) => limit = Some(p),
             None => {
-                l7.stats.overloaded.fetch_add(1, Relaxed);
+                l7.stats.here().overloaded.fetch_add(1, Relaxed);
                 return local(
                     l7,
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -374,7 +378,7 @@ async fn forward(
             None
         };
         let Some(i) = picked else {
-            l7.stats.no_backend.fetch_add(1, Relaxed);
+            l7.stats.here().no_backend.fetch_add(1, Relaxed);
             return local(l7, give_up, &format!("{last_error}\n"));
         };
         let b = &pool.backends[i];
@@ -387,13 +391,13 @@ async fn forward(
         let permit = match pool.admission[i].enter().await {
             Ok(p) => p,
             Err(_) => {
-                l7.stats.overloaded.fetch_add(1, Relaxed);
+                l7.stats.here().overloaded.fetch_add(1, Relaxed);
                 last_error = "backend at its in-flight limit, queue full";
                 continue;
             }
         };
         let in_flight = b.start();
-        l7.stats.in_flight.fetch_add(1, Relaxed);
+        l7.stats.here().in_flight.fetch_add(1, Relaxed);
         let done = || Done {
             _in_flight: in_flight,
             _admission: permit,
@@ -405,10 +409,10 @@ async fn forward(
                 return false;
             }
             if pool.retry.try_retry(now_ns()) {
-                l7.stats.retries.fetch_add(1, Relaxed);
+                l7.stats.here().retries.fetch_add(1, Relaxed);
                 true
             } else {
-                l7.stats.retries_refused.fetch_add(1, Relaxed);
+                l7.stats.here().retries_refused.fetch_add(1, Relaxed);
                 false
             }
         };
@@ -416,7 +420,7 @@ async fn forward(
             b.addr,
             pool.config.upstream,
             l7.config.timeouts.connect,
-            &l7.stats.upstream_connects,
+            &l7.stats.here().upstream_connects,
         )
         .await;
         let conn = match conn {
@@ -434,7 +438,7 @@ async fn forward(
                 );
                 last_error = "could not connect to a backend";
                 give_up = StatusCode::BAD_GATEWAY;
-                l7.stats.upstream_errors.fetch_add(1, Relaxed);
+                l7.stats.here().upstream_errors.fetch_add(1, Relaxed);
                 if may_retry(attempt) {
                     attempt += 1;
                     continue;
@@ -469,7 +473,7 @@ async fn forward(
                     parts.method.clone(),
                     &parts.uri,
                     headers,
-                    host.as_deref(),
+                    host,
                     up_body,
                 );
                 s.send_request(up)
@@ -527,7 +531,7 @@ async fn forward(
                 drop(done());
                 tracing::debug!(backend = %b.addr, error = %e, "upstream request failed");
                 book(pool, b, Outcome::Reset, rtt, now);
-                l7.stats.upstream_errors.fetch_add(1, Relaxed);
+                l7.stats.here().upstream_errors.fetch_add(1, Relaxed);
                 last_error = "backend failed the request";
                 give_up = StatusCode::BAD_GATEWAY;
                 if replayable && may_retry(attempt) {

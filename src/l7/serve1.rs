@@ -23,25 +23,21 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{
-    HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING,
-};
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::body::ReqBody;
-use super::framing::{self, Decoder, Step};
+use super::framing::{self, Decoder, Fields, Step, MAX_HEADERS};
 use super::h1::COALESCE;
 use super::idle::Activity;
 use super::proxy::{self, ClientConn, ProxyBody};
 
 /// Most bytes of a request head (431 beyond).
 pub const MAX_HEAD: usize = 64 * 1024;
-/// Most header fields of a request (431 beyond).
-const MAX_HEADERS: usize = 128;
 /// Read size.
 pub const READ_CHUNK: usize = 16 * 1024;
 /// Buffered response bytes are written out once they reach this.
@@ -157,9 +153,7 @@ type Refusal = (StatusCode, &'static str);
 /// `Ok(None)` if it is not all there yet.
 fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
     const BAD: StatusCode = StatusCode::BAD_REQUEST;
-    // Spans into the buffer, so the head can be frozen and sliced.
-    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
-    let (len, method, path, version, count) = {
+    let (len, method, path, version, fields) = {
         let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut r = httparse::Request::new(&mut slots);
         let len = match r.parse(buf) {
@@ -181,40 +175,31 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
             }
             Err(_) => return Err((BAD, "malformed request head")),
         };
-        let base = buf.as_ptr() as usize;
-        let off = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
         let method = Method::from_bytes(r.method.unwrap_or("").as_bytes())
             .map_err(|_| (BAD, "bad method"))?;
         let path = r.path.unwrap_or("").as_bytes();
-        let path = (off(path), path.len() as u32);
+        let at = path.as_ptr() as usize - buf.as_ptr() as usize;
+        let path = at..at + path.len();
         let version = if r.version == Some(0) {
             Version::HTTP_10
         } else {
             Version::HTTP_11
         };
-        for (span, h) in spans.iter_mut().zip(r.headers.iter()) {
-            let n = h.name.as_bytes();
-            *span = (off(n), n.len() as u32, off(h.value), h.value.len() as u32);
-        }
-        (len, method, path, version, r.headers.len())
+        (len, method, path, version, Fields::record(buf, r.headers))
     };
     let head = buf.split_to(len).freeze();
-    let slice = |at: u32, n: u32| head.slice(at as usize..(at + n) as usize);
-    let uri = Uri::from_maybe_shared(slice(path.0, path.1)).map_err(|_| (BAD, "bad request target"))?;
+    let uri = Uri::from_maybe_shared(head.slice(path))
+        .map_err(|_| (BAD, "bad request target"))?;
     if method == Method::CONNECT {
         return Err((StatusCode::NOT_IMPLEMENTED, "CONNECT is not supported"));
     }
-    let mut headers = HeaderMap::with_capacity(count);
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut te = false;
     let mut keep_alive = version == Version::HTTP_11;
     let mut expect_continue = false;
-    for &(n_at, n_len, v_at, v_len) in &spans[..count] {
-        let name = HeaderName::from_bytes(&head[n_at as usize..(n_at + n_len) as usize])
-            .map_err(|_| (BAD, "bad header name"))?;
-        let value =
-            HeaderValue::from_maybe_shared(slice(v_at, v_len)).map_err(|_| (BAD, "bad header value"))?;
+    // Room for the forwarding headers the proxy adds.
+    let mut headers = fields.build(&head, 6, |why| (BAD, why), |name, value| {
         if name == CONTENT_LENGTH {
             for v in value.as_bytes().split(|&b| b == b',') {
                 let n = std::str::from_utf8(v.trim_ascii())
@@ -247,8 +232,8 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
         } else if name == EXPECT {
             expect_continue = value.as_bytes().eq_ignore_ascii_case(b"100-continue");
         }
-        headers.append(name, value);
-    }
+        Ok(())
+    })?;
     let body = if te {
         if version == Version::HTTP_10 {
             return Err((BAD, "Transfer-Encoding in an HTTP/1.0 request"));
@@ -297,11 +282,10 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send>(
     mut io: IO,
     mut buf: BytesMut,
     activity: &Activity,
-    mut stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let mut wbuf = Vec::with_capacity(1024);
     loop {
-        let head = match next_head(&mut io, &mut buf, activity, &mut stop).await? {
+        let head = match next_head(&mut io, &mut buf, activity).await? {
             Next::Head(h) => h,
             Next::Closed => return Ok(()),
             Next::Refused((status, why)) => {
@@ -322,7 +306,7 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send>(
         match body {
             BodyKind::None => {
                 let resp = proxy::handle(c, req.map(|()| ReqBody::Empty)).await;
-                keep_alive &= !*stop.borrow();
+                keep_alive &= !activity.closing();
                 keep_alive =
                     write_response(&mut io, &mut wbuf, resp, head_only, version, keep_alive)
                         .await?;
@@ -331,7 +315,7 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send>(
                 // Small bodies usually come with their head: no streaming.
                 let data = buf.split_to(n as usize).freeze();
                 let resp = proxy::handle(c, req.map(|()| ReqBody::Full(Some(data)))).await;
-                keep_alive &= !*stop.borrow();
+                keep_alive &= !activity.closing();
                 keep_alive =
                     write_response(&mut io, &mut wbuf, resp, head_only, version, keep_alive)
                         .await?;
@@ -352,13 +336,12 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send>(
                     body_done.store(whole, Relaxed);
                     whole
                 };
-                let stopping = &stop;
                 let wanted = keep_alive;
                 let respond = async {
                     let resp = proxy::handle(c, req.map(|()| rb)).await;
                     // Only a response after the whole request body can
                     // leave the connection ready for another request.
-                    let keep = wanted && !*stopping.borrow() && body_done.load(Relaxed);
+                    let keep = wanted && !activity.closing() && body_done.load(Relaxed);
                     write_response(&mut wr, &mut wbuf, resp, head_only, version, keep).await
                 };
                 tokio::pin!(pump, respond);
@@ -379,13 +362,12 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send>(
     }
 }
 
-/// Waits for the next request head. Between requests (nothing buffered)
-/// it also watches for shutdown.
+/// Waits for the next request head. While nothing of it has arrived the
+/// connection may be closed by a shutdown ([`super::idle::run`]).
 async fn next_head<IO: AsyncRead + Unpin>(
     io: &mut IO,
     buf: &mut BytesMut,
     activity: &Activity,
-    stop: &mut watch::Receiver<bool>,
 ) -> io::Result<Next> {
     if !buf.is_empty() {
         activity.head_begin();
@@ -403,19 +385,18 @@ async fn next_head<IO: AsyncRead + Unpin>(
         }
         let between = buf.is_empty();
         buf.reserve(READ_CHUNK);
-        let n = if between {
-            tokio::select! {
-                biased;
-                n = io.read_buf(buf) => n?,
-                _ = stop.wait_for(|s| *s) => return Ok(Next::Closed),
+        if between {
+            if activity.closing() {
+                return Ok(Next::Closed);
             }
-        } else {
-            io.read_buf(buf).await?
-        };
+            activity.set_between(true);
+        }
+        let n = io.read_buf(buf).await?;
         if n == 0 {
             return Ok(Next::Closed);
         }
         if between {
+            activity.set_between(false);
             activity.head_begin();
         }
     }
@@ -545,6 +526,9 @@ async fn write_response<W: AsyncWrite + Unpin>(
         wbuf.extend_from_slice(b"connection: keep-alive\r\n");
     }
     wbuf.extend_from_slice(b"\r\n");
+    // The head's fields may be slices of a backend connection's buffer:
+    // let it go before that connection serves its next request.
+    drop(parts);
     let mut trailers = None;
     loop {
         // Take what the body has ready; write out only when it has not.

@@ -264,13 +264,15 @@ fn serve(c: Arc<ClientConn>, stream: TcpStream, tls: Option<TlsAcceptor>, shared
         let (io, activity) = IdleIo::new(stream);
         let result = match tls {
             None => {
+                let draining = shared.draining.clone();
                 let session = session(&c, io, activity.clone(), shared);
-                super::idle::run(session, activity, idle, header).await
+                super::idle::run(session, activity, idle, header, draining).await
             }
             Some(acceptor) => match tokio::time::timeout(header, acceptor.accept(io)).await {
                 Ok(Ok(tls_stream)) => {
+                    let draining = shared.draining.clone();
                     let session = session(&c, tls_stream, activity.clone(), shared);
-                    super::idle::run(session, activity, idle, header).await
+                    super::idle::run(session, activity, idle, header, draining).await
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(peer = %c.peer, error = %e, "TLS handshake failed");
@@ -302,23 +304,16 @@ async fn session<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Shared {
-        h2,
-        watcher,
-        mut draining,
-    } = shared;
+    let Shared { h2, watcher, .. } = shared;
     let mut buf = BytesMut::with_capacity(serve1::READ_CHUNK);
-    let proto = tokio::select! {
-        p = serve1::sniff(&mut io, &mut buf) => p?,
-        _ = draining.wait_for(|d| *d) => None,
-    };
+    let proto = serve1::sniff(&mut io, &mut buf).await?;
+    activity.set_between(false);
     match proto {
         None => Ok(()),
-        Some(Protocol::Http1) => Ok(serve1::serve(c, io, buf, &activity, draining).await?),
+        Some(Protocol::Http1) => Ok(serve1::serve(c, io, buf, &activity).await?),
         Some(Protocol::Http2) => {
-            // HTTP/2 has no per-request head to time.
+            // HTTP/2 has no per-request head to time; hyper drains it.
             activity.head_end();
-            drop(draining);
             let c = c.clone();
             let svc = service_fn(move |req: Request<Incoming>| {
                 let c = c.clone();

@@ -82,11 +82,12 @@ impl L7 {
                 None
             }
         });
+        let workers = config.workers();
         let l7 = Arc::new(L7 {
             via: super::headers::Via::new(&config.via),
             config,
             snapshot: ArcSwap::from_pointee(Snapshot { pools, routes }),
-            stats: Stats::default(),
+            stats: Stats::new(workers),
             writer: Mutex::new(()),
             health: Mutex::new(HashMap::new()),
             prober,

@@ -1,6 +1,9 @@
 //! Proxy-wide counters and a latency histogram, updated with relaxed
 //! atomics on the request path and read by the once-a-second sampler that
 //! turns them into rates and percentiles for `/v1/load` and `/metrics`.
+//! Every worker thread counts into its own cache-aligned [`Shard`], so the
+//! request path never moves a cache line between cores; readers add the
+//! shards up.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -85,9 +88,13 @@ pub fn quantile_ms(now: &[u64], then: Option<&[u64]>, q: f64) -> Option<f64> {
     None
 }
 
+/// One worker's counters.
 #[derive(Debug, Default)]
-pub struct Stats {
+#[repr(align(128))]
+pub struct Shard {
     pub requests: AtomicU64,
+    /// Started minus finished here (a request finishes on the worker that
+    /// started it; the sum over shards wraps correctly in any case).
     pub in_flight: AtomicU64,
     /// Responses by class: 1xx..5xx at index 1..5 (index 0 unused).
     pub status: [AtomicU64; 6],
@@ -105,14 +112,59 @@ pub struct Stats {
     pub latency: Histogram,
 }
 
+#[derive(Debug)]
+pub struct Stats {
+    shards: Box<[Shard]>,
+}
+
+thread_local! {
+    /// The shard this thread counts into (its worker number).
+    static SHARD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 impl Stats {
+    /// Counters for `workers` worker threads (other threads share shard 0).
+    pub fn new(workers: usize) -> Stats {
+        Stats {
+            shards: (0..workers.max(1)).map(|_| Shard::default()).collect(),
+        }
+    }
+
+    /// Makes the calling thread count into shard `n`.
+    pub fn set_thread_shard(n: usize) {
+        SHARD.with(|s| s.set(n));
+    }
+
+    /// The calling thread's shard.
+    pub fn here(&self) -> &Shard {
+        &self.shards[SHARD.with(std::cell::Cell::get) % self.shards.len()]
+    }
+
+    /// A counter summed over the shards.
+    pub fn total(&self, counter: impl Fn(&Shard) -> &AtomicU64) -> u64 {
+        self.shards
+            .iter()
+            .fold(0u64, |n, s| n.wrapping_add(counter(s).load(Relaxed)))
+    }
+
     pub fn count_status(&self, code: u16) {
         let class = usize::from(code / 100).min(5);
-        self.status[class].fetch_add(1, Relaxed);
+        self.here().status[class].fetch_add(1, Relaxed);
     }
 
     pub fn errors(&self) -> u64 {
-        self.status[5].load(Relaxed)
+        self.total(|s| &s.status[5])
+    }
+
+    /// The latency histogram summed over the shards.
+    pub fn latency_snapshot(&self) -> Vec<u64> {
+        let mut all = vec![0u64; BUCKETS];
+        for s in self.shards.iter() {
+            for (a, c) in all.iter_mut().zip(s.latency.counts.iter()) {
+                *a += c.load(Relaxed);
+            }
+        }
+        all
     }
 }
 
@@ -134,6 +186,28 @@ mod tests {
             );
         }
         assert_eq!(bucket(u64::MAX / 1000), BUCKETS - 1);
+    }
+
+    #[test]
+    fn shards_add_up() {
+        let st = Stats::new(2);
+        std::thread::scope(|t| {
+            for w in 0..2 {
+                let st = &st;
+                t.spawn(move || {
+                    Stats::set_thread_shard(w);
+                    for _ in 0..1000 {
+                        st.here().requests.fetch_add(1, Relaxed);
+                        st.here().latency.record_ns(10_000);
+                    }
+                    st.count_status(503);
+                });
+            }
+        });
+        assert_eq!(st.total(|s| &s.requests), 2000);
+        assert_eq!(st.errors(), 2);
+        assert_eq!(st.latency_snapshot().iter().sum::<u64>(), 2000);
+        assert!(st.shards.iter().all(|s| s.requests.load(Relaxed) == 1000));
     }
 
     #[test]
