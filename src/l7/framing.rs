@@ -14,26 +14,27 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 pub const MAX_HEADERS: usize = 128;
 
 /// Where each header field of a parsed head lies in its buffer: (name
-/// offset, name length, value offset, value length).
-pub struct Fields {
-    spans: [(u32, u32, u32, u32); MAX_HEADERS],
-    len: usize,
+/// offset, name length, value offset, value length). A connection keeps
+/// one and reuses it for every head.
+#[derive(Debug, Default)]
+pub struct Fields(Vec<(u32, u32, u32, u32)>);
+
+/// Room for `httparse` to parse a head's fields into, left uninitialised
+/// (initialising 128 of them costs more than parsing a small head).
+pub fn slots<'b>() -> [std::mem::MaybeUninit<httparse::Header<'b>>; MAX_HEADERS] {
+    [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS]
 }
 
 impl Fields {
     /// Records the fields `httparse` parsed out of `buf`.
-    pub fn record(buf: &[u8], headers: &[httparse::Header<'_>]) -> Fields {
+    pub fn record(&mut self, buf: &[u8], headers: &[httparse::Header<'_>]) {
         let base = buf.as_ptr() as usize;
         let off = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
-        let mut f = Fields {
-            spans: [(0, 0, 0, 0); MAX_HEADERS],
-            len: headers.len().min(MAX_HEADERS),
-        };
-        for (span, h) in f.spans.iter_mut().zip(headers) {
+        self.0.clear();
+        self.0.extend(headers.iter().map(|h| {
             let n = h.name.as_bytes();
-            *span = (off(n), n.len() as u32, off(h.value), h.value.len() as u32);
-        }
-        f
+            (off(n), n.len() as u32, off(h.value), h.value.len() as u32)
+        }));
     }
 
     /// The fields as a map over `head` (the same buffer, now frozen), with
@@ -46,8 +47,8 @@ impl Fields {
         bad: impl FnOnce(&'static str) -> E,
         mut visit: impl FnMut(&HeaderName, &HeaderValue) -> Result<(), E>,
     ) -> Result<HeaderMap, E> {
-        let mut map = HeaderMap::with_capacity(self.len + extra);
-        for &(n_at, n_len, v_at, v_len) in &self.spans[..self.len] {
+        let mut map = HeaderMap::with_capacity(self.0.len() + extra);
+        for &(n_at, n_len, v_at, v_len) in &self.0 {
             let Ok(name) = HeaderName::from_bytes(&head[n_at as usize..(n_at + n_len) as usize])
             else {
                 return Err(bad("bad header name"));

@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::body::{BoxError, ReqBody};
-use super::framing::{self, Decoder, Fields, Step, MAX_HEADERS};
+use super::framing::{self, Decoder, Fields, Step};
 
 /// Most bytes of a response head.
 const MAX_HEAD: usize = 64 * 1024;
@@ -41,6 +41,8 @@ pub struct H1Conn {
     rbuf: BytesMut,
     /// The request head is built here, reused by every request.
     wbuf: Vec<u8>,
+    /// Where the last response head's fields were, reused likewise.
+    fields: Fields,
 }
 
 /// Why an exchange failed.
@@ -65,6 +67,7 @@ impl H1Conn {
             stream,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             wbuf: Vec::with_capacity(512),
+            fields: Fields::default(),
         }
     }
 
@@ -201,15 +204,15 @@ impl H1Conn {
         loop {
             if !self.rbuf.is_empty() {
                 let parsed = {
-                    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                    let mut r = httparse::Response::new(&mut slots);
-                    match r.parse(&self.rbuf) {
-                        Ok(httparse::Status::Complete(n)) => Some((
-                            n,
-                            r.code.unwrap_or(0),
-                            r.version,
-                            Fields::record(&self.rbuf, r.headers),
-                        )),
+                    let mut slots = framing::slots();
+                    let mut r = httparse::Response::new(&mut []);
+                    let parsed = httparse::ParserConfig::default()
+                        .parse_response_with_uninit_headers(&mut r, &self.rbuf, &mut slots);
+                    match parsed {
+                        Ok(httparse::Status::Complete(n)) => {
+                            self.fields.record(&self.rbuf, r.headers);
+                            Some((n, r.code.unwrap_or(0), r.version))
+                        }
                         Ok(httparse::Status::Partial) => {
                             if self.rbuf.len() > MAX_HEAD {
                                 return Err(H1Error::Malformed(
@@ -222,7 +225,7 @@ impl H1Conn {
                         Err(e) => return Err(H1Error::Malformed(addr, e.to_string())),
                     }
                 };
-                if let Some((n, code, v, fields)) = parsed {
+                if let Some((n, code, v)) = parsed {
                     let status = StatusCode::from_u16(code)
                         .map_err(|_| H1Error::Malformed(addr, "bad status code".into()))?;
                     let version = if v == Some(0) {
@@ -233,7 +236,7 @@ impl H1Conn {
                     let mut close = version == Version::HTTP_10;
                     let head = self.rbuf.split_to(n).freeze();
                     // Room for the Via the proxy adds.
-                    let h = fields.build(
+                    let h = self.fields.build(
                         &head,
                         2,
                         |why| H1Error::Malformed(addr, why.into()),

@@ -31,7 +31,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::mpsc;
 
 use super::body::ReqBody;
-use super::framing::{self, Decoder, Fields, Step, MAX_HEADERS};
+use super::framing::{self, Decoder, Fields, Step};
 use super::h1::COALESCE;
 use super::idle::Activity;
 use super::proxy::{self, ClientConn, ProxyBody};
@@ -151,12 +151,12 @@ type Refusal = (StatusCode, &'static str);
 
 /// Parses a complete head at the start of `buf` (taking it out), or
 /// `Ok(None)` if it is not all there yet.
-fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
+fn parse_head(buf: &mut BytesMut, fields: &mut Fields) -> Result<Option<Head>, Refusal> {
     const BAD: StatusCode = StatusCode::BAD_REQUEST;
-    let (len, method, path, version, fields) = {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut r = httparse::Request::new(&mut slots);
-        let len = match r.parse(buf) {
+    let (len, method, path, version) = {
+        let mut slots = framing::slots();
+        let mut r = httparse::Request::new(&mut []);
+        let len = match r.parse_with_uninit_headers(buf, &mut slots) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => {
                 if buf.len() > MAX_HEAD {
@@ -185,7 +185,8 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
         } else {
             Version::HTTP_11
         };
-        (len, method, path, version, Fields::record(buf, r.headers))
+        fields.record(buf, r.headers);
+        (len, method, path, version)
     };
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(path))
@@ -284,8 +285,9 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send>(
     activity: &Activity,
 ) -> io::Result<()> {
     let mut wbuf = Vec::with_capacity(1024);
+    let mut fields = Fields::default();
     loop {
-        let head = match next_head(&mut io, &mut buf, activity).await? {
+        let head = match next_head(&mut io, &mut buf, &mut fields, activity).await? {
             Next::Head(h) => h,
             Next::Closed => return Ok(()),
             Next::Refused((status, why)) => {
@@ -367,6 +369,7 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send>(
 async fn next_head<IO: AsyncRead + Unpin>(
     io: &mut IO,
     buf: &mut BytesMut,
+    fields: &mut Fields,
     activity: &Activity,
 ) -> io::Result<Next> {
     if !buf.is_empty() {
@@ -374,7 +377,7 @@ async fn next_head<IO: AsyncRead + Unpin>(
     }
     loop {
         if !buf.is_empty() {
-            match parse_head(buf) {
+            match parse_head(buf, fields) {
                 Ok(Some(h)) => {
                     activity.head_end();
                     return Ok(Next::Head(h));
@@ -599,7 +602,7 @@ mod tests {
     use super::*;
 
     fn parse(s: &str) -> Result<Option<Head>, Refusal> {
-        parse_head(&mut BytesMut::from(s.as_bytes()))
+        parse_head(&mut BytesMut::from(s.as_bytes()), &mut Fields::default())
     }
 
     #[test]

@@ -63,7 +63,9 @@ pub async fn checkout(
                     return Ok(Conn::H1(c));
                 }
             }
-            let stream = connect(addr, connect_timeout).await?;
+            // Boxed: a rare path that would otherwise grow every request's
+            // future (and the copies of it) by its size.
+            let stream = Box::pin(connect(addr, connect_timeout)).await?;
             new_conns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(Conn::H1(H1Conn::new(addr, stream)))
         }
@@ -72,7 +74,7 @@ pub async fn checkout(
             // concurrent first requests wait for the same handshake.
             let cell = H2.with(|m| m.borrow_mut().entry(addr).or_default().clone());
             let s = cell
-                .get_or_try_init(|| async {
+                .get_or_try_init(|| Box::pin(async {
                     let io = TokioIo::new(connect(addr, connect_timeout).await?);
                     new_conns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let (s, conn) = http2::Builder::new(TokioExecutor::new())
@@ -85,7 +87,7 @@ pub async fn checkout(
                         }
                     });
                     Ok::<_, ConnectError>(s)
-                })
+                }))
                 .await;
             match s {
                 Ok(s) if !s.is_closed() => return Ok(Conn::H2(s.clone())),
