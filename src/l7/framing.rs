@@ -109,7 +109,11 @@ impl Decoder {
     /// A body of exactly `n` bytes.
     pub fn length(n: u64) -> Decoder {
         Decoder {
-            state: if n == 0 { State::Done } else { State::Length(n) },
+            state: if n == 0 {
+                State::Done
+            } else {
+                State::Length(n)
+            },
         }
     }
 
@@ -300,20 +304,31 @@ mod tests {
     #[test]
     fn chunked_bodies_by_the_byte_leave_the_next_message() {
         let mut d = Decoder::chunked();
-        let (body, rest) = all(&mut d, b"3;x=y\r\nabc\r\nA\r\n0123456789\r\n0\r\nT: 1\r\n\r\nGET");
+        let (body, rest) = all(
+            &mut d,
+            b"3;x=y\r\nabc\r\nA\r\n0123456789\r\n0\r\nT: 1\r\n\r\nGET",
+        );
         assert_eq!(body.unwrap(), b"abc0123456789");
         assert!(d.is_done());
         assert!(rest.is_empty(), "decoding stops at the end");
         let mut d = Decoder::length(4);
         let mut buf = BytesMut::from(&b"abcdGET /"[..]);
-        assert_eq!(d.decode(&mut buf), Ok(Step::Data(Bytes::from_static(b"abcd"))));
+        assert_eq!(
+            d.decode(&mut buf),
+            Ok(Step::Data(Bytes::from_static(b"abcd")))
+        );
         assert_eq!(d.decode(&mut buf), Ok(Step::End));
         assert_eq!(&buf[..], b"GET /");
     }
 
     #[test]
     fn bad_chunks_are_errors() {
-        for bad in [&b"zz\r\n"[..], b"3\r\nabcXY", b"1234567890abcdef0\r\n", b"\r\n"] {
+        for bad in [
+            &b"zz\r\n"[..],
+            b"3\r\nabcXY",
+            b"1234567890abcdef0\r\n",
+            b"\r\n",
+        ] {
             assert!(all(&mut Decoder::chunked(), bad).0.is_err(), "{bad:?}");
         }
         let mut d = Decoder::length(3);

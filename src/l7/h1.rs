@@ -209,6 +209,9 @@ impl H1Conn {
                     let parsed = httparse::ParserConfig::default()
                         .parse_response_with_uninit_headers(&mut r, &self.rbuf, &mut slots);
                     match parsed {
+                        Ok(httparse::Status::Complete(n)) if n > MAX_HEAD => {
+                            return Err(H1Error::Malformed(addr, "response head too large".into()));
+                        }
                         Ok(httparse::Status::Complete(n)) => {
                             self.fields.record(&self.rbuf, r.headers);
                             Some((n, r.code.unwrap_or(0), r.version))

@@ -167,7 +167,10 @@ pub fn add_forwarding(
     h.insert(&X_FORWARDED_PROTO, f.proto.clone());
     // `Forwarded`, appended to any earlier one, built in one buffer.
     let host = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"'));
-    let old = h.get(&FORWARDED).map(HeaderValue::as_bytes).filter(|o| !o.is_empty());
+    let old = h
+        .get(&FORWARDED)
+        .map(HeaderValue::as_bytes)
+        .filter(|o| !o.is_empty());
     let mut v = bytes::BytesMut::with_capacity(
         old.map_or(0, |o| o.len() + 2) + f.forwarded.len() + host.map_or(0, |h| h.len() + 8),
     );

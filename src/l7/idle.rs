@@ -177,7 +177,11 @@ pub async fn run<T, F: Future<Output = T>>(
         // A head that starts while we sleep is checked at most `header`
         // later, so no timer is set per request: a slow head is cut off
         // between one and two header timeouts after it began.
-        let head_deadline = if head != 0 { head + header_ns } else { now + header_ns };
+        let head_deadline = if head != 0 {
+            head + header_ns
+        } else {
+            now + header_ns
+        };
         let deadline = (activity.last() + idle_ns).min(head_deadline);
         let wait = Duration::from_nanos(deadline.saturating_sub(now).max(1_000_000));
         let closing = activity.closing();

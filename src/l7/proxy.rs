@@ -25,6 +25,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 
 use super::backend::{now_ns, InFlight};
+use super::body::{BoxError, ReqBody};
 use super::config::HashOn;
 use super::h1;
 use super::headers;
@@ -34,7 +35,6 @@ use super::pick::{hash_key, PickContext};
 use super::pool::Pool;
 use super::state::L7;
 use super::upstream::{self, Conn};
-use super::body::{BoxError, ReqBody};
 
 thread_local! {
     /// This thread's worker number (for per-worker picker state).
@@ -202,11 +202,7 @@ pub async fn handle(c: &ClientConn, req: Request<ReqBody>) -> Response<ProxyBody
         }
     }
     let Some(pool) = snap.pools.get(&route.pool).cloned() else {
-        return local(
-            l7,
-            StatusCode::BAD_GATEWAY,
-            "route names a missing pool\n",
-        );
+        return local(l7, StatusCode::BAD_GATEWAY, "route names a missing pool\n");
     };
     drop(snap);
     let resp = match tokio::time::timeout(l7.config.timeouts.request, forward(c, &pool, req, host))
@@ -322,19 +318,9 @@ async fn forward(
     let (mut parts, body) = req.into_parts();
     let version = parts.version;
     headers::strip_hop_by_hop(&mut parts.headers);
-    headers::add_forwarding(
-        &mut parts.headers,
-        &c.forwarding,
-        host,
-        version,
-        &l7.via,
-    );
+    headers::add_forwarding(&mut parts.headers, &c.forwarding, host, version, &l7.via);
     if pool.config.upstream == super::config::Upstream::Http1 {
-        parts.headers = h1_headers(
-            &parts.uri,
-            std::mem::take(&mut parts.headers),
-            host,
-        );
+        parts.headers = h1_headers(&parts.uri, std::mem::take(&mut parts.headers), host);
     }
     let replayable = idempotent(&parts.method) && body.is_end_stream();
     let mut body = Some(body);
@@ -469,13 +455,7 @@ async fn forward(
                     std::mem::take(&mut parts.headers)
                 };
                 let up_body = body.take().unwrap_or(ReqBody::Empty);
-                let up = h2_request(
-                    parts.method.clone(),
-                    &parts.uri,
-                    headers,
-                    host,
-                    up_body,
-                );
+                let up = h2_request(parts.method.clone(), &parts.uri, headers, host, up_body);
                 s.send_request(up)
                     .await
                     .map(|r| r.map(Inner::H2))

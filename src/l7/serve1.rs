@@ -157,6 +157,12 @@ fn parse_head(buf: &mut BytesMut, fields: &mut Fields) -> Result<Option<Head>, R
         let mut slots = framing::slots();
         let mut r = httparse::Request::new(&mut []);
         let len = match r.parse_with_uninit_headers(buf, &mut slots) {
+            Ok(httparse::Status::Complete(n)) if n > MAX_HEAD => {
+                return Err((
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "request head too large",
+                ))
+            }
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => {
                 if buf.len() > MAX_HEAD {
@@ -189,8 +195,7 @@ fn parse_head(buf: &mut BytesMut, fields: &mut Fields) -> Result<Option<Head>, R
         (len, method, path, version)
     };
     let head = buf.split_to(len).freeze();
-    let uri = Uri::from_maybe_shared(head.slice(path))
-        .map_err(|_| (BAD, "bad request target"))?;
+    let uri = Uri::from_maybe_shared(head.slice(path)).map_err(|_| (BAD, "bad request target"))?;
     if method == Method::CONNECT {
         return Err((StatusCode::NOT_IMPLEMENTED, "CONNECT is not supported"));
     }
@@ -200,41 +205,46 @@ fn parse_head(buf: &mut BytesMut, fields: &mut Fields) -> Result<Option<Head>, R
     let mut keep_alive = version == Version::HTTP_11;
     let mut expect_continue = false;
     // Room for the forwarding headers the proxy adds.
-    let mut headers = fields.build(&head, 6, |why| (BAD, why), |name, value| {
-        if name == CONTENT_LENGTH {
-            for v in value.as_bytes().split(|&b| b == b',') {
-                let n = std::str::from_utf8(v.trim_ascii())
-                    .ok()
-                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .ok_or((BAD, "bad Content-Length"))?;
-                if length.is_some_and(|l| l != n) {
-                    return Err((BAD, "conflicting Content-Length values"));
+    let mut headers = fields.build(
+        &head,
+        6,
+        |why| (BAD, why),
+        |name, value| {
+            if name == CONTENT_LENGTH {
+                for v in value.as_bytes().split(|&b| b == b',') {
+                    let n = std::str::from_utf8(v.trim_ascii())
+                        .ok()
+                        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .ok_or((BAD, "bad Content-Length"))?;
+                    if length.is_some_and(|l| l != n) {
+                        return Err((BAD, "conflicting Content-Length values"));
+                    }
+                    length = Some(n);
                 }
-                length = Some(n);
-            }
-        } else if name == TRANSFER_ENCODING {
-            te = true;
-            // Only the last coding counts: chunked must be it.
-            chunked = value
-                .as_bytes()
-                .rsplit(|&b| b == b',')
-                .next()
-                .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name == CONNECTION {
-            for t in value.as_bytes().split(|&b| b == b',') {
-                let t = t.trim_ascii();
-                if t.eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                } else if t.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
-                    keep_alive = true;
+            } else if name == TRANSFER_ENCODING {
+                te = true;
+                // Only the last coding counts: chunked must be it.
+                chunked = value
+                    .as_bytes()
+                    .rsplit(|&b| b == b',')
+                    .next()
+                    .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            } else if name == CONNECTION {
+                for t in value.as_bytes().split(|&b| b == b',') {
+                    let t = t.trim_ascii();
+                    if t.eq_ignore_ascii_case(b"close") {
+                        keep_alive = false;
+                    } else if t.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
+                        keep_alive = true;
+                    }
                 }
+            } else if name == EXPECT {
+                expect_continue = value.as_bytes().eq_ignore_ascii_case(b"100-continue");
             }
-        } else if name == EXPECT {
-            expect_continue = value.as_bytes().eq_ignore_ascii_case(b"100-continue");
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     let body = if te {
         if version == Version::HTTP_10 {
             return Err((BAD, "Transfer-Encoding in an HTTP/1.0 request"));
@@ -243,7 +253,10 @@ fn parse_head(buf: &mut BytesMut, fields: &mut Fields) -> Result<Option<Head>, R
             return Err((BAD, "both Transfer-Encoding and Content-Length"));
         }
         if !chunked {
-            return Err((StatusCode::NOT_IMPLEMENTED, "transfer coding other than chunked"));
+            return Err((
+                StatusCode::NOT_IMPLEMENTED,
+                "transfer coding other than chunked",
+            ));
         }
         BodyKind::Chunked
     } else {
@@ -269,6 +282,8 @@ fn parse_head(buf: &mut BytesMut, fields: &mut Fields) -> Result<Option<Head>, R
 }
 
 /// What waiting for a request head ended with.
+// Moved out once per request: boxing the head would cost an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Next {
     Head(Head),
     /// The client closed, or the server is shutting down between requests.
@@ -293,7 +308,7 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send>(
             Next::Refused((status, why)) => {
                 c.l7.stats.count_status(status.as_u16());
                 refuse(&mut io, &mut wbuf, status, why).await?;
-                return io.shutdown().await;
+                return linger(io).await;
             }
         };
         let Head {
@@ -358,7 +373,10 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send>(
                 body_read = pumped == Some(true);
             }
         }
-        if !keep_alive || !body_read {
+        if !body_read {
+            return linger(io).await;
+        }
+        if !keep_alive {
             return io.shutdown().await;
         }
     }
@@ -403,6 +421,32 @@ async fn next_head<IO: AsyncRead + Unpin>(
             activity.head_begin();
         }
     }
+}
+
+/// Most a closing connection reads and drops of what the client still
+/// sends, and how long it waits for it.
+const LINGER_BYTES: usize = 256 * 1024;
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Closes a connection whose client may still be sending (a refused head,
+/// an unread body): shut our side, then read and drop what arrives for a
+/// moment. Closing with unread bytes would make the kernel reset the
+/// connection, and a reset can destroy the answer before the client reads
+/// it (nginx's lingering close).
+async fn linger<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO) -> io::Result<()> {
+    io.shutdown().await?;
+    let mut sink = [0u8; 4096];
+    let mut left = LINGER_BYTES;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while left > 0 {
+            match io.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
+    Ok(())
 }
 
 /// Answers a request head that cannot be served, then the connection ends.
@@ -451,7 +495,10 @@ async fn pump<R: AsyncRead + Unpin>(
             Ok(Step::More) => {
                 buf.reserve(READ_CHUNK);
                 let err = match r.read_buf(buf).await {
-                    Ok(0) => dec.eof().err().map(|e| io::Error::new(io::ErrorKind::UnexpectedEof, e)),
+                    Ok(0) => dec
+                        .eof()
+                        .err()
+                        .map(|e| io::Error::new(io::ErrorKind::UnexpectedEof, e)),
                     Ok(_) => continue,
                     Err(e) => Some(e),
                 };
@@ -619,11 +666,15 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(h.keep_alive && h.body == BodyKind::None);
-        let h = parse("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap().unwrap();
-        assert!(!h.keep_alive);
-        let h = parse("PUT / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\nExpect: 100-continue\r\n\r\n")
+        let h = parse("GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
             .unwrap()
             .unwrap();
+        assert!(!h.keep_alive);
+        let h = parse(
+            "PUT / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\nExpect: 100-continue\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(h.body, BodyKind::Chunked);
         assert!(h.expect_continue && !h.req.headers().contains_key(EXPECT));
         assert!(parse("GET / HTTP/1.1\r\nHost: x\r\n").unwrap().is_none());
@@ -632,11 +683,20 @@ mod tests {
     #[test]
     fn smuggling_shapes_are_refused() {
         for (head, status) in [
-            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400),
-            ("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400),
+            (
+                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+                400,
+            ),
+            (
+                "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+                400,
+            ),
             ("POST / HTTP/1.1\r\nContent-Length: 3, 4\r\n\r\n", 400),
             ("POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n", 400),
-            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 501),
+            (
+                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+                501,
+            ),
             ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
             ("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", 400),
             ("CONNECT example.com:443 HTTP/1.1\r\n\r\n", 501),
@@ -658,7 +718,10 @@ mod tests {
         a.write_all(H2_PREFACE).await.unwrap();
         a.write_all(b"rest").await.unwrap();
         let mut buf = BytesMut::new();
-        assert_eq!(sniff(&mut b, &mut buf).await.unwrap(), Some(Protocol::Http2));
+        assert_eq!(
+            sniff(&mut b, &mut buf).await.unwrap(),
+            Some(Protocol::Http2)
+        );
         let mut r = Rewind::new(buf.freeze(), b);
         let mut got = vec![0u8; H2_PREFACE.len() + 4];
         r.read_exact(&mut got).await.unwrap();
@@ -667,7 +730,10 @@ mod tests {
         let (mut a, mut b) = tokio::io::duplex(1024);
         a.write_all(b"PRI * HTTP/1.1\r\n").await.unwrap();
         let mut buf = BytesMut::new();
-        assert_eq!(sniff(&mut b, &mut buf).await.unwrap(), Some(Protocol::Http1));
+        assert_eq!(
+            sniff(&mut b, &mut buf).await.unwrap(),
+            Some(Protocol::Http1)
+        );
         drop(a);
         let (a, mut b) = tokio::io::duplex(1024);
         drop(a);

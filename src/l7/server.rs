@@ -29,8 +29,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::config::{ListenerConfig, TlsConfig};
 use super::body::{BoxError, ReqBody};
+use super::config::{ListenerConfig, TlsConfig};
 use super::idle::{Activity, IdleIo};
 use super::proxy::{self, ClientConn};
 use super::serve1::{self, Protocol, Rewind};
@@ -242,8 +242,7 @@ async fn worker(
     let all_closed = async {
         tokio::join!(graceful.shutdown(), drain.closed());
     };
-    if tokio::time::timeout(limit, all_closed).await.is_err()
-    {
+    if tokio::time::timeout(limit, all_closed).await.is_err() {
         tracing::warn!(after = ?limit, "shutdown: connections still open, closing them");
     }
 }
@@ -317,9 +316,7 @@ where
             let c = c.clone();
             let svc = service_fn(move |req: Request<Incoming>| {
                 let c = c.clone();
-                async move {
-                    Ok::<_, Infallible>(proxy::handle(&c, req.map(ReqBody::Hyper)).await)
-                }
+                async move { Ok::<_, Infallible>(proxy::handle(&c, req.map(ReqBody::Hyper)).await) }
             });
             let io = TokioIo::new(Rewind::new(buf.freeze(), io));
             Ok(watcher.watch(h2.serve_connection(io, svc)).await?)

@@ -69,11 +69,12 @@ pub async fn checkout(
             new_conns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(Conn::H1(H1Conn::new(addr, stream)))
         }
-        Upstream::H2c => loop {
-            // One connection per backend and worker, shared by every request;
-            // concurrent first requests wait for the same handshake.
-            let cell = H2.with(|m| m.borrow_mut().entry(addr).or_default().clone());
-            let s = cell
+        Upstream::H2c => {
+            loop {
+                // One connection per backend and worker, shared by every request;
+                // concurrent first requests wait for the same handshake.
+                let cell = H2.with(|m| m.borrow_mut().entry(addr).or_default().clone());
+                let s = cell
                 .get_or_try_init(|| Box::pin(async {
                     let io = TokioIo::new(connect(addr, connect_timeout).await?);
                     new_conns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -89,28 +90,29 @@ pub async fn checkout(
                     Ok::<_, ConnectError>(s)
                 }))
                 .await;
-            match s {
-                Ok(s) if !s.is_closed() => return Ok(Conn::H2(s.clone())),
-                Ok(_) => {
-                    // Closed: forget it (unless another request already did) and redial.
-                    H2.with(|m| {
-                        let mut m = m.borrow_mut();
-                        if m.get(&addr).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-                            m.remove(&addr);
-                        }
-                    });
-                }
-                Err(e) => {
-                    H2.with(|m| {
-                        let mut m = m.borrow_mut();
-                        if m.get(&addr).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-                            m.remove(&addr);
-                        }
-                    });
-                    return Err(e);
+                match s {
+                    Ok(s) if !s.is_closed() => return Ok(Conn::H2(s.clone())),
+                    Ok(_) => {
+                        // Closed: forget it (unless another request already did) and redial.
+                        H2.with(|m| {
+                            let mut m = m.borrow_mut();
+                            if m.get(&addr).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                                m.remove(&addr);
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        H2.with(|m| {
+                            let mut m = m.borrow_mut();
+                            if m.get(&addr).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                                m.remove(&addr);
+                            }
+                        });
+                        return Err(e);
+                    }
                 }
             }
-        },
+        }
     }
 }
 
