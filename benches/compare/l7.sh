@@ -22,7 +22,10 @@
 #   SETUPS="direct haproxy nginx" ROUNDS=1 DURATION=3 benches/compare/l7.sh
 #   PIN=split benches/compare/l7.sh                          # proxies on CPU 1
 #
-# Env: DURATION (s per wrk run, 10), ROUNDS (3, interleaved; medians are
+# Env: HEADERS (same: haproxy and nginx are configured to add the forwarding
+# headers boltz adds, X-Forwarded-For/-Proto, Forwarded, Via both ways, so
+# all do the same work; bare: their defaults), DURATION (s per wrk run, 10),
+# ROUNDS (3, interleaved; medians are
 # reported), CONNS (wrk -c, 64), WRK_THREADS (wrk -t, 2), WORKERS (threads or
 # processes of every proxy, 2), SETUPS (default "direct floor boltz haproxy nginx"),
 # PIN (unset: nothing pinned; "split" = "1/0": every thread of the proxy
@@ -68,6 +71,7 @@ WARMUP=${WARMUP:-2}
 BACKEND_THREADS=${BACKEND_THREADS:-1}
 PORT_BASE=${PORT_BASE:-18400}
 PIN=${PIN:-}
+HEADERS=${HEADERS:-same}
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -86,6 +90,7 @@ die() { log "l7.sh: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (apt-get, raising the open-files limit)"
 for s in $SETUPS; do [ -n "${PORT[$s]:-}" ] || die "unknown setup '$s' (direct floor boltz haproxy nginx)"; done
 
+case $HEADERS in same | bare) ;; *) die "HEADERS must be same or bare" ;; esac
 case $PIN in
 '') PROXY_CPUS="" LOAD_CPUS="" ;;
 split) PROXY_CPUS=1 LOAD_CPUS=0 ;;
@@ -266,6 +271,26 @@ done
 BACKEND_PIDS=("${PID[backend1]}" "${PID[backend2]}" "${PID[backend3]}")
 
 # ---------------------------------------------------------------- proxy configs
+# HEADERS=same (default): haproxy and nginx add the forwarding headers boltz
+# always adds (X-Forwarded-For appended, X-Forwarded-Proto, Forwarded with
+# for/proto/host, Via on requests and responses), so every proxy does the
+# same work and the backends and wrk parse the same heads. HEADERS=bare:
+# their defaults (none of these).
+if [ "$HEADERS" = same ]; then
+    HAPROXY_HEADERS='    option forwardfor
+    http-request set-header X-Forwarded-Proto http
+    http-request add-header Forwarded "for=%[src];proto=http;host=\"%[req.hdr(host)]\""
+    http-request add-header Via "1.1 haproxy"
+    http-response add-header Via "1.1 haproxy"'
+    NGINX_HEADERS='            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header Forwarded "for=$remote_addr;proto=$scheme;host=\"$host\"";
+            proxy_set_header Via "1.1 nginx";
+            add_header Via "1.1 nginx";'
+else
+    HAPROXY_HEADERS="" NGINX_HEADERS=""
+fi
 cat >"$WORK/l7.toml" <<EOF
 workers = $WORKERS
 [[listeners]]
@@ -298,6 +323,7 @@ frontend fe
     default_backend web
 backend web
     balance roundrobin
+$HAPROXY_HEADERS
     server b1 127.0.0.1:${BPORT[0]}
     server b2 127.0.0.1:${BPORT[1]}
     server b3 127.0.0.1:${BPORT[2]}
@@ -335,6 +361,7 @@ http {
             proxy_pass http://web;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+$NGINX_HEADERS
         }
     }
 }
@@ -366,6 +393,7 @@ out "  direct   wrk -> backend 1 (127.0.0.1:${BPORT[0]}), no proxy"
 out "  floor    l7_floor --threads $WORKERS: TCP relay, a proxy's system calls and no HTTP work (client conns paired with backends in turn)"
 out "  boltz    boltz l7, workers = $WORKERS, pool of 3, lb = p2c-peak-ewma"
 out "  haproxy  nbthread $WORKERS, mode http, balance roundrobin, option http-keep-alive, http-reuse always"
+out "  HEADERS=$HEADERS: $([ "$HEADERS" = same ] && echo "haproxy and nginx add X-Forwarded-For/-Proto, Forwarded and Via as boltz does" || echo "haproxy and nginx add no forwarding headers; boltz always does")"
 out "  nginx    worker_processes $WORKERS, listen reuseport, upstream keepalive 64 (keepalive_requests 1000000),"
 out "           proxy_http_version 1.1, proxy_set_header Connection \"\", access_log off"
 out ""
@@ -419,7 +447,8 @@ for s in "${ACTIVE[@]}"; do
     elif [ "$distinct" != 3 ]; then
         verdict="WARNING: not spread over the 3 backends"
     fi
-    out "  $(printf '%-8s' "$s") $spread  $verdict"
+    via=$(curl -s --max-time 5 -o /dev/null -D - "$url" | tr -d '\r' | awk -F': ' 'tolower($1)=="via"{printf "%s", $2}')
+    out "  $(printf '%-8s' "$s") $spread  $verdict  (response Via: ${via:-none})"
 done
 out ""
 
