@@ -12,6 +12,41 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 /// Most header fields of a head.
 pub const MAX_HEADERS: usize = 128;
+/// Most bytes of a head.
+pub const MAX_HEAD: usize = 64 * 1024;
+/// Body pieces up to this size are copied next to their framing and sent
+/// in one write; larger ones are written as they are.
+pub const COALESCE: usize = 8 * 1024;
+
+/// Whether a head `httparse` parsed (`Some(length)`) or is still reading
+/// (`None`, `buffered` bytes so far) is over [`MAX_HEAD`].
+pub fn head_too_large(parsed: Option<usize>, buffered: usize) -> bool {
+    parsed.unwrap_or(buffered) > MAX_HEAD
+}
+
+/// The version `httparse` read (`Some(0)` is HTTP/1.0).
+pub fn version(minor: Option<u8>) -> http::Version {
+    if minor == Some(0) {
+        http::Version::HTTP_10
+    } else {
+        http::Version::HTTP_11
+    }
+}
+
+/// Whether a message's connection stays open, given the persistence so
+/// far (`keep`) and a `Connection` field's value: `close` ends it, and
+/// `keep-alive` keeps an HTTP/1.0 one (RFC 9112 §9.3).
+pub fn connection_keeps(value: &[u8], version: http::Version, mut keep: bool) -> bool {
+    for t in value.split(|&b| b == b',') {
+        let t = t.trim_ascii();
+        if t.eq_ignore_ascii_case(b"close") {
+            keep = false;
+        } else if t.eq_ignore_ascii_case(b"keep-alive") && version == http::Version::HTTP_10 {
+            keep = true;
+        }
+    }
+    keep
+}
 
 /// Where each header field of a parsed head lies in its buffer: (name
 /// offset, name length, value offset, value length). A connection keeps
@@ -335,6 +370,24 @@ mod tests {
         assert!(d.eof().is_err());
         let mut d = Decoder::until_close();
         assert!(d.eof().is_ok() && d.is_done());
+    }
+
+    #[test]
+    fn connection_tokens_decide_persistence() {
+        const HTTP_10: http::Version = http::Version::HTTP_10;
+        const HTTP_11: http::Version = http::Version::HTTP_11;
+        assert!(!connection_keeps(b"Close", HTTP_11, true));
+        assert!(connection_keeps(b"x-hop, keep-alive", HTTP_10, false));
+        assert!(
+            !connection_keeps(b"keep-alive", HTTP_11, false),
+            "1.1 keeps by default only"
+        );
+        assert!(!connection_keeps(b"keep-alive, close", HTTP_10, false));
+        assert!(head_too_large(None, MAX_HEAD + 1) && head_too_large(Some(MAX_HEAD + 1), 0));
+        assert!(
+            !head_too_large(Some(10), MAX_HEAD + 100),
+            "a small head with a body after it"
+        );
     }
 
     #[test]

@@ -23,15 +23,10 @@ use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::body::{BoxError, ReqBody};
-use super::framing::{self, Decoder, Fields, Step};
+use super::framing::{self, Decoder, Fields, Step, COALESCE};
 
-/// Most bytes of a response head.
-const MAX_HEAD: usize = 64 * 1024;
 /// Read size.
 const READ_CHUNK: usize = 16 * 1024;
-/// Body pieces up to this size are copied next to their framing and sent
-/// in one write; larger ones are written as they are.
-pub const COALESCE: usize = 8 * 1024;
 
 /// One kept-alive connection to a backend.
 #[derive(Debug)]
@@ -208,35 +203,24 @@ impl H1Conn {
                     let mut r = httparse::Response::new(&mut []);
                     let parsed = httparse::ParserConfig::default()
                         .parse_response_with_uninit_headers(&mut r, &self.rbuf, &mut slots);
-                    match parsed {
-                        Ok(httparse::Status::Complete(n)) if n > MAX_HEAD => {
-                            return Err(H1Error::Malformed(addr, "response head too large".into()));
-                        }
-                        Ok(httparse::Status::Complete(n)) => {
-                            self.fields.record(&self.rbuf, r.headers);
-                            Some((n, r.code.unwrap_or(0), r.version))
-                        }
-                        Ok(httparse::Status::Partial) => {
-                            if self.rbuf.len() > MAX_HEAD {
-                                return Err(H1Error::Malformed(
-                                    addr,
-                                    "response head too large".into(),
-                                ));
-                            }
-                            None
-                        }
+                    let parsed = match parsed {
+                        Ok(httparse::Status::Complete(n)) => Some(n),
+                        Ok(httparse::Status::Partial) => None,
                         Err(e) => return Err(H1Error::Malformed(addr, e.to_string())),
+                    };
+                    if framing::head_too_large(parsed, self.rbuf.len()) {
+                        return Err(H1Error::Malformed(addr, "response head too large".into()));
                     }
+                    if parsed.is_some() {
+                        self.fields.record(&self.rbuf, r.headers);
+                    }
+                    parsed.map(|n| (n, r.code.unwrap_or(0), r.version))
                 };
                 if let Some((n, code, v)) = parsed {
                     let status = StatusCode::from_u16(code)
                         .map_err(|_| H1Error::Malformed(addr, "bad status code".into()))?;
-                    let version = if v == Some(0) {
-                        Version::HTTP_10
-                    } else {
-                        Version::HTTP_11
-                    };
-                    let mut close = version == Version::HTTP_10;
+                    let version = framing::version(v);
+                    let mut keep = version == Version::HTTP_11;
                     let head = self.rbuf.split_to(n).freeze();
                     // Room for the Via the proxy adds.
                     let h = self.fields.build(
@@ -245,21 +229,12 @@ impl H1Conn {
                         |why| H1Error::Malformed(addr, why.into()),
                         |name, value| {
                             if name == http::header::CONNECTION {
-                                for t in value.as_bytes().split(|&b| b == b',') {
-                                    let t = t.trim_ascii();
-                                    if t.eq_ignore_ascii_case(b"close") {
-                                        close = true;
-                                    } else if t.eq_ignore_ascii_case(b"keep-alive")
-                                        && version == Version::HTTP_10
-                                    {
-                                        close = false;
-                                    }
-                                }
+                                keep = framing::connection_keeps(value.as_bytes(), version, keep);
                             }
                             Ok(())
                         },
                     )?;
-                    return Ok((status, version, h, !close));
+                    return Ok((status, version, h, keep));
                 }
             }
             self.rbuf.reserve(READ_CHUNK);

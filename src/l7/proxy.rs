@@ -37,14 +37,18 @@ use super::state::L7;
 use super::upstream::{self, Conn};
 
 thread_local! {
-    /// This thread's worker number (for per-worker picker state).
+    /// This thread's worker number (per-worker picker state, stats shard).
     static WORKER: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Marks the calling thread as worker `n`.
 pub fn set_worker(n: usize) {
     WORKER.with(|w| w.set(n));
-    super::stats::Stats::set_thread_shard(n);
+}
+
+/// The calling thread's worker number (0 on other threads).
+pub fn worker() -> usize {
+    WORKER.with(Cell::get)
 }
 
 /// Per client connection.
@@ -341,7 +345,7 @@ async fn forward(
             }
         }
     }
-    let worker = WORKER.with(Cell::get);
+    let worker = worker();
     let retries = pool.config.retry.retries;
     let mut tried = [usize::MAX; MAX_TRIES];
     let mut ntried = 0;

@@ -31,13 +31,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::mpsc;
 
 use super::body::ReqBody;
-use super::framing::{self, Decoder, Fields, Step};
-use super::h1::COALESCE;
+use super::framing::{self, Decoder, Fields, Step, COALESCE};
 use super::idle::Activity;
 use super::proxy::{self, ClientConn, ProxyBody};
 
-/// Most bytes of a request head (431 beyond).
-pub const MAX_HEAD: usize = 64 * 1024;
 /// Read size.
 pub const READ_CHUNK: usize = 16 * 1024;
 /// Buffered response bytes are written out once they reach this.
@@ -156,23 +153,9 @@ fn parse_head(buf: &mut BytesMut, fields: &mut Fields) -> Result<Option<Head>, R
     let (len, method, path, version) = {
         let mut slots = framing::slots();
         let mut r = httparse::Request::new(&mut []);
-        let len = match r.parse_with_uninit_headers(buf, &mut slots) {
-            Ok(httparse::Status::Complete(n)) if n > MAX_HEAD => {
-                return Err((
-                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    "request head too large",
-                ))
-            }
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => {
-                if buf.len() > MAX_HEAD {
-                    return Err((
-                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                        "request head too large",
-                    ));
-                }
-                return Ok(None);
-            }
+        let parsed = match r.parse_with_uninit_headers(buf, &mut slots) {
+            Ok(httparse::Status::Complete(n)) => Some(n),
+            Ok(httparse::Status::Partial) => None,
             Err(httparse::Error::TooManyHeaders) => {
                 return Err((
                     StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -181,16 +164,21 @@ fn parse_head(buf: &mut BytesMut, fields: &mut Fields) -> Result<Option<Head>, R
             }
             Err(_) => return Err((BAD, "malformed request head")),
         };
+        if framing::head_too_large(parsed, buf.len()) {
+            return Err((
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "request head too large",
+            ));
+        }
+        let Some(len) = parsed else {
+            return Ok(None);
+        };
         let method = Method::from_bytes(r.method.unwrap_or("").as_bytes())
             .map_err(|_| (BAD, "bad method"))?;
         let path = r.path.unwrap_or("").as_bytes();
         let at = path.as_ptr() as usize - buf.as_ptr() as usize;
         let path = at..at + path.len();
-        let version = if r.version == Some(0) {
-            Version::HTTP_10
-        } else {
-            Version::HTTP_11
-        };
+        let version = framing::version(r.version);
         fields.record(buf, r.headers);
         (len, method, path, version)
     };
@@ -231,14 +219,7 @@ fn parse_head(buf: &mut BytesMut, fields: &mut Fields) -> Result<Option<Head>, R
                     .next()
                     .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
             } else if name == CONNECTION {
-                for t in value.as_bytes().split(|&b| b == b',') {
-                    let t = t.trim_ascii();
-                    if t.eq_ignore_ascii_case(b"close") {
-                        keep_alive = false;
-                    } else if t.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
-                        keep_alive = true;
-                    }
-                }
+                keep_alive = framing::connection_keeps(value.as_bytes(), version, keep_alive);
             } else if name == EXPECT {
                 expect_continue = value.as_bytes().eq_ignore_ascii_case(b"100-continue");
             }
@@ -319,59 +300,53 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send>(
         } = head;
         let version = req.version();
         let head_only = req.method() == Method::HEAD;
-        let mut body_read = true;
-        match body {
-            BodyKind::None => {
-                let resp = proxy::handle(c, req.map(|()| ReqBody::Empty)).await;
-                keep_alive &= !activity.closing();
-                keep_alive =
-                    write_response(&mut io, &mut wbuf, resp, head_only, version, keep_alive)
-                        .await?;
-            }
+        // A body already whole in the buffer (small ones usually come with
+        // their head) goes upstream in one piece; others are streamed.
+        let whole = match body {
+            BodyKind::None => Some(ReqBody::Empty),
             BodyKind::Length(n) if buf.len() as u64 >= n => {
-                // Small bodies usually come with their head: no streaming.
-                let data = buf.split_to(n as usize).freeze();
-                let resp = proxy::handle(c, req.map(|()| ReqBody::Full(Some(data)))).await;
-                keep_alive &= !activity.closing();
-                keep_alive =
-                    write_response(&mut io, &mut wbuf, resp, head_only, version, keep_alive)
-                        .await?;
+                Some(ReqBody::Full(Some(buf.split_to(n as usize).freeze())))
             }
-            kind => {
-                if expect_continue && version == Version::HTTP_11 {
-                    io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+            _ => None,
+        };
+        let mut body_read = true;
+        if let Some(b) = whole {
+            let resp = proxy::handle(c, req.map(|()| b)).await;
+            keep_alive &= !activity.closing();
+            keep_alive =
+                write_response(&mut io, &mut wbuf, resp, head_only, version, keep_alive).await?;
+        } else {
+            if expect_continue && version == Version::HTTP_11 {
+                io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+            }
+            let (dec, length) = match body {
+                BodyKind::Length(n) => (Decoder::length(n), Some(n)),
+                _ => (Decoder::chunked(), None),
+            };
+            let (tx, rb) = ReqBody::stream(length);
+            let (mut rd, mut wr) = tokio::io::split(&mut io);
+            let body_done = AtomicBool::new(false);
+            let pump = async {
+                body_done.store(pump(&mut rd, &mut buf, dec, tx).await, Relaxed);
+            };
+            let wanted = keep_alive;
+            let respond = async {
+                let resp = proxy::handle(c, req.map(|()| rb)).await;
+                // Only a response after the whole request body can leave
+                // the connection ready for another request.
+                let keep = wanted && !activity.closing() && body_done.load(Relaxed);
+                write_response(&mut wr, &mut wbuf, resp, head_only, version, keep).await
+            };
+            tokio::pin!(pump, respond);
+            let mut pumped = false;
+            let kept = loop {
+                tokio::select! {
+                    () = &mut pump, if !pumped => pumped = true,
+                    w = &mut respond => break w,
                 }
-                let (dec, length) = match kind {
-                    BodyKind::Length(n) => (Decoder::length(n), Some(n)),
-                    _ => (Decoder::chunked(), None),
-                };
-                let (tx, rb) = ReqBody::stream(length);
-                let (mut rd, mut wr) = tokio::io::split(&mut io);
-                let body_done = AtomicBool::new(false);
-                let pump = async {
-                    let whole = pump(&mut rd, &mut buf, dec, tx).await;
-                    body_done.store(whole, Relaxed);
-                    whole
-                };
-                let wanted = keep_alive;
-                let respond = async {
-                    let resp = proxy::handle(c, req.map(|()| rb)).await;
-                    // Only a response after the whole request body can
-                    // leave the connection ready for another request.
-                    let keep = wanted && !activity.closing() && body_done.load(Relaxed);
-                    write_response(&mut wr, &mut wbuf, resp, head_only, version, keep).await
-                };
-                tokio::pin!(pump, respond);
-                let mut pumped = None;
-                let kept = loop {
-                    tokio::select! {
-                        p = &mut pump, if pumped.is_none() => pumped = Some(p),
-                        w = &mut respond => break w,
-                    }
-                };
-                keep_alive = kept?;
-                body_read = pumped == Some(true);
-            }
+            };
+            keep_alive = kept?;
+            body_read = body_done.load(Relaxed);
         }
         if !body_read {
             return linger(io).await;
@@ -708,7 +683,7 @@ mod tests {
         // Repeated equal lengths are one length.
         let h = parse("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n");
         assert_eq!(h.unwrap().unwrap().body, BodyKind::Length(3));
-        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_HEAD));
+        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(framing::MAX_HEAD));
         assert_eq!(parse(&big).unwrap_err().0, 431);
     }
 

@@ -8,9 +8,11 @@
 //! opening with the HTTP/2 preface goes to hyper's HTTP/2 server and any
 //! other to boltz's own HTTP/1.1 server ([`super::serve1`]). A slow
 //! client's request head is cut off after `timeouts.header`; an idle
-//! keep-alive connection after `timeouts.idle`. Shutdown stops accepting, lets in-flight
-//! requests finish (up to `timeouts.shutdown`) and closes idle connections.
+//! keep-alive connection after `timeouts.idle`. Shutdown stops accepting,
+//! lets in-flight requests finish (up to `timeouts.shutdown`) and closes
+//! idle connections.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -23,7 +25,6 @@ use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use std::convert::Infallible;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -256,23 +257,14 @@ struct Shared {
 }
 
 fn serve(c: Arc<ClientConn>, stream: TcpStream, tls: Option<TlsAcceptor>, shared: Shared) {
-    let t = &c.l7.config.timeouts;
-    let (idle, header) = (t.idle, t.header);
+    let header = c.l7.config.timeouts.header;
     tokio::spawn(async move {
         OPEN_CONNECTIONS.fetch_add(1, Relaxed);
         let (io, activity) = IdleIo::new(stream);
         let result = match tls {
-            None => {
-                let draining = shared.draining.clone();
-                let session = session(&c, io, activity.clone(), shared);
-                super::idle::run(session, activity, idle, header, draining).await
-            }
+            None => session(&c, io, activity, shared).await,
             Some(acceptor) => match tokio::time::timeout(header, acceptor.accept(io)).await {
-                Ok(Ok(tls_stream)) => {
-                    let draining = shared.draining.clone();
-                    let session = session(&c, tls_stream, activity.clone(), shared);
-                    super::idle::run(session, activity, idle, header, draining).await
-                }
+                Ok(Ok(tls_stream)) => session(&c, tls_stream, activity, shared).await,
                 Ok(Err(e)) => {
                     tracing::debug!(peer = %c.peer, error = %e, "TLS handshake failed");
                     Some(Ok(()))
@@ -292,34 +284,43 @@ fn serve(c: Arc<ClientConn>, stream: TcpStream, tls: Option<TlsAcceptor>, shared
     });
 }
 
-/// One client connection after TLS: HTTP/2 (by its preface) goes to
-/// hyper, anything else to boltz's HTTP/1.1 server.
+/// One client connection after TLS, under its time limits
+/// ([`super::idle::run`]; `None` when they ended it): HTTP/2 (by its
+/// preface) goes to hyper, anything else to boltz's HTTP/1.1 server.
 async fn session<IO>(
     c: &Arc<ClientConn>,
     mut io: IO,
     activity: Activity,
     shared: Shared,
-) -> Result<(), BoxError>
+) -> Option<Result<(), BoxError>>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Shared { h2, watcher, .. } = shared;
-    let mut buf = BytesMut::with_capacity(serve1::READ_CHUNK);
-    let proto = serve1::sniff(&mut io, &mut buf).await?;
-    activity.set_between(false);
-    match proto {
-        None => Ok(()),
-        Some(Protocol::Http1) => Ok(serve1::serve(c, io, buf, &activity).await?),
-        Some(Protocol::Http2) => {
-            // HTTP/2 has no per-request head to time; hyper drains it.
-            activity.head_end();
-            let c = c.clone();
-            let svc = service_fn(move |req: Request<Incoming>| {
+    let Shared {
+        h2,
+        watcher,
+        draining,
+    } = shared;
+    let t = &c.l7.config.timeouts;
+    let speak = async {
+        let mut buf = BytesMut::with_capacity(serve1::READ_CHUNK);
+        let proto = serve1::sniff(&mut io, &mut buf).await?;
+        activity.set_between(false);
+        match proto {
+            None => Ok(()),
+            Some(Protocol::Http1) => Ok(serve1::serve(c, io, buf, &activity).await?),
+            Some(Protocol::Http2) => {
+                // HTTP/2 has no per-request head to time; hyper drains it.
+                activity.head_end();
                 let c = c.clone();
-                async move { Ok::<_, Infallible>(proxy::handle(&c, req.map(ReqBody::Hyper)).await) }
-            });
-            let io = TokioIo::new(Rewind::new(buf.freeze(), io));
-            Ok(watcher.watch(h2.serve_connection(io, svc)).await?)
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let c = c.clone();
+                    async move { Ok::<_, Infallible>(proxy::handle(&c, req.map(ReqBody::Hyper)).await) }
+                });
+                let io = TokioIo::new(Rewind::new(buf.freeze(), io));
+                Ok(watcher.watch(h2.serve_connection(io, svc)).await?)
+            }
         }
-    }
+    };
+    super::idle::run(speak, activity.clone(), t.idle, t.header, draining).await
 }

@@ -117,11 +117,6 @@ pub struct Stats {
     shards: Box<[Shard]>,
 }
 
-thread_local! {
-    /// The shard this thread counts into (its worker number).
-    static SHARD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
 impl Stats {
     /// Counters for `workers` worker threads (other threads share shard 0).
     pub fn new(workers: usize) -> Stats {
@@ -130,14 +125,9 @@ impl Stats {
         }
     }
 
-    /// Makes the calling thread count into shard `n`.
-    pub fn set_thread_shard(n: usize) {
-        SHARD.with(|s| s.set(n));
-    }
-
-    /// The calling thread's shard.
+    /// The calling thread's shard (its worker's).
     pub fn here(&self) -> &Shard {
-        &self.shards[SHARD.with(std::cell::Cell::get) % self.shards.len()]
+        &self.shards[super::proxy::worker() % self.shards.len()]
     }
 
     /// A counter summed over the shards.
@@ -195,7 +185,7 @@ mod tests {
             for w in 0..2 {
                 let st = &st;
                 t.spawn(move || {
-                    Stats::set_thread_shard(w);
+                    crate::l7::proxy::set_worker(w);
                     for _ in 0..1000 {
                         st.here().requests.fetch_add(1, Relaxed);
                         st.here().latency.record_ns(10_000);

@@ -16,12 +16,11 @@ use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
+use super::body::ReqBody;
 use super::config::Upstream;
 use super::h1::H1Conn;
 
 type H2Cell = Arc<tokio::sync::OnceCell<http2::SendRequest<ReqBody>>>;
-
-use super::body::ReqBody;
 
 /// Most idle HTTP/1.1 connections kept per backend and worker.
 const MAX_IDLE: usize = 256;
@@ -69,51 +68,48 @@ pub async fn checkout(
             new_conns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(Conn::H1(H1Conn::new(addr, stream)))
         }
-        Upstream::H2c => {
-            loop {
-                // One connection per backend and worker, shared by every request;
-                // concurrent first requests wait for the same handshake.
-                let cell = H2.with(|m| m.borrow_mut().entry(addr).or_default().clone());
-                let s = cell
-                .get_or_try_init(|| Box::pin(async {
-                    let io = TokioIo::new(connect(addr, connect_timeout).await?);
-                    new_conns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let (s, conn) = http2::Builder::new(TokioExecutor::new())
-                        .handshake(io)
-                        .await
-                        .map_err(|e| ConnectError::Handshake(addr, e))?;
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!(%addr, error = %e, "upstream h2 connection ended");
-                        }
-                    });
-                    Ok::<_, ConnectError>(s)
-                }))
+        Upstream::H2c => loop {
+            // One connection per backend and worker, shared by every request;
+            // concurrent first requests wait for the same handshake (boxed,
+            // like the connect above: it is rare and large).
+            let cell = H2.with(|m| m.borrow_mut().entry(addr).or_default().clone());
+            let s = cell
+                .get_or_try_init(|| Box::pin(h2_handshake(addr, connect_timeout, new_conns)))
                 .await;
-                match s {
-                    Ok(s) if !s.is_closed() => return Ok(Conn::H2(s.clone())),
-                    Ok(_) => {
-                        // Closed: forget it (unless another request already did) and redial.
-                        H2.with(|m| {
-                            let mut m = m.borrow_mut();
-                            if m.get(&addr).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-                                m.remove(&addr);
-                            }
-                        });
-                    }
-                    Err(e) => {
-                        H2.with(|m| {
-                            let mut m = m.borrow_mut();
-                            if m.get(&addr).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-                                m.remove(&addr);
-                            }
-                        });
-                        return Err(e);
-                    }
-                }
+            if let Some(s) = s.as_ref().ok().filter(|s| !s.is_closed()) {
+                return Ok(Conn::H2((*s).clone()));
             }
-        }
+            // Closed or failed: forget it (unless another request already
+            // did); a closed one is redialled.
+            H2.with(|m| {
+                let mut m = m.borrow_mut();
+                if m.get(&addr).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                    m.remove(&addr);
+                }
+            });
+            s?;
+        },
     }
+}
+
+/// A new h2c connection to `addr`, its driver spawned on this worker.
+async fn h2_handshake(
+    addr: SocketAddr,
+    connect_timeout: Duration,
+    new_conns: &std::sync::atomic::AtomicU64,
+) -> Result<http2::SendRequest<ReqBody>, ConnectError> {
+    let io = TokioIo::new(connect(addr, connect_timeout).await?);
+    new_conns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (s, conn) = http2::Builder::new(TokioExecutor::new())
+        .handshake(io)
+        .await
+        .map_err(|e| ConnectError::Handshake(addr, e))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(%addr, error = %e, "upstream h2 connection ended");
+        }
+    });
+    Ok(s)
 }
 
 async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ConnectError> {
