@@ -1,14 +1,12 @@
 //! HTTP/1.1 message framing (RFC 9112), shared by the upstream client
-//! (responses) and the client-facing server (requests).
-//! - [`Fields`] turns the header fields `httparse` found into a `HeaderMap`
-//!   whose values are zero-copy slices of the frozen head.
+//! (responses) and the client-facing server (requests): head limits, the
+//! `Connection` rules, and chunk framing.
 //! - A [`Decoder`] cuts a body out of a connection's read buffer by
 //!   Content-Length, chunked coding or connection close, and hands the
 //!   data out as zero-copy slices of that buffer; what follows the body
 //!   stays in the buffer for the next message.
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 /// Most header fields of a head.
 pub const MAX_HEADERS: usize = 128;
@@ -46,58 +44,6 @@ pub fn connection_keeps(value: &[u8], version: http::Version, mut keep: bool) ->
         }
     }
     keep
-}
-
-/// Where each header field of a parsed head lies in its buffer: (name
-/// offset, name length, value offset, value length). A connection keeps
-/// one and reuses it for every head.
-#[derive(Debug, Default)]
-pub struct Fields(Vec<(u32, u32, u32, u32)>);
-
-/// Room for `httparse` to parse a head's fields into, left uninitialised
-/// (initialising 128 of them costs more than parsing a small head).
-pub fn slots<'b>() -> [std::mem::MaybeUninit<httparse::Header<'b>>; MAX_HEADERS] {
-    [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS]
-}
-
-impl Fields {
-    /// Records the fields `httparse` parsed out of `buf`.
-    pub fn record(&mut self, buf: &[u8], headers: &[httparse::Header<'_>]) {
-        let base = buf.as_ptr() as usize;
-        let off = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
-        self.0.clear();
-        self.0.extend(headers.iter().map(|h| {
-            let n = h.name.as_bytes();
-            (off(n), n.len() as u32, off(h.value), h.value.len() as u32)
-        }));
-    }
-
-    /// The fields as a map over `head` (the same buffer, now frozen), with
-    /// room for `extra` more; `visit` sees each field as it is added, and
-    /// `bad` makes the error for a field `http` refuses.
-    pub fn build<E>(
-        &self,
-        head: &Bytes,
-        extra: usize,
-        bad: impl FnOnce(&'static str) -> E,
-        mut visit: impl FnMut(&HeaderName, &HeaderValue) -> Result<(), E>,
-    ) -> Result<HeaderMap, E> {
-        let mut map = HeaderMap::with_capacity(self.0.len() + extra);
-        for &(n_at, n_len, v_at, v_len) in &self.0 {
-            let Ok(name) = HeaderName::from_bytes(&head[n_at as usize..(n_at + n_len) as usize])
-            else {
-                return Err(bad("bad header name"));
-            };
-            let Ok(value) =
-                HeaderValue::from_maybe_shared(head.slice(v_at as usize..(v_at + v_len) as usize))
-            else {
-                return Err(bad("bad header value"));
-            };
-            visit(&name, &value)?;
-            map.append(name, value);
-        }
-        Ok(map)
-    }
 }
 
 /// Longest chunk-size line accepted (with extensions).

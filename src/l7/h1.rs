@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, Method, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -23,7 +23,8 @@ use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::body::{BoxError, ReqBody};
-use super::framing::{self, Decoder, Fields, Step, COALESCE};
+use super::fields::{self, Kind, RawFields};
+use super::framing::{self, Decoder, Step, COALESCE};
 
 /// Read size.
 const READ_CHUNK: usize = 16 * 1024;
@@ -36,8 +37,8 @@ pub struct H1Conn {
     rbuf: BytesMut,
     /// The request head is built here, reused by every request.
     wbuf: Vec<u8>,
-    /// Where the last response head's fields were, reused likewise.
-    fields: Fields,
+    /// The last response head's fields, reused likewise.
+    fields: RawFields,
 }
 
 /// Why an exchange failed.
@@ -62,7 +63,7 @@ impl H1Conn {
             stream,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             wbuf: Vec::with_capacity(512),
-            fields: Fields::default(),
+            fields: RawFields::default(),
         }
     }
 
@@ -75,36 +76,30 @@ impl H1Conn {
     }
 
     /// Sends a request (head, then the body streamed) and reads the
-    /// response head. The connection moves into the response body.
+    /// response head. `fields` writes the head's field lines; `has_length`
+    /// says whether they include a `Content-Length` (else a body goes
+    /// chunked). The connection moves into the response body, whose
+    /// [`ResponseBody::head`] gives the response's fields.
     pub async fn send(
         mut self,
         method: &Method,
         path_and_query: &str,
-        headers: &HeaderMap,
+        fields: impl FnOnce(&mut Vec<u8>),
+        has_length: bool,
         mut body: Option<ReqBody>,
     ) -> Result<Response<ResponseBody>, H1Error> {
         let addr = self.addr;
         if body.as_ref().is_some_and(|b| b.is_end_stream()) {
             body = None;
         }
-        let chunked = body.is_some() && !headers.contains_key(CONTENT_LENGTH);
+        let chunked = body.is_some() && !has_length;
         let mut head = std::mem::take(&mut self.wbuf);
         head.clear();
         head.extend_from_slice(method.as_str().as_bytes());
         head.push(b' ');
         head.extend_from_slice(path_and_query.as_bytes());
         head.extend_from_slice(b" HTTP/1.1\r\n");
-        for (name, value) in headers {
-            if body.is_none() && name == CONTENT_LENGTH {
-                // an empty body is sent as such
-                head.extend_from_slice(b"content-length: 0\r\n");
-                continue;
-            }
-            head.extend_from_slice(name.as_str().as_bytes());
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(value.as_bytes());
-            head.extend_from_slice(b"\r\n");
-        }
+        fields(&mut head);
         if chunked {
             head.extend_from_slice(b"transfer-encoding: chunked\r\n");
         }
@@ -133,26 +128,27 @@ impl H1Conn {
             }
         }
         loop {
-            let (status, version, hdrs, keep_alive) = self.read_head().await?;
+            let (status, version, keep_alive) = self.read_head().await?;
             if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
                 // 100 Continue and friends: the real answer follows.
                 continue;
             }
+            let f = &self.fields;
             let dec = if *method == Method::HEAD
                 || status == StatusCode::NO_CONTENT
                 || status == StatusCode::NOT_MODIFIED
                 || status.is_informational()
             {
                 Decoder::length(0)
-            } else if hdrs
-                .get_all(TRANSFER_ENCODING)
-                .iter()
-                .any(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"))
+            } else if f
+                .values(Kind::TransferEncoding)
+                .any(|v| v.eq_ignore_ascii_case(b"chunked"))
             {
                 Decoder::chunked()
-            } else if let Some(n) = hdrs
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
+            } else if let Some(n) = f
+                .values(Kind::ContentLength)
+                .next()
+                .and_then(|v| std::str::from_utf8(v).ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
             {
                 Decoder::length(n)
@@ -163,10 +159,10 @@ impl H1Conn {
                 conn: Some(self),
                 dec,
                 keep_alive,
+                version,
             });
             *resp.status_mut() = status;
             *resp.version_mut() = version;
-            *resp.headers_mut() = hdrs;
             return Ok(resp);
         }
     }
@@ -192,14 +188,14 @@ impl H1Conn {
     }
 
     /// Reads until a whole response head is buffered and takes it out of
-    /// the buffer; returns it parsed with whether the connection may be
-    /// kept.
-    async fn read_head(&mut self) -> Result<(StatusCode, Version, HeaderMap, bool), H1Error> {
+    /// the buffer into `fields`; returns its status and version and
+    /// whether the connection may be kept.
+    async fn read_head(&mut self) -> Result<(StatusCode, Version, bool), H1Error> {
         let addr = self.addr;
         loop {
             if !self.rbuf.is_empty() {
                 let parsed = {
-                    let mut slots = framing::slots();
+                    let mut slots = fields::slots();
                     let mut r = httparse::Response::new(&mut []);
                     let parsed = httparse::ParserConfig::default()
                         .parse_response_with_uninit_headers(&mut r, &self.rbuf, &mut slots);
@@ -220,21 +216,14 @@ impl H1Conn {
                     let status = StatusCode::from_u16(code)
                         .map_err(|_| H1Error::Malformed(addr, "bad status code".into()))?;
                     let version = framing::version(v);
-                    let mut keep = version == Version::HTTP_11;
-                    let head = self.rbuf.split_to(n).freeze();
-                    // Room for the Via the proxy adds.
-                    let h = self.fields.build(
-                        &head,
-                        2,
-                        |why| H1Error::Malformed(addr, why.into()),
-                        |name, value| {
-                            if name == http::header::CONNECTION {
-                                keep = framing::connection_keeps(value.as_bytes(), version, keep);
-                            }
-                            Ok(())
-                        },
-                    )?;
-                    return Ok((status, version, h, keep));
+                    self.fields.set_head(self.rbuf.split_to(n).freeze());
+                    let keep = self
+                        .fields
+                        .values(Kind::Connection)
+                        .fold(version == Version::HTTP_11, |keep, v| {
+                            framing::connection_keeps(v, version, keep)
+                        });
+                    return Ok((status, version, keep));
                 }
             }
             self.rbuf.reserve(READ_CHUNK);
@@ -248,15 +237,46 @@ impl H1Conn {
     }
 }
 
+/// Writes a header map's fields as lines (for [`H1Conn::send`]); with
+/// `no_body`, any `Content-Length` says 0, as the body sent will be empty.
+pub fn write_map(out: &mut Vec<u8>, headers: &HeaderMap, no_body: bool) {
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        if no_body && name == CONTENT_LENGTH {
+            out.push(b'0');
+        } else {
+            out.extend_from_slice(value.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 /// A backend's response body, streamed from its connection.
 #[derive(Debug)]
 pub struct ResponseBody {
     conn: Option<H1Conn>,
     dec: Decoder,
     keep_alive: bool,
+    /// The response's version.
+    version: Version,
 }
 
 impl ResponseBody {
+    /// The response head's fields as received, and its version; until
+    /// [`ResponseBody::release_head`].
+    pub fn head(&self) -> Option<(&RawFields, Version)> {
+        self.conn.as_ref().map(|c| (&c.fields, self.version))
+    }
+
+    /// Lets go of the response head once it has been forwarded, so the
+    /// connection's read buffer is not shared when it next grows.
+    pub fn release_head(&mut self) {
+        if let Some(c) = &mut self.conn {
+            c.fields.release();
+        }
+    }
+
     /// The connection, once the body has been read to its end and the
     /// connection may carry another request.
     pub fn take_reusable(&mut self) -> Option<H1Conn> {
@@ -357,7 +377,7 @@ mod tests {
 
     async fn get(c: H1Conn) -> (Response<ResponseBody>, Vec<u8>) {
         let mut r = c
-            .send(&Method::GET, "/", &HeaderMap::new(), None)
+            .send(&Method::GET, "/", |_| {}, false, None)
             .await
             .unwrap();
         let mut body = Vec::new();
@@ -379,7 +399,7 @@ mod tests {
         let c = H1Conn::new(addr, TcpStream::connect(addr).await.unwrap());
         let (mut r, body) = get(c).await;
         assert_eq!((r.status(), &body[..]), (StatusCode::OK, &b"hello"[..]));
-        assert_eq!(r.headers()["x-a"], "1");
+        assert_eq!(r.body().head().unwrap().0.get("x-a"), Some(&b"1"[..]));
         let c = r.body_mut().take_reusable().expect("kept alive");
         let (mut r, body) = get(c).await;
         assert_eq!(
@@ -401,7 +421,7 @@ mod tests {
             let addr = backend(vec![bad]).await;
             let c = H1Conn::new(addr, TcpStream::connect(addr).await.unwrap());
             let e = c
-                .send(&Method::GET, "/", &HeaderMap::new(), None)
+                .send(&Method::GET, "/", |_| {}, false, None)
                 .await
                 .unwrap_err();
             assert!(matches!(e, H1Error::Malformed(..)), "{e}");
@@ -412,7 +432,7 @@ mod tests {
         .await;
         let c = H1Conn::new(addr, TcpStream::connect(addr).await.unwrap());
         let mut r = c
-            .send(&Method::GET, "/", &HeaderMap::new(), None)
+            .send(&Method::GET, "/", |_| {}, false, None)
             .await
             .unwrap();
         assert!(r.body_mut().frame().await.unwrap().is_err());

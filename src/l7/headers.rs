@@ -2,12 +2,16 @@
 //! headers (the fixed list and any named in `Connection`) are removed in
 //! both directions; requests gain `X-Forwarded-For` (appended),
 //! `X-Forwarded-Proto`, `Forwarded` (RFC 7239, appended) and `Via`;
-//! responses gain `Via`.
+//! responses gain `Via`. The same rules apply to a `HeaderMap` (a side
+//! speaks HTTP/2) and, written straight out as lines, to the fields of an
+//! HTTP/1.1 head as received ([`write_request`], [`write_response`]).
 
 use std::net::IpAddr;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST, TE, VIA};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, TE, VIA};
 use http::Version;
+
+use super::fields::{Kind, RawFields};
 
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
@@ -166,7 +170,7 @@ pub fn add_forwarding(
     append_value(h, &X_FORWARDED_FOR, &f.xff);
     h.insert(&X_FORWARDED_PROTO, f.proto.clone());
     // `Forwarded`, appended to any earlier one, built in one buffer.
-    let host = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"'));
+    let host = host.filter(|h| forwardable_host(h));
     let old = h
         .get(&FORWARDED)
         .map(HeaderValue::as_bytes)
@@ -188,6 +192,117 @@ pub fn add_forwarding(
         h.insert(&FORWARDED, v);
     }
     via.add(h, version);
+}
+
+/// One field line.
+fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A list field: the values of `kind` in `raw`, then ours (written by
+/// `ours`), comma-separated.
+fn list(
+    out: &mut Vec<u8>,
+    name: &[u8],
+    raw: &RawFields,
+    kind: Kind,
+    ours: impl FnOnce(&mut Vec<u8>),
+) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    for old in raw.values(kind).filter(|v| !v.is_empty()) {
+        out.extend_from_slice(old);
+        out.extend_from_slice(b", ");
+    }
+    ours(out);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Whether `Connection` in `raw` names the field `name` (making it
+/// hop-by-hop).
+fn named_by_connection(raw: &RawFields, name: &[u8]) -> bool {
+    raw.values(Kind::Connection)
+        .flat_map(|v| v.split(|&b| b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(name))
+}
+
+/// Whether a received field of `kind` named `name` goes on unchanged.
+fn passes(raw: &RawFields, name: &[u8], kind: Kind) -> bool {
+    let hop = matches!(
+        kind,
+        Kind::Connection | Kind::TransferEncoding | Kind::Te | Kind::HopByHop | Kind::Via
+    );
+    let named = raw.has(Kind::Connection) && named_by_connection(raw, name);
+    !(hop || named)
+}
+
+/// Writes the fields of an HTTP/1.1 request head `raw` for an HTTP/1.1
+/// backend, one line each: hop-by-hop fields dropped, `Expect:
+/// 100-continue` (already answered) dropped, `TE: trailers` kept, the
+/// forwarding fields of connection `f` appended to any received ones, and
+/// a `Host` from the request target's `authority` if the head had none.
+pub fn write_request(
+    out: &mut Vec<u8>,
+    raw: &RawFields,
+    f: &Forwarding,
+    host: Option<&str>,
+    authority: Option<&str>,
+    version: Version,
+    via: &Via,
+) {
+    for (name, value, kind) in raw.iter() {
+        let keep = match kind {
+            Kind::Te => value.eq_ignore_ascii_case(b"trailers"),
+            Kind::Expect => !value.eq_ignore_ascii_case(b"100-continue"),
+            Kind::XForwardedFor | Kind::XForwardedProto | Kind::Forwarded => false,
+            _ => passes(raw, name, kind),
+        };
+        if keep {
+            line(out, name, value);
+        }
+    }
+    if !raw.has(Kind::Host) {
+        if let Some(a) = authority {
+            line(out, b"host", a.as_bytes());
+        }
+    }
+    list(out, b"x-forwarded-for", raw, Kind::XForwardedFor, |o| {
+        o.extend_from_slice(f.xff.as_bytes())
+    });
+    line(out, b"x-forwarded-proto", f.proto.as_bytes());
+    list(out, b"forwarded", raw, Kind::Forwarded, |o| {
+        o.extend_from_slice(f.forwarded.as_bytes());
+        if let Some(h) = host.filter(|h| forwardable_host(h)) {
+            o.extend_from_slice(b";host=\"");
+            o.extend_from_slice(h.as_bytes());
+            o.push(b'"');
+        }
+    });
+    list(out, b"via", raw, Kind::Via, |o| {
+        o.extend_from_slice(via.get(version).as_bytes())
+    });
+}
+
+/// Writes the fields of an HTTP/1.1 response head `raw` (received over
+/// `version`) for an HTTP/1.1 client: hop-by-hop fields dropped and this
+/// proxy appended to `Via`. Framing fields are the caller's.
+pub fn write_response(out: &mut Vec<u8>, raw: &RawFields, version: Version, via: &Via) {
+    for (name, value, kind) in raw.iter() {
+        if passes(raw, name, kind) {
+            line(out, name, value);
+        }
+    }
+    list(out, b"via", raw, Kind::Via, |o| {
+        o.extend_from_slice(via.get(version).as_bytes())
+    });
+}
+
+/// Whether `host` can go into `Forwarded` as a quoted string.
+fn forwardable_host(host: &str) -> bool {
+    host.bytes().all(|b| b.is_ascii_graphic() && b != b'"')
 }
 
 /// A request's host, copied out of the request so the request can move on
@@ -219,12 +334,12 @@ impl std::fmt::Debug for Host {
     }
 }
 
-/// The request's host without port, lower-cased: from the URI's authority
-/// (HTTP/2, absolute-form) or the `Host` header.
-pub fn request_host<'a>(uri: &'a http::Uri, h: &'a HeaderMap) -> Option<&'a str> {
+/// The request's host without port: from the URI's authority (HTTP/2,
+/// absolute-form) or else the `Host` field's value `field`.
+pub fn request_host<'a>(uri: &'a http::Uri, field: Option<&'a [u8]>) -> Option<&'a str> {
     let raw = match uri.authority() {
         Some(a) => a.as_str(),
-        None => h.get(HOST)?.to_str().ok()?,
+        None => std::str::from_utf8(field?).ok()?,
     };
     let raw = raw.rsplit('@').next().unwrap_or(raw);
     Some(if raw.starts_with('[') {
@@ -277,16 +392,78 @@ mod tests {
         assert_eq!(v4["forwarded"], "for=10.0.0.7;proto=http");
     }
 
+    /// `head`'s fields as the HTTP/1.1 server records them.
+    fn raw(head: &'static [u8]) -> RawFields {
+        let mut slots = crate::l7::fields::slots();
+        let mut r = httparse::Request::new(&mut []);
+        r.parse_with_uninit_headers(head, &mut slots).unwrap();
+        let mut f = RawFields::default();
+        f.record(head, r.headers);
+        f.set_head(bytes::Bytes::from_static(head));
+        f
+    }
+
     #[test]
-    fn host_without_port() {
-        let mut h = HeaderMap::new();
-        h.insert("host", HeaderValue::from_static("Example.com:8080"));
-        assert_eq!(
-            request_host(&"/x".parse().unwrap(), &h),
-            Some("Example.com")
+    fn raw_request_fields_are_rewritten_line_by_line() {
+        let f = raw(
+            b"GET / HTTP/1.1\r\nHost: example.com\r\nConnection: keep-alive, X-Hop\r\n\
+            X-Hop: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nX-Forwarded-For: 192.0.2.1\r\n\
+            x-forwarded-for: 192.0.2.2\r\nX-Forwarded-Proto: https\r\nExpect: 100-continue\r\n\
+            Upgrade: websocket\r\nVia: 1.0 edge\r\nX-Kept:  a b \r\n\r\n",
+        );
+        let fwd = Forwarding::new("10.0.0.7".parse().unwrap(), "http");
+        let mut out = Vec::new();
+        let via = Via::new("boltz");
+        write_request(
+            &mut out,
+            &f,
+            &fwd,
+            Some("example.com"),
+            None,
+            Version::HTTP_11,
+            &via,
         );
         assert_eq!(
-            request_host(&"http://[::1]:80/".parse().unwrap(), &h),
+            String::from_utf8(out).unwrap(),
+            "Host: example.com\r\nTE: trailers\r\nX-Kept: a b\r\n\
+             x-forwarded-for: 192.0.2.1, 192.0.2.2, 10.0.0.7\r\nx-forwarded-proto: http\r\n\
+             forwarded: for=10.0.0.7;proto=http;host=\"example.com\"\r\nvia: 1.0 edge, 1.1 boltz\r\n"
+        );
+        // No Host (HTTP/1.0): the absolute-form target's authority is used.
+        let f = raw(b"GET http://a.example:8080/ HTTP/1.0\r\n\r\n");
+        let mut out = Vec::new();
+        write_request(
+            &mut out,
+            &f,
+            &fwd,
+            None,
+            Some("a.example:8080"),
+            Version::HTTP_10,
+            &via,
+        );
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.starts_with("host: a.example:8080\r\n"), "{out}");
+        assert!(out.ends_with("via: 1.0 boltz\r\n"), "{out}");
+    }
+
+    #[test]
+    fn raw_response_fields_lose_hop_by_hop_and_gain_via() {
+        let f = raw(b"GET / HTTP/1.1\r\nContent-Length: 3\r\nConnection: close, X-Private\r\n\
+            X-Private: 1\r\nTransfer-Encoding: chunked\r\nVia: 1.1 origin\r\nSet-Cookie: a=1\r\n\r\n");
+        let mut out = Vec::new();
+        write_response(&mut out, &f, Version::HTTP_10, &Via::new("lb"));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "Content-Length: 3\r\nSet-Cookie: a=1\r\nvia: 1.1 origin, 1.0 lb\r\n"
+        );
+    }
+
+    #[test]
+    fn host_without_port() {
+        let h = Some(&b"Example.com:8080"[..]);
+        assert_eq!(request_host(&"/x".parse().unwrap(), h), Some("Example.com"));
+        assert_eq!(
+            request_host(&"http://[::1]:80/".parse().unwrap(), h),
             Some("[::1]")
         );
     }

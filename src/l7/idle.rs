@@ -1,10 +1,20 @@
-//! Time limits on client connections without a timer per request:
-//! [`IdleIo`] wraps the socket and stamps every read and write, the server
-//! marks when a request head starts and ends, and [`run`] drives the
-//! connection until it ends, drops it (closing the socket) once it has
-//! moved no byte either way for the idle timeout, or once a request head
-//! has taken longer than the header timeout (a slowloris client trickling
-//! header bytes is cut off even though it is never idle).
+//! Time limits on client connections without a timer per request.
+//! [`IdleIo`] wraps the socket and stamps every read and write; the server
+//! stamps when a request head starts and ends and when a request is being
+//! answered ([`Activity`]). One watcher task per connection ([`watch`])
+//! reads the stamps and sleeps until the earliest deadline they give:
+//! - idle: no byte moved either way for `idle` while no request is being
+//!   answered: the connection is dropped (socket closed);
+//! - header: a request head open for longer than `header` (a slowloris
+//!   client trickling bytes is never idle): dropped too;
+//! - request: a request not answered within `request`: the server is told
+//!   ([`Activity::answer_within`]) and answers 504 itself.
+//!
+//! The stamps are plain stores the watcher never hears about, yet the
+//! deadlines are exact: the watcher never sleeps past `now + min(header,
+//! request, idle)`, and a head, request or idle spell that starts later
+//! has a later deadline than that. So the request path pays no timer and
+//! no wake-up, and the connection task is polled for its own I/O only.
 
 use std::future::Future;
 use std::io;
@@ -14,20 +24,28 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use atomic_waker::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// A coarse clock: a few ns to read, ticks every few ms, which is plenty
-/// for an idle timeout measured in seconds.
+/// for timeouts measured in seconds.
 use crate::util::clock::coarse_ns as now_ns;
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Stamps {
     /// When the connection last moved a byte (now_ns()).
     last: AtomicU64,
     /// When the request head being read began; 0 between requests.
     head: AtomicU64,
+    /// When the request being answered arrived; 0 when none is.
+    request: AtomicU64,
+    /// The request being answered ran out of time.
+    expired: AtomicBool,
+    /// The server task waiting for that answer.
+    waiter: AtomicWaker,
     /// Waiting for a request with nothing of it read: closing now loses
     /// nothing.
     between: AtomicBool,
@@ -37,7 +55,7 @@ struct Stamps {
 }
 
 /// A connection's activity stamps, shared by its socket wrapper, its
-/// server and [`run`].
+/// server and its watcher.
 #[derive(Clone, Debug)]
 pub struct Activity(Arc<Stamps>);
 
@@ -70,6 +88,28 @@ impl Activity {
     pub fn closing(&self) -> bool {
         self.0.closing.load(Relaxed)
     }
+
+    /// Runs `answer` (finding a request's response) under the request
+    /// timeout: `None` if the watcher found it out of time first.
+    pub async fn answer_within<F: Future>(&self, answer: F) -> Option<F::Output> {
+        let s = &*self.0;
+        s.expired.store(false, Relaxed);
+        s.request.store(now_ns().max(1), Relaxed);
+        let mut answer = std::pin::pin!(answer);
+        let r = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = answer.as_mut().poll(cx) {
+                return Poll::Ready(Some(r));
+            }
+            s.waiter.register(cx.waker());
+            if s.expired.load(Relaxed) {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
+        })
+        .await;
+        s.request.store(0, Relaxed);
+        r
+    }
 }
 
 pub struct IdleIo {
@@ -85,7 +125,7 @@ impl IdleIo {
             last: AtomicU64::new(now),
             head: AtomicU64::new(now.max(1)),
             between: AtomicBool::new(true),
-            closing: AtomicBool::new(false),
+            ..Stamps::default()
         }));
         (
             IdleIo {
@@ -150,49 +190,86 @@ impl AsyncWrite for IdleIo {
     }
 }
 
-/// Drives `conn` to its end, or drops it once `activity` shows no byte
-/// moved for `idle` or a request head open for longer than `header`. When
-/// `draining` turns true, a connection between requests is dropped at
-/// once and a busy one is marked [`Activity::closing`] so its server ends
-/// it after the response. This one watcher per connection replaces a
-/// timer and a shutdown listener per request.
-pub async fn run<T, F: Future<Output = T>>(
-    conn: F,
+/// A connection's time limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub idle: Duration,
+    pub header: Duration,
+    pub request: Duration,
+}
+
+/// How a watched connection ended.
+#[derive(Debug)]
+pub enum Ended<T> {
+    /// On its own, with this result.
+    Done(T),
+    /// Dropped by the watcher: idle, a slow head, or closed by a shutdown
+    /// between requests.
+    Cut(&'static str),
+    /// Its task panicked or was cancelled.
+    Failed(tokio::task::JoinError),
+}
+
+/// Watches the connection task `conn` until it ends, aborting it (which
+/// closes its socket) when `activity` shows it idle for `limits.idle` or a
+/// request head open for `limits.header`, and telling a request that has
+/// waited `limits.request` for its answer. When `draining` turns true, a
+/// connection between requests is closed at once and a busy one is marked
+/// [`Activity::closing`] so its server ends it after the response.
+pub async fn watch<T>(
+    mut conn: JoinHandle<T>,
     activity: Activity,
-    idle: Duration,
-    header: Duration,
+    limits: Limits,
     mut draining: watch::Receiver<bool>,
-) -> Option<T> {
-    tokio::pin!(conn);
-    let idle_ns = idle.as_nanos() as u64;
-    let header_ns = header.as_nanos() as u64;
+) -> Ended<T> {
+    let s = &*activity.0;
+    let ns = |d: Duration| d.as_nanos() as u64;
+    let (idle, header, request) = (ns(limits.idle), ns(limits.header), ns(limits.request));
+    let cut = |conn: &JoinHandle<T>, why| {
+        conn.abort();
+        Ended::Cut(why)
+    };
     loop {
         let now = now_ns();
-        let head = activity.0.head.load(Relaxed);
-        if now.saturating_sub(activity.last()) >= idle_ns
-            || (head != 0 && now.saturating_sub(head) >= header_ns)
-        {
-            return None;
+        let head = s.head.load(Relaxed);
+        let req = s.request.load(Relaxed);
+        if head != 0 && now.saturating_sub(head) >= header {
+            return cut(&conn, "request head too slow");
         }
-        // A head that starts while we sleep is checked at most `header`
-        // later, so no timer is set per request: a slow head is cut off
-        // between one and two header timeouts after it began.
-        let head_deadline = if head != 0 {
-            head + header_ns
-        } else {
-            now + header_ns
-        };
-        let deadline = (activity.last() + idle_ns).min(head_deadline);
-        let wait = Duration::from_nanos(deadline.saturating_sub(now).max(1_000_000));
+        // A request being answered is bounded by its own limit instead.
+        if req == 0 && now.saturating_sub(activity.last()) >= idle {
+            return cut(&conn, "idle");
+        }
+        if req != 0 && now.saturating_sub(req) >= request && !s.expired.load(Relaxed) {
+            s.expired.store(true, Relaxed);
+            s.waiter.wake();
+        }
+        // A head or request starting after this look, or an idle spell
+        // starting when the request at hand ends, has a deadline after
+        // `now` plus its limit: never sleep past the nearest of those.
+        let mut wake = now + header.min(request).min(idle);
+        if head != 0 {
+            wake = wake.min(head + header);
+        }
+        if req != 0 && !s.expired.load(Relaxed) {
+            wake = wake.min(req + request);
+        }
+        if req == 0 {
+            wake = wake.min(activity.last() + idle);
+        }
+        let wait = Duration::from_nanos(wake.saturating_sub(now).max(1_000_000));
         let closing = activity.closing();
         tokio::select! {
-            r = &mut conn => return Some(r),
+            r = &mut conn => return match r {
+                Ok(r) => Ended::Done(r),
+                Err(e) => Ended::Failed(e),
+            },
             _ = tokio::time::sleep(wait) => {}
             _ = draining.wait_for(|d| *d), if !closing => {
-                if activity.0.between.load(Relaxed) {
-                    return None;
+                if s.between.load(Relaxed) {
+                    return cut(&conn, "closed between requests by a shutdown");
                 }
-                activity.0.closing.store(true, Relaxed);
+                s.closing.store(true, Relaxed);
             }
         }
     }

@@ -20,6 +20,7 @@ pub mod backend;
 pub mod body;
 pub mod breaker;
 pub mod config;
+pub mod fields;
 pub mod framing;
 pub mod h1;
 pub mod headers;

@@ -18,7 +18,9 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE, COOKIE, HOST, RETRY_AFTER};
+use http::header::{
+    HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, EXPECT, HOST, RETRY_AFTER,
+};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
@@ -26,7 +28,8 @@ use hyper::body::Incoming;
 
 use super::backend::{now_ns, InFlight};
 use super::body::{BoxError, ReqBody};
-use super::config::HashOn;
+use super::config::{HashOn, Upstream};
+use super::fields::{Kind, RawFields};
 use super::h1;
 use super::headers;
 use super::limits::ConcurrencyPermit;
@@ -74,6 +77,77 @@ impl ClientConn {
     }
 }
 
+/// A request's header fields as the client side delivered them.
+#[derive(Debug)]
+pub enum Headers<'a> {
+    /// From hyper's HTTP/2 server.
+    Map(HeaderMap),
+    /// From boltz's HTTP/1.1 server, as received: rewritten only as they
+    /// are written out to an HTTP/1.1 backend.
+    Raw(&'a RawFields),
+}
+
+impl Headers<'_> {
+    fn host_field(&self) -> Option<&[u8]> {
+        match self {
+            Headers::Map(h) => h.get(HOST).map(HeaderValue::as_bytes),
+            Headers::Raw(r) => r.values(Kind::Host).next(),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&[u8]> {
+        match self {
+            Headers::Map(h) => h.get(name).map(HeaderValue::as_bytes),
+            Headers::Raw(r) => r.get(name),
+        }
+    }
+
+    /// The value of cookie `name`.
+    fn cookie(&self, name: &str) -> Option<&[u8]> {
+        match self {
+            Headers::Map(h) => h
+                .get_all(COOKIE)
+                .iter()
+                .find_map(|v| cookie_in(v.as_bytes(), name)),
+            Headers::Raw(r) => r.values(Kind::Cookie).find_map(|v| cookie_in(v, name)),
+        }
+    }
+}
+
+/// The value of cookie `name` in a `Cookie` field's value `v`.
+fn cookie_in<'v>(v: &'v [u8], name: &str) -> Option<&'v [u8]> {
+    v.split(|&b| b == b';')
+        .filter_map(|kv| {
+            let eq = kv.iter().position(|&b| b == b'=')?;
+            Some((kv[..eq].trim_ascii(), kv[eq + 1..].trim_ascii()))
+        })
+        .find(|(k, _)| *k == name.as_bytes())
+        .map(|(_, v)| v)
+}
+
+/// A request as the proxy forwards it.
+#[derive(Debug)]
+pub struct Req<'a> {
+    pub method: Method,
+    pub uri: Uri,
+    pub version: Version,
+    pub headers: Headers<'a>,
+    pub body: ReqBody,
+}
+
+impl From<Request<ReqBody>> for Req<'static> {
+    fn from(r: Request<ReqBody>) -> Self {
+        let (p, body) = r.into_parts();
+        Req {
+            method: p.method,
+            uri: p.uri,
+            version: p.version,
+            headers: Headers::Map(p.headers),
+            body,
+        }
+    }
+}
+
 /// Everything a finished response must release, in one place.
 struct Done {
     _in_flight: InFlight,
@@ -108,6 +182,23 @@ impl ProxyBody {
         ProxyBody {
             inner: Inner::Local(Full::new(Bytes::copy_from_slice(text.as_bytes()))),
             done: None,
+        }
+    }
+
+    /// The fields of an HTTP/1.1 backend's response head as received, and
+    /// its version: the response's own header map is then empty, and the
+    /// fields still need their rewrite ([`super::headers::write_response`]).
+    pub fn raw_head(&self) -> Option<(&RawFields, Version)> {
+        match &self.inner {
+            Inner::H1(b) => b.head(),
+            _ => None,
+        }
+    }
+
+    /// Lets go of [`ProxyBody::raw_head`] once it has been forwarded.
+    pub fn release_head(&mut self) {
+        if let Inner::H1(b) = &mut self.inner {
+            b.release_head();
         }
     }
 }
@@ -178,15 +269,17 @@ fn local(l7: &L7, code: StatusCode, text: &str) -> Response<ProxyBody> {
 }
 
 /// One request, from either client-side server (hyper's for HTTP/2,
-/// [`super::serve1`] for HTTP/1.1), to its response.
-pub async fn handle(c: &ClientConn, req: Request<ReqBody>) -> Response<ProxyBody> {
+/// [`super::serve1`] for HTTP/1.1), to its response; the caller bounds
+/// its time.
+pub async fn handle(c: &ClientConn, req: Req<'_>) -> Response<ProxyBody> {
     let l7 = &c.l7;
     let started = Instant::now();
     l7.stats.here().requests.fetch_add(1, Relaxed);
     let snap = l7.snapshot.load();
-    let host = headers::request_host(req.uri(), req.headers()).and_then(headers::Host::new);
+    let host =
+        headers::request_host(&req.uri, req.headers.host_field()).and_then(headers::Host::new);
     let host_name = host.as_ref().map(headers::Host::as_str);
-    let Some(route) = snap.routes.find(host_name, req.uri().path()) else {
+    let Some(route) = snap.routes.find(host_name, req.uri.path()) else {
         l7.stats.here().no_route.fetch_add(1, Relaxed);
         return local(
             l7,
@@ -209,20 +302,54 @@ pub async fn handle(c: &ClientConn, req: Request<ReqBody>) -> Response<ProxyBody
         return local(l7, StatusCode::BAD_GATEWAY, "route names a missing pool\n");
     };
     drop(snap);
-    let resp = match tokio::time::timeout(l7.config.timeouts.request, forward(c, &pool, req, host))
-        .await
-    {
-        Ok(r) => r,
-        Err(_) => {
-            l7.stats.here().timeouts.fetch_add(1, Relaxed);
-            local(l7, StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
-        }
-    };
+    let resp = forward(c, &pool, req, host).await;
     l7.stats
         .here()
         .latency
         .record_ns(started.elapsed().as_nanos() as u64);
     resp
+}
+
+/// The answer to a request that ran out of its time (`timeouts.request`).
+pub fn timed_out(l7: &L7) -> Response<ProxyBody> {
+    l7.stats.here().timeouts.fetch_add(1, Relaxed);
+    local(l7, StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
+}
+
+/// [`handle`] for an HTTP/2 stream: under its own request timer (an
+/// HTTP/1.1 connection's watcher times its one request at a time
+/// instead), and with an HTTP/1.1 backend's response fields made into the
+/// header map hyper writes.
+pub async fn handle_h2(c: &ClientConn, req: Request<ReqBody>) -> Response<ProxyBody> {
+    let l7 = &c.l7;
+    let mut resp =
+        match tokio::time::timeout(l7.config.timeouts.request, handle(c, req.into())).await {
+            Ok(r) => r,
+            Err(_) => return timed_out(l7),
+        };
+    let map = resp.body().raw_head().map(|(raw, version)| {
+        raw.to_map(2).map(|mut h| {
+            headers::strip_hop_by_hop(&mut h);
+            l7.via.add(&mut h, version);
+            h
+        })
+    });
+    match map {
+        None => resp,
+        Some(Ok(h)) => {
+            *resp.headers_mut() = h;
+            resp.body_mut().release_head();
+            resp
+        }
+        Some(Err(why)) => {
+            tracing::debug!(why, "backend response head not valid for HTTP/2");
+            local(
+                l7,
+                StatusCode::BAD_GATEWAY,
+                "backend sent a malformed response head\n",
+            )
+        }
+    }
 }
 
 fn idempotent(m: &Method) -> bool {
@@ -233,7 +360,7 @@ fn idempotent(m: &Method) -> bool {
 }
 
 /// The affinity hash of a request for the hashing algorithms.
-fn affinity<B>(pool: &Pool, peer: SocketAddr, req: &Request<B>) -> Option<u64> {
+fn affinity(pool: &Pool, peer: SocketAddr, headers: &Headers<'_>) -> Option<u64> {
     if !pool.config.lb.uses_hash() {
         return None;
     }
@@ -242,39 +369,60 @@ fn affinity<B>(pool: &Pool, peer: SocketAddr, req: &Request<B>) -> Option<u64> {
             std::net::IpAddr::V4(a) => hash_key(&a.octets()),
             std::net::IpAddr::V6(a) => hash_key(&a.octets()),
         }),
-        HashOn::Header(name) => req
-            .headers()
-            .get(name.as_str())
-            .map(|v| hash_key(v.as_bytes())),
-        HashOn::Cookie(name) => req
-            .headers()
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|kv| kv.trim().split_once('='))
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| hash_key(v.as_bytes())),
+        HashOn::Header(name) => headers.get(name.as_str()).map(hash_key),
+        HashOn::Cookie(name) => headers.cookie(name).map(hash_key),
     }
 }
 
-/// The headers for an HTTP/1.1 upstream: a `Host` is required there (an
-/// h2 client gives the authority in the URI instead).
-fn h1_headers(uri: &Uri, mut headers: http::HeaderMap, host: Option<&str>) -> http::HeaderMap {
+/// A `Host` for an HTTP/1.1 upstream, where one is required (an h2
+/// client gives the authority in the URI instead).
+fn ensure_host(uri: &Uri, headers: &mut HeaderMap, host: Option<&str>) {
     if !headers.contains_key(HOST) {
         let authority = uri.authority().map(|a| a.as_str()).or(host);
         if let Some(a) = authority.and_then(|a| HeaderValue::from_str(a).ok()) {
             headers.insert(HOST, a);
         }
     }
-    headers
+}
+
+/// Makes a request's fields a header map rewritten for the backend (all
+/// but HTTP/1.1-to-HTTP/1.1, whose fields are rewritten as written out).
+fn rewrite_map(
+    c: &ClientConn,
+    headers: &mut Headers<'_>,
+    uri: &Uri,
+    version: Version,
+    host: Option<&str>,
+    upstream: Upstream,
+) -> Result<(), &'static str> {
+    let mut map = match headers {
+        Headers::Raw(_) if upstream == Upstream::Http1 => return Ok(()),
+        Headers::Raw(r) => {
+            let mut m = r.to_map(6)?;
+            // Already answered by boltz's HTTP/1.1 server.
+            if m.get(EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+            {
+                m.remove(EXPECT);
+            }
+            m
+        }
+        Headers::Map(m) => std::mem::take(m),
+    };
+    headers::strip_hop_by_hop(&mut map);
+    headers::add_forwarding(&mut map, &c.forwarding, host, version, &c.l7.via);
+    if upstream == Upstream::Http1 {
+        ensure_host(uri, &mut map, host);
+    }
+    *headers = Headers::Map(map);
+    Ok(())
 }
 
 /// The request for an h2c upstream: absolute URI, no `Host`.
 fn h2_request(
     method: Method,
     uri: &Uri,
-    mut headers: http::HeaderMap,
+    mut headers: HeaderMap,
     host: Option<&str>,
     body: ReqBody,
 ) -> Request<ReqBody> {
@@ -313,20 +461,23 @@ const MAX_TRIES: usize = 8;
 async fn forward(
     c: &ClientConn,
     pool: &Pool,
-    req: Request<ReqBody>,
+    req: Req<'_>,
     host: Option<headers::Host>,
 ) -> Response<ProxyBody> {
     let host = host.as_ref().map(headers::Host::as_str);
     let l7 = &c.l7;
-    let hash = affinity(pool, c.peer, &req);
-    let (mut parts, body) = req.into_parts();
-    let version = parts.version;
-    headers::strip_hop_by_hop(&mut parts.headers);
-    headers::add_forwarding(&mut parts.headers, &c.forwarding, host, version, &l7.via);
-    if pool.config.upstream == super::config::Upstream::Http1 {
-        parts.headers = h1_headers(&parts.uri, std::mem::take(&mut parts.headers), host);
+    let hash = affinity(pool, c.peer, &req.headers);
+    let Req {
+        method,
+        uri,
+        version,
+        mut headers,
+        body,
+    } = req;
+    if let Err(why) = rewrite_map(c, &mut headers, &uri, version, host, pool.config.upstream) {
+        return local(l7, StatusCode::BAD_REQUEST, &format!("{why}\n"));
     }
-    let replayable = idempotent(&parts.method) && body.is_end_stream();
+    let replayable = idempotent(&method) && body.is_end_stream();
     let mut body = Some(body);
 
     let now = now_ns();
@@ -443,23 +594,40 @@ async fn forward(
         let result: Result<Response<Inner>, BoxError> = match conn {
             // Our HTTP/1.1 client writes the head from a reference: no copy
             // is needed to keep it for a retry.
-            Conn::H1(c) => {
-                let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-                c.send(&parts.method, pq, &parts.headers, body.take())
+            Conn::H1(conn) => {
+                let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+                let no_body = body.as_ref().is_none_or(|b| b.is_end_stream());
+                let has_length = match &headers {
+                    Headers::Raw(r) => r.has(Kind::ContentLength),
+                    Headers::Map(h) => h.contains_key(CONTENT_LENGTH),
+                };
+                let fields = |out: &mut Vec<u8>| match &headers {
+                    Headers::Raw(r) => {
+                        let authority = uri.authority().map(|a| a.as_str());
+                        let f = &c.forwarding;
+                        headers::write_request(out, r, f, host, authority, version, &l7.via)
+                    }
+                    Headers::Map(h) => h1::write_map(out, h, no_body),
+                };
+                conn.send(&method, pq, fields, has_length, body.take())
                     .await
                     .map(|r| r.map(Inner::H1))
                     .map_err(Into::into)
             }
+            // rewrite_map made the fields a map for an h2c pool.
+            Conn::H2(_) if matches!(headers, Headers::Raw(_)) => {
+                Err("request fields not rewritten for HTTP/2".into())
+            }
             Conn::H2(mut s) => {
                 // Keep a copy of the head only while a retry after sending
                 // is possible.
-                let headers = if replayable && attempt < retries {
-                    parts.headers.clone()
-                } else {
-                    std::mem::take(&mut parts.headers)
+                let map = match &mut headers {
+                    Headers::Map(m) if replayable && attempt < retries => m.clone(),
+                    Headers::Map(m) => std::mem::take(m),
+                    Headers::Raw(_) => HeaderMap::new(),
                 };
                 let up_body = body.take().unwrap_or(ReqBody::Empty);
-                let up = h2_request(parts.method.clone(), &parts.uri, headers, host, up_body);
+                let up = h2_request(method.clone(), &uri, map, host, up_body);
                 s.send_request(up)
                     .await
                     .map(|r| r.map(Inner::H2))
@@ -499,8 +667,12 @@ async fn forward(
                     continue;
                 }
                 let (mut rparts, rbody) = resp.into_parts();
-                headers::strip_hop_by_hop(&mut rparts.headers);
-                l7.via.add(&mut rparts.headers, rparts.version);
+                // An HTTP/1.1 backend's fields are rewritten as they are
+                // written out.
+                if !matches!(rbody, Inner::H1(_)) {
+                    headers::strip_hop_by_hop(&mut rparts.headers);
+                    l7.via.add(&mut rparts.headers, rparts.version);
+                }
                 rparts.version = version;
                 l7.stats.count_status(status.as_u16());
                 return Response::from_parts(

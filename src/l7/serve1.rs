@@ -23,17 +23,19 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::header::CONTENT_LENGTH;
+use http::{Method, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::mpsc;
 
 use super::body::ReqBody;
-use super::framing::{self, Decoder, Fields, Step, COALESCE};
+use super::fields::{self, Kind, RawFields};
+use super::framing::{self, Decoder, Step, COALESCE};
+use super::headers::{self, Via};
 use super::idle::Activity;
-use super::proxy::{self, ClientConn, ProxyBody};
+use super::proxy::{self, ClientConn, Headers, ProxyBody, Req};
 
 /// Read size.
 pub const READ_CHUNK: usize = 16 * 1024;
@@ -133,10 +135,13 @@ enum BodyKind {
     Chunked,
 }
 
-/// A parsed request head.
+/// A parsed request head; its fields are in the connection's
+/// [`RawFields`].
 #[derive(Debug)]
 struct Head {
-    req: Request<()>,
+    method: Method,
+    uri: Uri,
+    version: Version,
     body: BodyKind,
     /// The client allows the connection to carry another request.
     keep_alive: bool,
@@ -148,10 +153,10 @@ type Refusal = (StatusCode, &'static str);
 
 /// Parses a complete head at the start of `buf` (taking it out), or
 /// `Ok(None)` if it is not all there yet.
-fn parse_head(buf: &mut BytesMut, fields: &mut Fields) -> Result<Option<Head>, Refusal> {
+fn parse_head(buf: &mut BytesMut, fields: &mut RawFields) -> Result<Option<Head>, Refusal> {
     const BAD: StatusCode = StatusCode::BAD_REQUEST;
     let (len, method, path, version) = {
-        let mut slots = framing::slots();
+        let mut slots = fields::slots();
         let mut r = httparse::Request::new(&mut []);
         let parsed = match r.parse_with_uninit_headers(buf, &mut slots) {
             Ok(httparse::Status::Complete(n)) => Some(n),
@@ -184,22 +189,18 @@ fn parse_head(buf: &mut BytesMut, fields: &mut Fields) -> Result<Option<Head>, R
     };
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(path)).map_err(|_| (BAD, "bad request target"))?;
+    fields.set_head(head);
     if method == Method::CONNECT {
         return Err((StatusCode::NOT_IMPLEMENTED, "CONNECT is not supported"));
     }
     let mut length: Option<u64> = None;
     let mut chunked = false;
-    let mut te = false;
     let mut keep_alive = version == Version::HTTP_11;
     let mut expect_continue = false;
-    // Room for the forwarding headers the proxy adds.
-    let mut headers = fields.build(
-        &head,
-        6,
-        |why| (BAD, why),
-        |name, value| {
-            if name == CONTENT_LENGTH {
-                for v in value.as_bytes().split(|&b| b == b',') {
+    for (_, value, kind) in fields.iter() {
+        match kind {
+            Kind::ContentLength => {
+                for v in value.split(|&b| b == b',') {
                     let n = std::str::from_utf8(v.trim_ascii())
                         .ok()
                         .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
@@ -210,23 +211,20 @@ fn parse_head(buf: &mut BytesMut, fields: &mut Fields) -> Result<Option<Head>, R
                     }
                     length = Some(n);
                 }
-            } else if name == TRANSFER_ENCODING {
-                te = true;
-                // Only the last coding counts: chunked must be it.
+            }
+            // Only the last coding counts: chunked must be it.
+            Kind::TransferEncoding => {
                 chunked = value
-                    .as_bytes()
                     .rsplit(|&b| b == b',')
                     .next()
-                    .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-            } else if name == CONNECTION {
-                keep_alive = framing::connection_keeps(value.as_bytes(), version, keep_alive);
-            } else if name == EXPECT {
-                expect_continue = value.as_bytes().eq_ignore_ascii_case(b"100-continue");
+                    .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"))
             }
-            Ok(())
-        },
-    )?;
-    let body = if te {
+            Kind::Connection => keep_alive = framing::connection_keeps(value, version, keep_alive),
+            Kind::Expect => expect_continue = value.eq_ignore_ascii_case(b"100-continue"),
+            _ => {}
+        }
+    }
+    let body = if fields.has(Kind::TransferEncoding) {
         if version == Version::HTTP_10 {
             return Err((BAD, "Transfer-Encoding in an HTTP/1.0 request"));
         }
@@ -246,16 +244,10 @@ fn parse_head(buf: &mut BytesMut, fields: &mut Fields) -> Result<Option<Head>, R
             Some(n) => BodyKind::Length(n),
         }
     };
-    if expect_continue {
-        headers.remove(EXPECT);
-    }
-    let mut req = Request::new(());
-    *req.method_mut() = method;
-    *req.uri_mut() = uri;
-    *req.version_mut() = version;
-    *req.headers_mut() = headers;
     Ok(Some(Head {
-        req,
+        method,
+        uri,
+        version,
         body,
         keep_alive,
         expect_continue,
@@ -281,7 +273,8 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send>(
     activity: &Activity,
 ) -> io::Result<()> {
     let mut wbuf = Vec::with_capacity(1024);
-    let mut fields = Fields::default();
+    let mut fields = RawFields::default();
+    let via = &c.l7.via;
     loop {
         let head = match next_head(&mut io, &mut buf, &mut fields, activity).await? {
             Next::Head(h) => h,
@@ -293,13 +286,21 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send>(
             }
         };
         let Head {
-            req,
+            method,
+            uri,
+            version,
             body,
             mut keep_alive,
             expect_continue,
         } = head;
-        let version = req.version();
-        let head_only = req.method() == Method::HEAD;
+        let head_only = method == Method::HEAD;
+        let req = |body| Req {
+            method,
+            uri,
+            version,
+            headers: Headers::Raw(&fields),
+            body,
+        };
         // A body already whole in the buffer (small ones usually come with
         // their head) goes upstream in one piece; others are streamed.
         let whole = match body {
@@ -311,10 +312,16 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send>(
         };
         let mut body_read = true;
         if let Some(b) = whole {
-            let resp = proxy::handle(c, req.map(|()| b)).await;
+            let resp = answer(c, activity, req(b)).await;
             keep_alive &= !activity.closing();
-            keep_alive =
-                write_response(&mut io, &mut wbuf, resp, head_only, version, keep_alive).await?;
+            let to = Reply {
+                wbuf: &mut wbuf,
+                via,
+                version,
+                head_only,
+                keep_alive,
+            };
+            keep_alive = write_response(&mut io, to, resp).await?;
         } else {
             if expect_continue && version == Version::HTTP_11 {
                 io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
@@ -331,11 +338,18 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send>(
             };
             let wanted = keep_alive;
             let respond = async {
-                let resp = proxy::handle(c, req.map(|()| rb)).await;
+                let resp = answer(c, activity, req(rb)).await;
                 // Only a response after the whole request body can leave
                 // the connection ready for another request.
                 let keep = wanted && !activity.closing() && body_done.load(Relaxed);
-                write_response(&mut wr, &mut wbuf, resp, head_only, version, keep).await
+                let to = Reply {
+                    wbuf: &mut wbuf,
+                    via,
+                    version,
+                    head_only,
+                    keep_alive: keep,
+                };
+                write_response(&mut wr, to, resp).await
             };
             tokio::pin!(pump, respond);
             let mut pumped = false;
@@ -348,6 +362,8 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send>(
             keep_alive = kept?;
             body_read = body_done.load(Relaxed);
         }
+        // The head shares the read buffer, which can then grow in place.
+        fields.release();
         if !body_read {
             return linger(io).await;
         }
@@ -357,12 +373,21 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send>(
     }
 }
 
+/// The proxy's response to `req`, or a 504 once the connection's watcher
+/// finds it out of time.
+async fn answer(c: &ClientConn, activity: &Activity, req: Req<'_>) -> Response<ProxyBody> {
+    match activity.answer_within(proxy::handle(c, req)).await {
+        Some(r) => r,
+        None => proxy::timed_out(&c.l7),
+    }
+}
+
 /// Waits for the next request head. While nothing of it has arrived the
-/// connection may be closed by a shutdown ([`super::idle::run`]).
+/// connection may be closed by a shutdown ([`super::idle::watch`]).
 async fn next_head<IO: AsyncRead + Unpin>(
     io: &mut IO,
     buf: &mut BytesMut,
-    fields: &mut Fields,
+    fields: &mut RawFields,
     activity: &Activity,
 ) -> io::Result<Next> {
     if !buf.is_empty() {
@@ -504,34 +529,61 @@ enum Out {
     Close,
 }
 
+/// How a response is to be written to the client.
+struct Reply<'a> {
+    /// The connection's write buffer.
+    wbuf: &'a mut Vec<u8>,
+    via: &'a Via,
+    /// The request's version.
+    version: Version,
+    /// The request was a HEAD.
+    head_only: bool,
+    /// The connection may carry another request after this one.
+    keep_alive: bool,
+}
+
 /// Writes `resp` to the client: head and the body as it comes, with the
 /// head and any body already at hand in one write. True if the connection
 /// may carry another request.
 async fn write_response<W: AsyncWrite + Unpin>(
     w: &mut W,
-    wbuf: &mut Vec<u8>,
+    to: Reply<'_>,
     resp: Response<ProxyBody>,
-    head_only: bool,
-    version: Version,
-    keep_alive: bool,
 ) -> io::Result<bool> {
+    let Reply {
+        wbuf,
+        via,
+        version,
+        head_only,
+        keep_alive,
+    } = to;
     let (parts, mut body) = resp.into_parts();
     let status = parts.status;
     wbuf.clear();
     status_line(wbuf, status);
-    for (name, value) in &parts.headers {
-        wbuf.extend_from_slice(name.as_str().as_bytes());
-        wbuf.extend_from_slice(b": ");
-        wbuf.extend_from_slice(value.as_bytes());
-        wbuf.extend_from_slice(b"\r\n");
-    }
+    let has_length = match body.raw_head() {
+        // An HTTP/1.1 backend's fields, rewritten as they are written.
+        Some((raw, received)) => {
+            headers::write_response(wbuf, raw, received, via);
+            raw.has(Kind::ContentLength)
+        }
+        None => {
+            for (name, value) in &parts.headers {
+                wbuf.extend_from_slice(name.as_str().as_bytes());
+                wbuf.extend_from_slice(b": ");
+                wbuf.extend_from_slice(value.as_bytes());
+                wbuf.extend_from_slice(b"\r\n");
+            }
+            parts.headers.contains_key(CONTENT_LENGTH)
+        }
+    };
     let out = if head_only
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
     {
         Out::Nothing
-    } else if parts.headers.contains_key(CONTENT_LENGTH) {
+    } else if has_length {
         Out::Length
     } else if let Some(n) = body.size_hint().exact() {
         wbuf.extend_from_slice(b"content-length: ");
@@ -554,6 +606,7 @@ async fn write_response<W: AsyncWrite + Unpin>(
     // The head's fields may be slices of a backend connection's buffer:
     // let it go before that connection serves its next request.
     drop(parts);
+    body.release_head();
     let mut trailers = None;
     loop {
         // Take what the body has ready; write out only when it has not.
@@ -624,17 +677,20 @@ mod tests {
     use super::*;
 
     fn parse(s: &str) -> Result<Option<Head>, Refusal> {
-        parse_head(&mut BytesMut::from(s.as_bytes()), &mut Fields::default())
+        parse_head(&mut BytesMut::from(s.as_bytes()), &mut RawFields::default())
     }
 
     #[test]
     fn heads_parse_with_their_framing() {
-        let h = parse("POST /a?b=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nX-Y: z\r\n\r\n")
-            .unwrap()
-            .unwrap();
-        assert_eq!(h.req.method(), Method::POST);
-        assert_eq!(h.req.uri().path_and_query().unwrap(), "/a?b=1");
-        assert_eq!(h.req.headers()["x-y"], "z");
+        let mut f = RawFields::default();
+        let mut buf = BytesMut::from(
+            &b"POST /a?b=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nX-Y: z\r\n\r\nhello"[..],
+        );
+        let h = parse_head(&mut buf, &mut f).unwrap().unwrap();
+        assert_eq!(h.method, Method::POST);
+        assert_eq!(h.uri.path_and_query().unwrap(), "/a?b=1");
+        assert_eq!(f.get("x-y"), Some(&b"z"[..]));
+        assert_eq!(&buf[..], b"hello");
         assert_eq!(h.body, BodyKind::Length(5));
         assert!(h.keep_alive);
         let h = parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
@@ -651,7 +707,7 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(h.body, BodyKind::Chunked);
-        assert!(h.expect_continue && !h.req.headers().contains_key(EXPECT));
+        assert!(h.expect_continue);
         assert!(parse("GET / HTTP/1.1\r\nHost: x\r\n").unwrap().is_none());
     }
 

@@ -32,7 +32,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::body::{BoxError, ReqBody};
 use super::config::{ListenerConfig, TlsConfig};
-use super::idle::{Activity, IdleIo};
+use super::idle::{self, Activity, IdleIo};
 use super::proxy::{self, ClientConn};
 use super::serve1::{self, Protocol, Rewind};
 use super::state::L7;
@@ -184,7 +184,8 @@ async fn worker(
         }
     });
     // HTTP/2 connections are hyper's; they register with `graceful`.
-    // HTTP/1.1 connections are ours; each holds a receiver of `drain`.
+    // HTTP/1.1 connections are ours; the watcher of each holds a
+    // receiver of `drain`.
     let graceful = GracefulShutdown::new();
     let (drain, draining) = watch::channel(false);
     let mut h2 = http2::Builder::new(TokioExecutor::new());
@@ -226,9 +227,8 @@ async fn worker(
                 let shared = Shared {
                     h2: h2.clone(),
                     watcher: graceful.watcher(),
-                    draining: draining.clone(),
                 };
-                serve(c, stream, tls, shared);
+                serve(c, stream, tls, shared, draining.clone());
             }
             _ = stop.wait_for(|s| *s) => break,
         }
@@ -252,75 +252,105 @@ async fn worker(
 struct Shared {
     h2: Arc<http2::Builder<TokioExecutor>>,
     watcher: hyper_util::server::graceful::Watcher,
-    /// Turns true when the worker shuts down.
-    draining: watch::Receiver<bool>,
 }
 
-fn serve(c: Arc<ClientConn>, stream: TcpStream, tls: Option<TlsAcceptor>, shared: Shared) {
-    let header = c.l7.config.timeouts.header;
-    tokio::spawn(async move {
+/// Counts a client connection as open for as long as it lives.
+struct Open;
+
+impl Open {
+    fn new() -> Open {
         OPEN_CONNECTIONS.fetch_add(1, Relaxed);
-        let (io, activity) = IdleIo::new(stream);
-        let result = match tls {
-            None => session(&c, io, activity, shared).await,
-            Some(acceptor) => match tokio::time::timeout(header, acceptor.accept(io)).await {
-                Ok(Ok(tls_stream)) => session(&c, tls_stream, activity, shared).await,
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %c.peer, error = %e, "TLS handshake failed");
-                    Some(Ok(()))
-                }
-                Err(_) => {
-                    tracing::debug!(peer = %c.peer, "TLS handshake timed out");
-                    Some(Ok(()))
-                }
-            },
-        };
-        match result {
-            Some(Err(e)) => tracing::debug!(peer = %c.peer, error = %e, "client connection ended"),
-            None => tracing::debug!(peer = %c.peer, "idle or slow client connection closed"),
-            Some(Ok(())) => {}
-        }
+        Open
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
         OPEN_CONNECTIONS.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Serves one accepted connection in its own task, under a watcher task
+/// that enforces its time limits ([`idle::watch`]).
+fn serve(
+    c: Arc<ClientConn>,
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    shared: Shared,
+    draining: watch::Receiver<bool>,
+) {
+    let t = &c.l7.config.timeouts;
+    let limits = idle::Limits {
+        idle: t.idle,
+        header: t.header,
+        request: t.request,
+    };
+    let open = Open::new();
+    let (io, activity) = IdleIo::new(stream);
+    let peer = c.peer;
+    let conn = {
+        let activity = activity.clone();
+        tokio::spawn(async move {
+            let _open = open;
+            match tls {
+                None => session(&c, io, activity, shared).await,
+                // The header timeout runs from the accept, so it bounds the
+                // handshake too.
+                Some(acceptor) => match acceptor.accept(io).await {
+                    Ok(tls_stream) => session(&c, tls_stream, activity, shared).await,
+                    Err(e) => {
+                        tracing::debug!(peer = %c.peer, error = %e, "TLS handshake failed");
+                        Ok(())
+                    }
+                },
+            }
+        })
+    };
+    tokio::spawn(async move {
+        match idle::watch(conn, activity, limits, draining).await {
+            idle::Ended::Done(Ok(())) => {}
+            idle::Ended::Done(Err(e)) => {
+                tracing::debug!(peer = %peer, error = %e, "client connection ended")
+            }
+            idle::Ended::Cut(why) => tracing::debug!(peer = %peer, why, "client connection closed"),
+            idle::Ended::Failed(e) => {
+                tracing::warn!(peer = %peer, error = %e, "client connection task failed")
+            }
+        }
     });
 }
 
-/// One client connection after TLS, under its time limits
-/// ([`super::idle::run`]; `None` when they ended it): HTTP/2 (by its
-/// preface) goes to hyper, anything else to boltz's HTTP/1.1 server.
+/// One client connection after TLS: HTTP/2 (by its preface) goes to
+/// hyper, anything else to boltz's HTTP/1.1 server.
 async fn session<IO>(
     c: &Arc<ClientConn>,
     mut io: IO,
     activity: Activity,
     shared: Shared,
-) -> Option<Result<(), BoxError>>
+) -> Result<(), BoxError>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Shared {
-        h2,
-        watcher,
-        draining,
-    } = shared;
-    let t = &c.l7.config.timeouts;
-    let speak = async {
-        let mut buf = BytesMut::with_capacity(serve1::READ_CHUNK);
-        let proto = serve1::sniff(&mut io, &mut buf).await?;
-        activity.set_between(false);
-        match proto {
-            None => Ok(()),
-            Some(Protocol::Http1) => Ok(serve1::serve(c, io, buf, &activity).await?),
-            Some(Protocol::Http2) => {
-                // HTTP/2 has no per-request head to time; hyper drains it.
-                activity.head_end();
+    let mut buf = BytesMut::with_capacity(serve1::READ_CHUNK);
+    let proto = serve1::sniff(&mut io, &mut buf).await?;
+    activity.set_between(false);
+    match proto {
+        None => Ok(()),
+        Some(Protocol::Http1) => Ok(serve1::serve(c, io, buf, &activity).await?),
+        Some(Protocol::Http2) => {
+            // HTTP/2 has no per-request head to time; hyper drains it, and
+            // each request has its own timer.
+            activity.head_end();
+            let c = c.clone();
+            let svc = service_fn(move |req: Request<Incoming>| {
                 let c = c.clone();
-                let svc = service_fn(move |req: Request<Incoming>| {
-                    let c = c.clone();
-                    async move { Ok::<_, Infallible>(proxy::handle(&c, req.map(ReqBody::Hyper)).await) }
-                });
-                let io = TokioIo::new(Rewind::new(buf.freeze(), io));
-                Ok(watcher.watch(h2.serve_connection(io, svc)).await?)
-            }
+                async move { Ok::<_, Infallible>(proxy::handle_h2(&c, req.map(ReqBody::Hyper)).await) }
+            });
+            let io = TokioIo::new(Rewind::new(buf.freeze(), io));
+            Ok(shared
+                .watcher
+                .watch(shared.h2.serve_connection(io, svc))
+                .await?)
         }
-    };
-    super::idle::run(speak, activity.clone(), t.idle, t.header, draining).await
+    }
 }
