@@ -305,35 +305,6 @@ fn forwardable_host(host: &str) -> bool {
     host.bytes().all(|b| b.is_ascii_graphic() && b != b'"')
 }
 
-/// A request's host, copied out of the request so the request can move on
-/// without a heap allocation: hosts are short (a DNS name has at most 253
-/// bytes; a longer one is not kept).
-#[derive(Clone, Copy)]
-pub struct Host {
-    buf: [u8; 253],
-    len: u8,
-}
-
-impl Host {
-    pub fn new(s: &str) -> Option<Host> {
-        let len = u8::try_from(s.len()).ok().filter(|&n| n <= 253)?;
-        let mut buf = [0u8; 253];
-        buf[..s.len()].copy_from_slice(s.as_bytes());
-        Some(Host { buf, len })
-    }
-
-    pub fn as_str(&self) -> &str {
-        // Copied from a &str whole, so always valid.
-        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or_default()
-    }
-}
-
-impl std::fmt::Debug for Host {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.as_str().fmt(f)
-    }
-}
-
 /// The request's host without port: from the URI's authority (HTTP/2,
 /// absolute-form) or else the `Host` field's value `field`.
 pub fn request_host<'a>(uri: &'a http::Uri, field: Option<&'a [u8]>) -> Option<&'a str> {

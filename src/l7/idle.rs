@@ -90,12 +90,12 @@ impl Activity {
     }
 
     /// Runs `answer` (finding a request's response) under the request
-    /// timeout: `None` if the watcher found it out of time first.
-    pub async fn answer_within<F: Future>(&self, answer: F) -> Option<F::Output> {
+    /// timeout: `None` if the watcher found it out of time first. Taken
+    /// pinned where it is, as moving a future copies all of it.
+    pub async fn answer_within<F: Future>(&self, mut answer: Pin<&mut F>) -> Option<F::Output> {
         let s = &*self.0;
         s.expired.store(false, Relaxed);
         s.request.store(now_ns().max(1), Relaxed);
-        let mut answer = std::pin::pin!(answer);
         let r = std::future::poll_fn(|cx| {
             if let Poll::Ready(r) = answer.as_mut().poll(cx) {
                 return Poll::Ready(Some(r));

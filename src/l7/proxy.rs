@@ -9,13 +9,13 @@
 //! backend's in-flight count and the connection until the last byte, then
 //! returns the connection to this worker's pool.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{
@@ -148,6 +148,27 @@ impl From<Request<ReqBody>> for Req<'static> {
     }
 }
 
+/// Records the time to a response head in the latency histogram when
+/// [`forward`] returns (or is dropped).
+struct Timed<'a> {
+    l7: &'a L7,
+    started: u64,
+    /// When the response head came, if the clock was read then already.
+    ended: u64,
+}
+
+impl Drop for Timed<'_> {
+    fn drop(&mut self) {
+        let ended = if self.ended != 0 {
+            self.ended
+        } else {
+            now_ns()
+        };
+        let took = ended.saturating_sub(self.started);
+        self.l7.stats.here().latency.record_ns(took);
+    }
+}
+
 /// Everything a finished response must release, in one place.
 struct Done {
     _in_flight: InFlight,
@@ -268,24 +289,23 @@ fn local(l7: &L7, code: StatusCode, text: &str) -> Response<ProxyBody> {
     r
 }
 
-/// One request, from either client-side server (hyper's for HTTP/2,
-/// [`super::serve1`] for HTTP/1.1), to its response; the caller bounds
-/// its time.
-pub async fn handle(c: &ClientConn, req: Req<'_>) -> Response<ProxyBody> {
+/// Where a request goes: the pool of its route, or the answer when it
+/// goes nowhere (no route, rate limited, a missing pool). Counts the
+/// request.
+// The answer is boxed: it is the rare path, and the common one should not
+// carry its size.
+pub fn route(c: &ClientConn, req: &Req<'_>) -> Result<Arc<Pool>, Box<Response<ProxyBody>>> {
     let l7 = &c.l7;
-    let started = Instant::now();
     l7.stats.here().requests.fetch_add(1, Relaxed);
     let snap = l7.snapshot.load();
-    let host =
-        headers::request_host(&req.uri, req.headers.host_field()).and_then(headers::Host::new);
-    let host_name = host.as_ref().map(headers::Host::as_str);
-    let Some(route) = snap.routes.find(host_name, req.uri.path()) else {
+    let host = headers::request_host(&req.uri, req.headers.host_field());
+    let Some(route) = snap.routes.find(host, req.uri.path()) else {
         l7.stats.here().no_route.fetch_add(1, Relaxed);
-        return local(
+        return Err(Box::new(local(
             l7,
             StatusCode::NOT_FOUND,
             "no route for this host and path\n",
-        );
+        )));
     };
     if let Some(limiter) = &route.limiter {
         if let Err(wait) = limiter.try_take(now_ns()) {
@@ -295,19 +315,23 @@ pub async fn handle(c: &ClientConn, req: Req<'_>) -> Response<ProxyBody> {
                 RETRY_AFTER,
                 HeaderValue::from(super::limits::retry_after_secs(wait)),
             );
-            return r;
+            return Err(Box::new(r));
         }
     }
-    let Some(pool) = snap.pools.get(&route.pool).cloned() else {
-        return local(l7, StatusCode::BAD_GATEWAY, "route names a missing pool\n");
-    };
-    drop(snap);
-    let resp = forward(c, &pool, req, host).await;
-    l7.stats
-        .here()
-        .latency
-        .record_ns(started.elapsed().as_nanos() as u64);
-    resp
+    snap.pools.get(&route.pool).cloned().ok_or_else(|| {
+        let why = "route names a missing pool\n";
+        Box::new(local(l7, StatusCode::BAD_GATEWAY, why))
+    })
+}
+
+/// One request, from either client-side server (hyper's for HTTP/2,
+/// [`super::serve1`] for HTTP/1.1), to its response: [`route`], then
+/// [`forward`]. The caller bounds its time.
+pub async fn handle(c: &ClientConn, req: Req<'_>) -> Response<ProxyBody> {
+    match route(c, &req) {
+        Ok(pool) => forward(c, &pool, req).await,
+        Err(r) => *r,
+    }
 }
 
 /// The answer to a request that ran out of its time (`timeouts.request`).
@@ -371,6 +395,23 @@ fn affinity(pool: &Pool, peer: SocketAddr, headers: &Headers<'_>) -> Option<u64>
         }),
         HashOn::Header(name) => headers.get(name.as_str()).map(hash_key),
         HashOn::Cookie(name) => headers.cookie(name).map(hash_key),
+    }
+}
+
+/// The request's host without port, borrowed where it can be: from the
+/// target's authority, or the `Host` field of an HTTP/1.1 head (which
+/// outlives the request). A `Host` in a header map is copied, as the map
+/// is rewritten.
+fn host_of<'u>(uri: &'u Uri, headers: &Headers<'u>) -> Option<Cow<'u, str>> {
+    if uri.authority().is_some() {
+        return headers::request_host(uri, None).map(Cow::Borrowed);
+    }
+    match *headers {
+        Headers::Raw(r) => {
+            headers::request_host(uri, r.values(Kind::Host).next()).map(Cow::Borrowed)
+        }
+        Headers::Map(ref m) => headers::request_host(uri, m.get(HOST).map(HeaderValue::as_bytes))
+            .map(|h| Cow::Owned(h.to_owned())),
     }
 }
 
@@ -458,13 +499,14 @@ fn h2_request(
 /// Most backends one request tries (first attempt and retries).
 const MAX_TRIES: usize = 8;
 
-async fn forward(
-    c: &ClientConn,
-    pool: &Pool,
-    req: Req<'_>,
-    host: Option<headers::Host>,
-) -> Response<ProxyBody> {
-    let host = host.as_ref().map(headers::Host::as_str);
+/// Sends a routed request to a backend of `pool` (retrying on others as
+/// the pool allows) and returns the response, its body still streaming.
+pub async fn forward(c: &ClientConn, pool: &Pool, req: Req<'_>) -> Response<ProxyBody> {
+    let mut timed = Timed {
+        l7: &c.l7,
+        started: now_ns(),
+        ended: 0,
+    };
     let l7 = &c.l7;
     let hash = affinity(pool, c.peer, &req.headers);
     let Req {
@@ -474,14 +516,15 @@ async fn forward(
         mut headers,
         body,
     } = req;
+    let host = host_of(&uri, &headers);
+    let host = host.as_deref();
     if let Err(why) = rewrite_map(c, &mut headers, &uri, version, host, pool.config.upstream) {
         return local(l7, StatusCode::BAD_REQUEST, &format!("{why}\n"));
     }
     let replayable = idempotent(&method) && body.is_end_stream();
     let mut body = Some(body);
 
-    let now = now_ns();
-    pool.retry.on_request(now);
+    pool.retry.on_request(timed.started);
     let mut limit: Option<ConcurrencyPermit> = None;
     if let Some(cl) = &pool.concurrency {
         match cl.try_acquire() {
@@ -505,7 +548,8 @@ async fn forward(
     // What to answer when no backend is left: overload (503) or failure (502).
     let mut give_up = StatusCode::SERVICE_UNAVAILABLE;
     loop {
-        let now = now_ns();
+        // The first attempt reads no clock of its own.
+        let now = if ntried == 0 { timed.started } else { now_ns() };
         let ctx = PickContext {
             now,
             hash,
@@ -544,7 +588,6 @@ async fn forward(
             _admission: permit,
             l7: l7.clone(),
         };
-        let sent_at = Instant::now();
         let may_retry = |attempt: u32| {
             if attempt >= retries {
                 return false;
@@ -569,14 +612,9 @@ async fn forward(
             Err(e) => {
                 drop(done());
                 tracing::debug!(backend = %b.addr, error = %e, "connect failed");
-                let now = now_ns();
-                book(
-                    pool,
-                    b,
-                    Outcome::ConnectFailure,
-                    sent_at.elapsed().as_nanos() as u64,
-                    now,
-                );
+                let failed_at = now_ns();
+                let took = failed_at.saturating_sub(now);
+                book(pool, b, Outcome::ConnectFailure, took, failed_at);
                 last_error = "could not connect to a backend";
                 give_up = StatusCode::BAD_GATEWAY;
                 l7.stats.here().upstream_errors.fetch_add(1, Relaxed);
@@ -591,6 +629,11 @@ async fn forward(
                 );
             }
         };
+        // The latency the balancer learns is the exchange's, not a new
+        // connection's handshake: a backend whose first request paid for
+        // a connect would otherwise keep a PeakEWMA peak, and lose its
+        // share, for seconds.
+        let sent_at = now_ns();
         let result: Result<Response<Inner>, BoxError> = match conn {
             // Our HTTP/1.1 client writes the head from a reference: no copy
             // is needed to keep it for a retry.
@@ -628,14 +671,17 @@ async fn forward(
                 };
                 let up_body = body.take().unwrap_or(ReqBody::Empty);
                 let up = h2_request(method.clone(), &uri, map, host, up_body);
-                s.send_request(up)
+                // Boxed: hyper's future is large, and it would grow every
+                // request's future (and each copy of it) by its size.
+                Box::pin(async move { s.send_request(up).await })
                     .await
                     .map(|r| r.map(Inner::H2))
                     .map_err(Into::into)
             }
         };
-        let rtt = sent_at.elapsed().as_nanos() as u64;
         let now = now_ns();
+        let rtt = now.saturating_sub(sent_at);
+        timed.ended = now;
         match result {
             Ok(resp) => {
                 let status = resp.status();

@@ -6,8 +6,8 @@
 //! backend that appears through an API update is pooled the same way from
 //! its first request.
 
+use rustc_hash::FxHashMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,8 +43,8 @@ pub enum ConnectError {
 }
 
 thread_local! {
-    static IDLE: RefCell<HashMap<SocketAddr, Vec<H1Conn>>> = RefCell::new(HashMap::new());
-    static H2: RefCell<HashMap<SocketAddr, H2Cell>> = RefCell::new(HashMap::new());
+    static IDLE: RefCell<FxHashMap<SocketAddr, Vec<H1Conn>>> = RefCell::new(FxHashMap::default());
+    static H2: RefCell<FxHashMap<SocketAddr, H2Cell>> = RefCell::new(FxHashMap::default());
 }
 
 /// A connection to `addr`: an idle pooled one if this worker has one that
