@@ -1,7 +1,7 @@
 //! `boltz l7` at the protocol edges, with real clients and origins on
 //! loopback: forwarding headers and hop-by-hop removal, h2c and TLS (ALPN
-//! h2 and http/1.1), streamed bodies, a slow-header client cut off, rate
-//! limiting, routing, malformed API bodies, and graceful shutdown of the
+//! h2 and http/1.1), streamed bodies, a slow-header client cut off, a
+//! request over its time answered 504, rate limiting, routing, malformed API bodies, and graceful shutdown of the
 //! real binary with a request in flight.
 
 mod common;
@@ -182,6 +182,52 @@ async fn a_slow_header_client_is_cut_off() {
     .unwrap();
     assert_eq!(outcome, "closed");
     assert_eq!(o.requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_its_time_gets_504_and_the_connection_lives_on() {
+    let o = Origin::start();
+    let p = proxy_with(
+        "[timeouts]\nrequest = \"300ms\"",
+        "retry = { retries = 0 }",
+        &backends_toml(&[&o], &[]),
+        DEFAULT_ROUTE,
+    );
+    let h1 = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    for c in [&h1, &h2] {
+        o.set_delay(3000);
+        let t = std::time::Instant::now();
+        let r = c.get(p.url("/")).send().await.unwrap();
+        let took = t.elapsed();
+        assert_eq!(r.status(), 504, "{:?}", r.version());
+        // Cut off by its own deadline, not by the backend's answer.
+        assert!(took < Duration::from_millis(2500), "{took:?}");
+        assert!(took >= Duration::from_millis(300), "{took:?}");
+        r.text().await.unwrap();
+        // The same client connection serves the next request.
+        o.set_delay(0);
+        let r = c.get(p.url("/")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // A request right after a timed-out one gets its full time again.
+    o.set_delay(150);
+    for _ in 0..3 {
+        assert_eq!(h1.get(p.url("/")).send().await.unwrap().status(), 200);
+    }
+    let (_, m) = p.api("GET", "/metrics", None);
+    let m = m.as_str().unwrap_or_default().to_string();
+    assert!(
+        m.lines()
+            .any(|l| l == "boltz_l7_local_answers_total{reason=\"timeout\"} 2"),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
