@@ -71,6 +71,9 @@ struct Span {
     name: (u32, u32),
     value: (u32, u32),
     kind: Kind,
+    /// The field's line in the head is exactly `name: value` and CRLF,
+    /// so it can be copied as it is.
+    plain: bool,
 }
 
 /// Room for `httparse` to parse a head's fields into, left uninitialised
@@ -101,10 +104,17 @@ impl RawFields {
             let name = h.name.as_bytes();
             let kind = Kind::of(name);
             self.kinds |= kind.bit();
+            let (name, value) = (at(name), at(h.value));
+            let name_end = (name.0 + name.1) as usize;
+            let value_end = (value.0 + value.1) as usize;
+            let plain = value.0 as usize == name_end + 2
+                && buf.get(name_end..name_end + 2) == Some(b": ")
+                && buf.get(value_end..value_end + 2) == Some(b"\r\n");
             self.spans.push(Span {
-                name: at(name),
-                value: at(h.value),
+                name,
+                value,
                 kind,
+                plain,
             });
         }
     }
@@ -142,6 +152,36 @@ impl RawFields {
         self.spans
             .iter()
             .map(|s| (self.slice(s.name), self.slice(s.value), s.kind))
+    }
+
+    /// Writes the fields `keep` accepts, one `name: value` line each.
+    /// Runs of fields that stand in the head as such lines, one after
+    /// another, are copied in one piece (most heads are one such run).
+    pub fn write_lines(&self, out: &mut Vec<u8>, mut keep: impl FnMut(&[u8], &[u8], Kind) -> bool) {
+        // The run of plain lines not yet copied: head[from..to].
+        let (mut from, mut to) = (0usize, 0usize);
+        for s in &self.spans {
+            let (name, value) = (self.slice(s.name), self.slice(s.value));
+            if !keep(name, value, s.kind) {
+                continue;
+            }
+            let start = s.name.0 as usize;
+            if s.plain {
+                if start != to || from == to {
+                    out.extend_from_slice(&self.head[from..to]);
+                    from = start;
+                }
+                to = (s.value.0 + s.value.1) as usize + 2;
+                continue;
+            }
+            out.extend_from_slice(&self.head[from..to]);
+            (from, to) = (0, 0);
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(&self.head[from..to]);
     }
 
     /// The values of the fields of kind `k`, in order.
@@ -209,6 +249,22 @@ mod tests {
         let map = f.to_map(0).unwrap();
         assert_eq!(map.get_all("cookie").iter().count(), 2);
         assert_eq!(map["x-one"], "1");
+    }
+
+    #[test]
+    fn lines_are_copied_in_runs_and_odd_ones_normalised() {
+        let f = parsed(
+            b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nDrop: x\r\nC:3\r\nD: 4\nE: 5\r\nF: 6 \r\nG: \r\n\r\n",
+        );
+        let mut out = Vec::new();
+        f.write_lines(&mut out, |n, _, _| n != b"Drop");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "A: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\nG: \r\n"
+        );
+        let mut out = Vec::new();
+        f.write_lines(&mut out, |_, _, _| false);
+        assert!(out.is_empty());
     }
 
     #[test]

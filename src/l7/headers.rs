@@ -81,6 +81,10 @@ pub struct Forwarding {
     /// `for=…;proto=…`
     forwarded: String,
     proto: HeaderValue,
+    /// The three as field lines, for a request that has none of its own:
+    /// `x-forwarded-for`, `x-forwarded-proto`, then `forwarded` without
+    /// its line end (a `host=` may follow).
+    lines: Vec<u8>,
 }
 
 impl Forwarding {
@@ -91,11 +95,16 @@ impl Forwarding {
             IpAddr::V4(v4) => v4.to_string(),
             IpAddr::V6(v6) => format!("\"[{v6}]\""),
         };
-        let https = proto == "https";
+        let proto = if proto == "https" { "https" } else { "http" };
+        let forwarded = format!("for={node};proto={proto}");
+        let lines = format!(
+            "x-forwarded-for: {ip}\r\nx-forwarded-proto: {proto}\r\nforwarded: {forwarded}"
+        );
         Forwarding {
             xff: HeaderValue::from_str(&ip.to_string()).expect("an address is a header value"),
-            forwarded: format!("for={node};proto={}", if https { "https" } else { "http" }),
-            proto: HeaderValue::from_static(if https { "https" } else { "http" }),
+            forwarded,
+            proto: HeaderValue::from_static(proto),
+            lines: lines.into_bytes(),
         }
     }
 }
@@ -103,32 +112,46 @@ impl Forwarding {
 /// `Via` values by received protocol version, built once from the name.
 #[derive(Debug, Clone)]
 pub struct Via {
-    v10: HeaderValue,
-    v11: HeaderValue,
-    v2: HeaderValue,
-    v3: HeaderValue,
+    /// For HTTP/1.0, 1.1, 2 and 3.
+    values: [HeaderValue; 4],
+    /// The same as whole field lines.
+    lines: [Vec<u8>; 4],
 }
 
 impl Via {
     pub fn new(name: &str) -> Via {
-        let v = |ver: &str| {
+        let values = ["1.0", "1.1", "2", "3"].map(|ver| {
             HeaderValue::from_str(&format!("{ver} {name}"))
                 .unwrap_or_else(|_| HeaderValue::from_static("1.1 boltz"))
-        };
-        Via {
-            v10: v("1.0"),
-            v11: v("1.1"),
-            v2: v("2"),
-            v3: v("3"),
+        });
+        let lines = values
+            .clone()
+            .map(|v| [b"via: ", v.as_bytes(), b"\r\n"].concat());
+        Via { values, lines }
+    }
+
+    fn index(version: Version) -> usize {
+        match version {
+            Version::HTTP_09 | Version::HTTP_10 => 0,
+            Version::HTTP_2 => 2,
+            Version::HTTP_3 => 3,
+            _ => 1,
         }
     }
 
     fn get(&self, version: Version) -> &HeaderValue {
-        match version {
-            Version::HTTP_09 | Version::HTTP_10 => &self.v10,
-            Version::HTTP_2 => &self.v2,
-            Version::HTTP_3 => &self.v3,
-            _ => &self.v11,
+        &self.values[Self::index(version)]
+    }
+
+    /// Writes the `Via` line for a message received over `version` whose
+    /// fields `raw` may already have some.
+    fn write(&self, out: &mut Vec<u8>, raw: &RawFields, version: Version) {
+        if raw.has(Kind::Via) {
+            list(out, b"via", raw, Kind::Via, |o| {
+                o.extend_from_slice(self.get(version).as_bytes())
+            });
+        } else {
+            out.extend_from_slice(&self.lines[Self::index(version)]);
         }
     }
 
@@ -253,51 +276,47 @@ pub fn write_request(
     version: Version,
     via: &Via,
 ) {
-    for (name, value, kind) in raw.iter() {
-        let keep = match kind {
-            Kind::Te => value.eq_ignore_ascii_case(b"trailers"),
-            Kind::Expect => !value.eq_ignore_ascii_case(b"100-continue"),
-            Kind::XForwardedFor | Kind::XForwardedProto | Kind::Forwarded => false,
-            _ => passes(raw, name, kind),
-        };
-        if keep {
-            line(out, name, value);
-        }
-    }
+    raw.write_lines(out, |name, value, kind| match kind {
+        Kind::Te => value.eq_ignore_ascii_case(b"trailers"),
+        Kind::Expect => !value.eq_ignore_ascii_case(b"100-continue"),
+        Kind::XForwardedFor | Kind::XForwardedProto | Kind::Forwarded => false,
+        _ => passes(raw, name, kind),
+    });
     if !raw.has(Kind::Host) {
         if let Some(a) = authority {
             line(out, b"host", a.as_bytes());
         }
     }
-    list(out, b"x-forwarded-for", raw, Kind::XForwardedFor, |o| {
-        o.extend_from_slice(f.xff.as_bytes())
-    });
-    line(out, b"x-forwarded-proto", f.proto.as_bytes());
-    list(out, b"forwarded", raw, Kind::Forwarded, |o| {
-        o.extend_from_slice(f.forwarded.as_bytes());
+    let host_param = |o: &mut Vec<u8>| {
         if let Some(h) = host.filter(|h| forwardable_host(h)) {
             o.extend_from_slice(b";host=\"");
             o.extend_from_slice(h.as_bytes());
             o.push(b'"');
         }
-    });
-    list(out, b"via", raw, Kind::Via, |o| {
-        o.extend_from_slice(via.get(version).as_bytes())
-    });
+    };
+    if raw.has_any(&[Kind::XForwardedFor, Kind::Forwarded]) {
+        list(out, b"x-forwarded-for", raw, Kind::XForwardedFor, |o| {
+            o.extend_from_slice(f.xff.as_bytes())
+        });
+        line(out, b"x-forwarded-proto", f.proto.as_bytes());
+        list(out, b"forwarded", raw, Kind::Forwarded, |o| {
+            o.extend_from_slice(f.forwarded.as_bytes());
+            host_param(o);
+        });
+    } else {
+        out.extend_from_slice(&f.lines);
+        host_param(out);
+        out.extend_from_slice(b"\r\n");
+    }
+    via.write(out, raw, version);
 }
 
 /// Writes the fields of an HTTP/1.1 response head `raw` (received over
 /// `version`) for an HTTP/1.1 client: hop-by-hop fields dropped and this
 /// proxy appended to `Via`. Framing fields are the caller's.
 pub fn write_response(out: &mut Vec<u8>, raw: &RawFields, version: Version, via: &Via) {
-    for (name, value, kind) in raw.iter() {
-        if passes(raw, name, kind) {
-            line(out, name, value);
-        }
-    }
-    list(out, b"via", raw, Kind::Via, |o| {
-        o.extend_from_slice(via.get(version).as_bytes())
-    });
+    raw.write_lines(out, |name, _, kind| passes(raw, name, kind));
+    via.write(out, raw, version);
 }
 
 /// Whether `host` can go into `Forwarded` as a quoted string.
