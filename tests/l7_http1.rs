@@ -268,3 +268,127 @@ fn a_shutdown_closes_idle_keep_alive_connections() {
     p.shutdown();
     assert!(closed(&mut s), "the idle connection was closed");
 }
+
+/// A raw origin that switches protocols: a request with `Upgrade:
+/// websocket` (or any to `/force`) gets `101` followed at once by
+/// `HELLO\n`, then every byte it reads comes back upper-cased until the
+/// client closes; other requests get `426`. Each head it read goes to
+/// `heads`.
+fn switching_origin() -> (SocketAddr, std::sync::mpsc::Receiver<String>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, heads) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    buf.drain(..end);
+                    let _ = tx.send(head.clone());
+                    if !head.contains("\r\nupgrade: websocket\r\n")
+                        && !head.starts_with("get /force")
+                    {
+                        s.write_all(b"HTTP/1.1 426 Upgrade Required\r\ncontent-length: 0\r\n\r\n")
+                            .unwrap();
+                        continue;
+                    }
+                    s.write_all(
+                        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nHELLO\n",
+                    )
+                    .unwrap();
+                    let mut pending = std::mem::take(&mut buf);
+                    loop {
+                        if !pending.is_empty() {
+                            s.write_all(&pending.to_ascii_uppercase()).unwrap();
+                            pending.clear();
+                        }
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => pending.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, heads)
+}
+
+/// Reads from `s` until `want` bytes have come.
+fn read_exactly(s: &mut TcpStream, buf: &mut Vec<u8>, want: usize) -> Vec<u8> {
+    let mut chunk = [0u8; 4096];
+    while buf.len() < want {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(buf));
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    buf.drain(..want).collect()
+}
+
+#[test]
+fn an_upgrade_becomes_a_tunnel_and_only_when_asked() {
+    let (origin, heads) = switching_origin();
+    let p = Proxy::start(&format!(
+        "workers = 2\n[[listeners]]\naddress = \"127.0.0.1:0\"\n[pools.web]\nbackends = [{{ address = \"{origin}\" }}]\n[[routes]]\npool = \"web\"\n"
+    ));
+    let mut s = connect(p.addrs[0]);
+    let mut buf = Vec::new();
+    // `Upgrade` without `Connection: upgrade` is an ordinary request: the
+    // field is dropped, the origin answers 426 and the connection lives on.
+    s.write_all(b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n")
+        .unwrap();
+    let a = read_answer(&mut s, &mut buf, false);
+    assert_eq!(a.status, 426);
+    assert!(!heads.recv().unwrap().contains("upgrade"));
+    // A switch, with bytes right behind the head each way.
+    s.write_all(
+        b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZQ==\r\n\r\nearly ",
+    )
+    .unwrap();
+    let a = read_answer(&mut s, &mut buf, true);
+    assert_eq!(a.status, 101, "{a:?}");
+    assert_eq!(a.header("upgrade"), Some("websocket"));
+    assert_eq!(a.header("connection"), Some("upgrade"));
+    assert!(
+        a.header("via").is_some_and(|v| v.ends_with("boltz")),
+        "{a:?}"
+    );
+    let seen = heads.recv().unwrap();
+    for line in [
+        "\r\nupgrade: websocket\r\n",
+        "\r\nconnection: upgrade\r\n",
+        "\r\nsec-websocket-key: dghlihnhbxbszq==\r\n",
+        "\r\nx-forwarded-for: 127.0.0.1\r\n",
+    ] {
+        assert!(seen.contains(line), "{line:?} not in {seen:?}");
+    }
+    assert!(!seen.contains("keep-alive"), "{seen:?}");
+    assert_eq!(read_exactly(&mut s, &mut buf, 12), b"HELLO\nEARLY ");
+    for msg in [&b"ping"[..], b"more bytes\n"] {
+        s.write_all(msg).unwrap();
+        assert_eq!(
+            read_exactly(&mut s, &mut buf, msg.len()),
+            msg.to_ascii_uppercase()
+        );
+    }
+    // The client closing ends the tunnel: the backend's side is closed too.
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(closed(&mut s));
+    // A 101 nobody asked for is the backend's fault.
+    let mut s = connect(p.addrs[0]);
+    s.write_all(b"GET /force HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_answer(&mut s, &mut Vec::new(), false).status, 502);
+}

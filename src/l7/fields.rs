@@ -27,6 +27,9 @@ pub enum Kind {
     Te,
     /// Another hop-by-hop field (RFC 9110 §7.6.1): dropped.
     HopByHop,
+    /// Hop-by-hop too, but passed on (with `Connection: upgrade`) when a
+    /// protocol switch is being forwarded.
+    Upgrade,
     XForwardedFor,
     XForwardedProto,
     Forwarded,
@@ -45,7 +48,8 @@ impl Kind {
             4 if is("host") => Kind::Host,
             6 if is("expect") => Kind::Expect,
             6 if is("cookie") => Kind::Cookie,
-            7 if is("upgrade") || is("trailer") => Kind::HopByHop,
+            7 if is("upgrade") => Kind::Upgrade,
+            7 if is("trailer") => Kind::HopByHop,
             9 if is("forwarded") => Kind::Forwarded,
             10 if is("connection") => Kind::Connection,
             10 if is("keep-alive") => Kind::HopByHop,
@@ -274,7 +278,8 @@ mod tests {
             ("Transfer-Encoding", Kind::TransferEncoding),
             ("x-forwarded-proto", Kind::XForwardedProto),
             ("Proxy-Authorization", Kind::HopByHop),
-            ("upgrade", Kind::HopByHop),
+            ("upgrade", Kind::Upgrade),
+            ("Trailer", Kind::HopByHop),
             ("x-forwarded-fox", Kind::Other),
             ("", Kind::Other),
         ] {

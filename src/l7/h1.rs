@@ -155,10 +155,14 @@ impl H1Conn {
             } else {
                 Decoder::until_close()
             };
+            // After a switch the connection speaks another protocol: it is
+            // a tunnel's ([`ResponseBody::take_switched`]) or nobody's.
+            let switched = status == StatusCode::SWITCHING_PROTOCOLS;
             let mut resp = Response::new(ResponseBody {
                 conn: Some(self),
                 dec,
-                keep_alive,
+                keep_alive: keep_alive && !switched,
+                switched,
                 version,
             });
             *resp.status_mut() = status;
@@ -258,6 +262,8 @@ pub struct ResponseBody {
     conn: Option<H1Conn>,
     dec: Decoder,
     keep_alive: bool,
+    /// The response is a `101 Switching Protocols`.
+    switched: bool,
     /// The response's version.
     version: Version,
 }
@@ -267,6 +273,15 @@ impl ResponseBody {
     /// [`ResponseBody::release_head`].
     pub fn head(&self) -> Option<(&RawFields, Version)> {
         self.conn.as_ref().map(|c| (&c.fields, self.version))
+    }
+
+    /// After a `101 Switching Protocols`: the backend socket and the bytes
+    /// already read after the head, for a tunnel.
+    pub fn take_switched(&mut self) -> Option<(TcpStream, BytesMut)> {
+        if !self.switched {
+            return None;
+        }
+        self.conn.take().map(|c| (c.stream, c.rbuf))
     }
 
     /// Lets go of the response head once it has been forwarded, so the

@@ -252,8 +252,12 @@ fn named_by_connection(raw: &RawFields, name: &[u8]) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(name))
 }
 
-/// Whether a received field of `kind` named `name` goes on unchanged.
-fn passes(raw: &RawFields, name: &[u8], kind: Kind) -> bool {
+/// Whether a received field of `kind` named `name` goes on unchanged;
+/// `Upgrade` does when a protocol switch is being forwarded.
+fn passes(raw: &RawFields, name: &[u8], kind: Kind, upgrade: bool) -> bool {
+    if kind == Kind::Upgrade {
+        return upgrade;
+    }
     let hop = matches!(
         kind,
         Kind::Connection | Kind::TransferEncoding | Kind::Te | Kind::HopByHop | Kind::Via
@@ -262,33 +266,45 @@ fn passes(raw: &RawFields, name: &[u8], kind: Kind) -> bool {
     !(hop || named)
 }
 
+/// How a request head is rewritten for an HTTP/1.1 backend.
+pub struct Rewrite<'a> {
+    pub forwarding: &'a Forwarding,
+    /// The request's host, for `Forwarded`'s `host=`.
+    pub host: Option<&'a str>,
+    /// The request target's authority, for a `Host` if the head has none.
+    pub authority: Option<&'a str>,
+    /// The version the request came in.
+    pub version: Version,
+    pub via: &'a Via,
+    /// The client asks to switch protocols (`Upgrade`) and the switch is
+    /// passed on.
+    pub upgrade: bool,
+}
+
 /// Writes the fields of an HTTP/1.1 request head `raw` for an HTTP/1.1
-/// backend, one line each: hop-by-hop fields dropped, `Expect:
-/// 100-continue` (already answered) dropped, `TE: trailers` kept, the
-/// forwarding fields of connection `f` appended to any received ones, and
-/// a `Host` from the request target's `authority` if the head had none.
-pub fn write_request(
-    out: &mut Vec<u8>,
-    raw: &RawFields,
-    f: &Forwarding,
-    host: Option<&str>,
-    authority: Option<&str>,
-    version: Version,
-    via: &Via,
-) {
+/// backend, one line each: hop-by-hop fields dropped (but `Upgrade`, with
+/// `Connection: upgrade`, for a protocol switch), `Expect: 100-continue`
+/// (already answered) dropped, `TE: trailers` kept, the forwarding fields
+/// appended to any received ones, and a `Host` from the request target's
+/// authority if the head had none.
+pub fn write_request(out: &mut Vec<u8>, raw: &RawFields, r: &Rewrite<'_>) {
+    let f = r.forwarding;
     raw.write_lines(out, |name, value, kind| match kind {
         Kind::Te => value.eq_ignore_ascii_case(b"trailers"),
         Kind::Expect => !value.eq_ignore_ascii_case(b"100-continue"),
         Kind::XForwardedFor | Kind::XForwardedProto | Kind::Forwarded => false,
-        _ => passes(raw, name, kind),
+        _ => passes(raw, name, kind, r.upgrade),
     });
+    if r.upgrade {
+        out.extend_from_slice(b"connection: upgrade\r\n");
+    }
     if !raw.has(Kind::Host) {
-        if let Some(a) = authority {
+        if let Some(a) = r.authority {
             line(out, b"host", a.as_bytes());
         }
     }
     let host_param = |o: &mut Vec<u8>| {
-        if let Some(h) = host.filter(|h| forwardable_host(h)) {
+        if let Some(h) = r.host.filter(|h| forwardable_host(h)) {
             o.extend_from_slice(b";host=\"");
             o.extend_from_slice(h.as_bytes());
             o.push(b'"');
@@ -308,14 +324,24 @@ pub fn write_request(
         host_param(out);
         out.extend_from_slice(b"\r\n");
     }
-    via.write(out, raw, version);
+    r.via.write(out, raw, r.version);
 }
 
 /// Writes the fields of an HTTP/1.1 response head `raw` (received over
-/// `version`) for an HTTP/1.1 client: hop-by-hop fields dropped and this
+/// `version`) for an HTTP/1.1 client: hop-by-hop fields dropped (but a
+/// `101`'s `Upgrade`, with `Connection: upgrade`, when `upgrade`) and this
 /// proxy appended to `Via`. Framing fields are the caller's.
-pub fn write_response(out: &mut Vec<u8>, raw: &RawFields, version: Version, via: &Via) {
-    raw.write_lines(out, |name, _, kind| passes(raw, name, kind));
+pub fn write_response(
+    out: &mut Vec<u8>,
+    raw: &RawFields,
+    version: Version,
+    via: &Via,
+    upgrade: bool,
+) {
+    raw.write_lines(out, |name, _, kind| passes(raw, name, kind, upgrade));
+    if upgrade {
+        out.extend_from_slice(b"connection: upgrade\r\n");
+    }
     via.write(out, raw, version);
 }
 
@@ -404,15 +430,15 @@ mod tests {
         let fwd = Forwarding::new("10.0.0.7".parse().unwrap(), "http");
         let mut out = Vec::new();
         let via = Via::new("boltz");
-        write_request(
-            &mut out,
-            &f,
-            &fwd,
-            Some("example.com"),
-            None,
-            Version::HTTP_11,
-            &via,
-        );
+        let mut r = Rewrite {
+            forwarding: &fwd,
+            host: Some("example.com"),
+            authority: None,
+            version: Version::HTTP_11,
+            via: &via,
+            upgrade: false,
+        };
+        write_request(&mut out, &f, &r);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "Host: example.com\r\nTE: trailers\r\nX-Kept: a b\r\n\
@@ -422,18 +448,21 @@ mod tests {
         // No Host (HTTP/1.0): the absolute-form target's authority is used.
         let f = raw(b"GET http://a.example:8080/ HTTP/1.0\r\n\r\n");
         let mut out = Vec::new();
-        write_request(
-            &mut out,
-            &f,
-            &fwd,
-            None,
-            Some("a.example:8080"),
-            Version::HTTP_10,
-            &via,
-        );
+        (r.host, r.authority, r.version) = (None, Some("a.example:8080"), Version::HTTP_10);
+        write_request(&mut out, &f, &r);
         let out = String::from_utf8(out).unwrap();
         assert!(out.starts_with("host: a.example:8080\r\n"), "{out}");
         assert!(out.ends_with("via: 1.0 boltz\r\n"), "{out}");
+        // A forwarded switch keeps `Upgrade` and says so in `Connection`.
+        let f = raw(b"GET / HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n");
+        let mut out = Vec::new();
+        r.upgrade = true;
+        write_request(&mut out, &f, &r);
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.starts_with("Upgrade: websocket\r\nconnection: upgrade\r\n"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -441,7 +470,7 @@ mod tests {
         let f = raw(b"GET / HTTP/1.1\r\nContent-Length: 3\r\nConnection: close, X-Private\r\n\
             X-Private: 1\r\nTransfer-Encoding: chunked\r\nVia: 1.1 origin\r\nSet-Cookie: a=1\r\n\r\n");
         let mut out = Vec::new();
-        write_response(&mut out, &f, Version::HTTP_10, &Via::new("lb"));
+        write_response(&mut out, &f, Version::HTTP_10, &Via::new("lb"), false);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "Content-Length: 3\r\nSet-Cookie: a=1\r\nvia: 1.1 origin, 1.0 lb\r\n"

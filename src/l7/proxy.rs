@@ -133,6 +133,10 @@ pub struct Req<'a> {
     pub version: Version,
     pub headers: Headers<'a>,
     pub body: ReqBody,
+    /// An HTTP/1.1 client asks to switch protocols (`Connection: upgrade`
+    /// with `Upgrade`, e.g. WebSocket): passed on to an HTTP/1.1 backend,
+    /// whose `101` makes the connection a tunnel.
+    pub upgrade: bool,
 }
 
 impl From<Request<ReqBody>> for Req<'static> {
@@ -144,6 +148,7 @@ impl From<Request<ReqBody>> for Req<'static> {
             version: p.version,
             headers: Headers::Map(p.headers),
             body,
+            upgrade: false,
         }
     }
 }
@@ -192,6 +197,15 @@ enum Inner {
     Local(Full<Bytes>),
 }
 
+/// The backend's side of a protocol switch (a WebSocket, say). The
+/// request stays counted in flight at its backend until this is dropped.
+pub struct Switched {
+    pub stream: tokio::net::TcpStream,
+    /// What the backend sent after its `101` head, already read.
+    pub read: bytes::BytesMut,
+    _done: Option<Done>,
+}
+
 /// A response body: the backend's, streamed, or one boltz wrote.
 pub struct ProxyBody {
     inner: Inner,
@@ -214,6 +228,20 @@ impl ProxyBody {
             Inner::H1(b) => b.head(),
             _ => None,
         }
+    }
+
+    /// After a `101 Switching Protocols` to a request that asked for it:
+    /// the backend's side of the tunnel that follows.
+    pub fn take_switched(&mut self) -> Option<Switched> {
+        let Inner::H1(b) = &mut self.inner else {
+            return None;
+        };
+        let (stream, read) = b.take_switched()?;
+        Some(Switched {
+            stream,
+            read,
+            _done: self.done.take(),
+        })
     }
 
     /// Lets go of [`ProxyBody::raw_head`] once it has been forwarded.
@@ -515,7 +543,11 @@ pub async fn forward(c: &ClientConn, pool: &Pool, req: Req<'_>) -> Response<Prox
         version,
         mut headers,
         body,
+        upgrade,
     } = req;
+    // A switch needs an HTTP/1.1 backend; elsewhere `Upgrade` is dropped
+    // like any hop-by-hop field.
+    let upgrade = upgrade && pool.config.upstream == Upstream::Http1;
     let host = host_of(&uri, &headers);
     let host = host.as_deref();
     if let Err(why) = rewrite_map(c, &mut headers, &uri, version, host, pool.config.upstream) {
@@ -646,9 +678,15 @@ pub async fn forward(c: &ClientConn, pool: &Pool, req: Req<'_>) -> Response<Prox
                 };
                 let fields = |out: &mut Vec<u8>| match &headers {
                     Headers::Raw(r) => {
-                        let authority = uri.authority().map(|a| a.as_str());
-                        let f = &c.forwarding;
-                        headers::write_request(out, r, f, host, authority, version, &l7.via)
+                        let rewrite = headers::Rewrite {
+                            forwarding: &c.forwarding,
+                            host,
+                            authority: uri.authority().map(|a| a.as_str()),
+                            version,
+                            via: &l7.via,
+                            upgrade,
+                        };
+                        headers::write_request(out, r, &rewrite)
                     }
                     Headers::Map(h) => h1::write_map(out, h, no_body),
                 };
@@ -711,6 +749,12 @@ pub async fn forward(c: &ClientConn, pool: &Pool, req: Req<'_>) -> Response<Prox
                     last_error = "backend answered 5xx";
                     give_up = StatusCode::BAD_GATEWAY;
                     continue;
+                }
+                if status == StatusCode::SWITCHING_PROTOCOLS && !upgrade {
+                    drop(done());
+                    l7.stats.here().upstream_errors.fetch_add(1, Relaxed);
+                    let why = "backend switched protocols unasked\n";
+                    return local(l7, StatusCode::BAD_GATEWAY, why);
                 }
                 let (mut rparts, rbody) = resp.into_parts();
                 // An HTTP/1.1 backend's fields are rewritten as they are

@@ -13,6 +13,9 @@
 //! ([`sniff`]) and given to hyper's HTTP/2 server with the bytes already
 //! read ([`Rewind`]).
 //!
+//! A request asking to switch protocols (WebSocket) that a backend
+//! answers `101` turns the connection into a tunnel ([`tunnel`]).
+//!
 //! Framing follows RFC 9112: `Transfer-Encoding` must end in `chunked` and
 //! may not come with `Content-Length`, conflicting lengths are refused, and
 //! a bad head gets a 400 (431 when too large) and the connection closed.
@@ -145,6 +148,8 @@ struct Head {
     body: BodyKind,
     /// The client allows the connection to carry another request.
     keep_alive: bool,
+    /// The client asks to switch protocols.
+    upgrade: bool,
     expect_continue: bool,
 }
 
@@ -197,6 +202,7 @@ fn parse_head(buf: &mut BytesMut, fields: &mut RawFields) -> Result<Option<Head>
     let mut chunked = false;
     let mut keep_alive = version == Version::HTTP_11;
     let mut expect_continue = false;
+    let mut upgrade_token = false;
     for (_, value, kind) in fields.iter() {
         match kind {
             Kind::ContentLength => {
@@ -219,7 +225,12 @@ fn parse_head(buf: &mut BytesMut, fields: &mut RawFields) -> Result<Option<Head>
                     .next()
                     .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"))
             }
-            Kind::Connection => keep_alive = framing::connection_keeps(value, version, keep_alive),
+            Kind::Connection => {
+                keep_alive = framing::connection_keeps(value, version, keep_alive);
+                upgrade_token |= value
+                    .split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
+            }
             Kind::Expect => expect_continue = value.eq_ignore_ascii_case(b"100-continue"),
             _ => {}
         }
@@ -244,6 +255,11 @@ fn parse_head(buf: &mut BytesMut, fields: &mut RawFields) -> Result<Option<Head>
             Some(n) => BodyKind::Length(n),
         }
     };
+    // A protocol switch (RFC 9110 §7.8) on a request without a body.
+    let upgrade = upgrade_token
+        && fields.has(Kind::Upgrade)
+        && version == Version::HTTP_11
+        && body == BodyKind::None;
     Ok(Some(Head {
         method,
         uri,
@@ -251,6 +267,7 @@ fn parse_head(buf: &mut BytesMut, fields: &mut RawFields) -> Result<Option<Head>
         body,
         keep_alive,
         expect_continue,
+        upgrade,
     }))
 }
 
@@ -312,6 +329,7 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send>(
             body,
             mut keep_alive,
             expect_continue,
+            upgrade,
         } = head;
         let head_only = method == Method::HEAD;
         let req = |body| Req {
@@ -320,6 +338,7 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send>(
             version,
             headers: Headers::Raw(&fields),
             body,
+            upgrade,
         };
         // A body already whole in the buffer (small ones usually come with
         // their head) goes upstream in one piece; others are streamed.
@@ -333,6 +352,11 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send>(
         let mut body_read = true;
         if let Some(b) = whole {
             let resp = answer!(c, activity, req(b));
+            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                // Only a request that asked gets one (the proxy makes any
+                // other a 502); the connection is a tunnel from here on.
+                return tunnel(io, &mut wbuf, via, resp, buf).await;
+            }
             keep_alive &= !activity.closing();
             let to = Reply {
                 wbuf: &mut wbuf,
@@ -558,6 +582,65 @@ struct Reply<'a> {
     keep_alive: bool,
 }
 
+/// Writes a response's status line and fields into `wbuf` (not the blank
+/// line); true if they give a `Content-Length`.
+fn head_fields(
+    wbuf: &mut Vec<u8>,
+    parts: &http::response::Parts,
+    body: &ProxyBody,
+    via: &Via,
+) -> bool {
+    status_line(wbuf, parts.status);
+    let switched = parts.status == StatusCode::SWITCHING_PROTOCOLS;
+    match body.raw_head() {
+        // An HTTP/1.1 backend's fields, rewritten as they are written.
+        Some((raw, received)) => {
+            headers::write_response(wbuf, raw, received, via, switched);
+            raw.has(Kind::ContentLength)
+        }
+        None => {
+            for (name, value) in &parts.headers {
+                wbuf.extend_from_slice(name.as_str().as_bytes());
+                wbuf.extend_from_slice(b": ");
+                wbuf.extend_from_slice(value.as_bytes());
+                wbuf.extend_from_slice(b"\r\n");
+            }
+            parts.headers.contains_key(CONTENT_LENGTH)
+        }
+    }
+}
+
+/// After a backend's `101 Switching Protocols`: writes its head to the
+/// client, then relays bytes both ways until either side closes. The
+/// request stays counted in flight at its backend meanwhile; the
+/// connection's idle timeout still applies.
+async fn tunnel<IO: AsyncRead + AsyncWrite + Unpin>(
+    mut io: IO,
+    wbuf: &mut Vec<u8>,
+    via: &Via,
+    resp: Response<ProxyBody>,
+    client_sent: BytesMut,
+) -> io::Result<()> {
+    let (parts, mut body) = resp.into_parts();
+    wbuf.clear();
+    head_fields(wbuf, &parts, &body, via);
+    wbuf.extend_from_slice(b"\r\n");
+    drop(parts);
+    let Some(mut up) = body.take_switched() else {
+        return Ok(());
+    };
+    // What the backend sent right behind its head goes out with it.
+    wbuf.extend_from_slice(&up.read);
+    io.write_all(wbuf).await?;
+    if !client_sent.is_empty() {
+        up.stream.write_all(&client_sent).await?;
+    }
+    if let Err(e) = tokio::io::copy_bidirectional(&mut io, &mut up.stream).await {
+        tracing::debug!(error = %e, "tunnel ended");
+    }
+    Ok(())
+}
+
 /// Writes `resp` to the client: head and the body as it comes, with the
 /// head and any body already at hand in one write. True if the connection
 /// may carry another request.
@@ -576,23 +659,7 @@ async fn write_response<W: AsyncWrite + Unpin>(
     let (parts, mut body) = resp.into_parts();
     let status = parts.status;
     wbuf.clear();
-    status_line(wbuf, status);
-    let has_length = match body.raw_head() {
-        // An HTTP/1.1 backend's fields, rewritten as they are written.
-        Some((raw, received)) => {
-            headers::write_response(wbuf, raw, received, via);
-            raw.has(Kind::ContentLength)
-        }
-        None => {
-            for (name, value) in &parts.headers {
-                wbuf.extend_from_slice(name.as_str().as_bytes());
-                wbuf.extend_from_slice(b": ");
-                wbuf.extend_from_slice(value.as_bytes());
-                wbuf.extend_from_slice(b"\r\n");
-            }
-            parts.headers.contains_key(CONTENT_LENGTH)
-        }
-    };
+    let has_length = head_fields(wbuf, &parts, &body, via);
     let out = if head_only
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
