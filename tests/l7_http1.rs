@@ -272,8 +272,8 @@ fn a_shutdown_closes_idle_keep_alive_connections() {
 /// A raw origin that switches protocols: a request with `Upgrade:
 /// websocket` (or any to `/force`) gets `101` followed at once by
 /// `HELLO\n`, then every byte it reads comes back upper-cased until the
-/// client closes; other requests get `426`. Each head it read goes to
-/// `heads`.
+/// client closes; `/trailers` gets a chunked body with trailer fields;
+/// other requests get `426`. Each head it read goes to `heads`.
 fn switching_origin() -> (SocketAddr, std::sync::mpsc::Receiver<String>) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
@@ -296,6 +296,14 @@ fn switching_origin() -> (SocketAddr, std::sync::mpsc::Receiver<String>) {
                     let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
                     buf.drain(..end);
                     let _ = tx.send(head.clone());
+                    if head.starts_with("get /trailers") {
+                        s.write_all(
+                            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n\
+                              5\r\nhello\r\n0\r\nX-Checksum: 42\r\nContent-Length: 7\r\n\r\n",
+                        )
+                        .unwrap();
+                        continue;
+                    }
                     if !head.contains("\r\nupgrade: websocket\r\n")
                         && !head.starts_with("get /force")
                     {
@@ -391,4 +399,28 @@ fn an_upgrade_becomes_a_tunnel_and_only_when_asked() {
     s.write_all(b"GET /force HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     assert_eq!(read_answer(&mut s, &mut Vec::new(), false).status, 502);
+}
+
+#[test]
+fn trailers_from_a_backend_reach_the_client() {
+    let (origin, _heads) = switching_origin();
+    let p = Proxy::start(&format!(
+        "workers = 2\n[[listeners]]\naddress = \"127.0.0.1:0\"\n[pools.web]\nbackends = [{{ address = \"{origin}\" }}]\n[[routes]]\npool = \"web\"\n"
+    ));
+    let mut s = connect(p.addrs[0]);
+    s.write_all(b"GET /trailers HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n")
+        .unwrap();
+    // The whole chunked answer, up to the end of its trailer section.
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !got.ends_with(b"0\r\nx-checksum: 42\r\n\r\n") {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(text.contains("transfer-encoding: chunked\r\n"), "{text}");
+    assert!(text.contains("\r\n5\r\nhello\r\n"), "{text}");
+    // A framing field is not taken from the trailers.
+    assert!(!text.contains("content-length"), "{text}");
 }

@@ -71,9 +71,12 @@ enum State {
 }
 
 /// What the buffer yields next.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum Step {
     Data(Bytes),
+    /// A chunked body's trailer fields (end to end ones only); the body
+    /// has ended.
+    Trailers(http::HeaderMap),
     /// The body has ended.
     End,
     /// Read more into the buffer first.
@@ -210,21 +213,58 @@ impl Decoder {
                     self.state = State::Chunked(Chunk::Size);
                 }
                 State::Chunked(Chunk::Trailers) => {
-                    let Some(eol) = find_crlf(buf) else {
+                    if buf.len() < 2 {
+                        return Ok(Step::More);
+                    }
+                    if buf.starts_with(b"\r\n") {
+                        buf.advance(2);
+                        self.state = State::Done;
+                        continue;
+                    }
+                    // The whole trailer section, then parsed at once.
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
                         if buf.len() > MAX_TRAILERS {
                             return Err("trailers too long");
                         }
                         return Ok(Step::More);
                     };
-                    buf.advance(eol + 2);
-                    if eol == 0 {
-                        self.state = State::Done;
+                    let fields = trailers(&buf[..end + 4])?;
+                    buf.advance(end + 4);
+                    self.state = State::Done;
+                    if !fields.is_empty() {
+                        return Ok(Step::Trailers(fields));
                     }
-                    // Trailer fields are dropped: few peers use them.
                 }
             }
         }
     }
+}
+
+/// A trailer section's fields that may be passed on: those not about
+/// framing, routing or the connection (RFC 9110 §6.5.1); others, and
+/// fields `http` refuses, are dropped.
+fn trailers(section: &[u8]) -> Result<http::HeaderMap, &'static str> {
+    use super::fields::Kind;
+    let mut slots = [httparse::EMPTY_HEADER; 32];
+    let parsed = match httparse::parse_headers(section, &mut slots) {
+        Ok(httparse::Status::Complete((_, parsed))) => parsed,
+        Ok(httparse::Status::Partial) => return Err("trailers cut short"),
+        Err(httparse::Error::TooManyHeaders) => return Err("too many trailer fields"),
+        Err(_) => return Err("malformed trailer field"),
+    };
+    let mut map = http::HeaderMap::new();
+    for h in parsed {
+        let kind = Kind::of(h.name.as_bytes());
+        if !matches!(kind, Kind::Other | Kind::Cookie) {
+            continue;
+        }
+        let name = http::HeaderName::from_bytes(h.name.as_bytes());
+        let value = http::HeaderValue::from_bytes(h.value);
+        if let (Ok(name), Ok(value)) = (name, value) {
+            map.append(name, value);
+        }
+    }
+    Ok(map)
 }
 
 fn find_crlf(buf: &[u8]) -> Option<usize> {
@@ -273,7 +313,7 @@ mod tests {
             loop {
                 match d.decode(&mut buf) {
                     Ok(Step::Data(x)) => out.extend_from_slice(&x),
-                    Ok(Step::End) => return (Ok(out), buf.to_vec()),
+                    Ok(Step::End | Step::Trailers(_)) => return (Ok(out), buf.to_vec()),
                     Ok(Step::More) => break,
                     Err(e) => return (Err(e), buf.to_vec()),
                 }
@@ -300,6 +340,27 @@ mod tests {
         );
         assert_eq!(d.decode(&mut buf), Ok(Step::End));
         assert_eq!(&buf[..], b"GET /");
+    }
+
+    #[test]
+    fn trailers_come_whole_and_only_end_to_end_ones() {
+        let mut d = Decoder::chunked();
+        let mut buf = BytesMut::from(
+            &b"1\r\na\r\n0\r\nGrpc-Status: 0\r\nContent-Length: 9\r\nX-Sum: abc\r\n\r\nNEXT"[..],
+        );
+        assert_eq!(d.decode(&mut buf), Ok(Step::Data(Bytes::from_static(b"a"))));
+        let Ok(Step::Trailers(t)) = d.decode(&mut buf) else {
+            panic!("trailers expected");
+        };
+        assert_eq!(t["grpc-status"], "0");
+        assert_eq!(t["x-sum"], "abc");
+        assert!(!t.contains_key("content-length"));
+        assert!(d.is_done());
+        assert_eq!(d.decode(&mut buf), Ok(Step::End));
+        assert_eq!(&buf[..], b"NEXT");
+        let mut d = Decoder::chunked();
+        let mut buf = BytesMut::from(&b"0\r\nBad Name: x\r\n\r\n"[..]);
+        assert!(d.decode(&mut buf).is_err());
     }
 
     #[test]

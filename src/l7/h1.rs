@@ -318,6 +318,7 @@ impl Body for ResponseBody {
             };
             match this.dec.decode(&mut c.rbuf) {
                 Ok(Step::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Ok(Step::Trailers(t)) => return Poll::Ready(Some(Ok(Frame::trailers(t)))),
                 Ok(Step::End) => return Poll::Ready(None),
                 Ok(Step::More) => {}
                 Err(e) => {
@@ -397,7 +398,15 @@ mod tests {
             .unwrap();
         let mut body = Vec::new();
         while let Some(f) = r.body_mut().frame().await {
-            body.extend_from_slice(&f.unwrap().into_data().unwrap());
+            match f.unwrap().into_data() {
+                Ok(d) => body.extend_from_slice(&d),
+                // Trailers, shown after the data.
+                Err(t) => {
+                    for (n, v) in t.into_trailers().unwrap().iter() {
+                        body.extend_from_slice(format!("[{n}={}]", v.to_str().unwrap()).as_bytes());
+                    }
+                }
+            }
         }
         (r, body)
     }
@@ -419,7 +428,7 @@ mod tests {
         let (mut r, body) = get(c).await;
         assert_eq!(
             (r.status(), &body[..]),
-            (StatusCode::CREATED, &b"abcde"[..])
+            (StatusCode::CREATED, &b"abcde[x-t=1]"[..])
         );
         let c = r.body_mut().take_reusable().expect("chunked end reached");
         let (mut r, body) = get(c).await;

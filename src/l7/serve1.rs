@@ -531,7 +531,8 @@ async fn pump<R: AsyncRead + Unpin>(
                     return false;
                 }
             }
-            Ok(Step::End) => return true,
+            // A request's trailer fields are not passed on.
+            Ok(Step::End | Step::Trailers(_)) => return true,
             Ok(Step::More) => {
                 buf.reserve(READ_CHUNK);
                 let err = match r.read_buf(buf).await {
