@@ -190,10 +190,12 @@ impl RawFields {
 
     /// The values of the fields of kind `k`, in order.
     pub fn values(&self, k: Kind) -> impl Iterator<Item = &[u8]> + '_ {
-        let any = self.has(k);
-        self.iter()
-            .filter(move |&(_, _, kind)| any && kind == k)
-            .map(|(_, v, _)| v)
+        // Most kinds are absent: then there is nothing to walk.
+        let spans = if self.has(k) { &self.spans[..] } else { &[] };
+        spans
+            .iter()
+            .filter(move |s| s.kind == k)
+            .map(|s| self.slice(s.value))
     }
 
     /// The first value of the field `name` (any case).

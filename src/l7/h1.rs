@@ -15,8 +15,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
-use http::header::CONTENT_LENGTH;
-use http::{HeaderMap, Method, Response, StatusCode, Version};
+use http::{Method, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
@@ -238,21 +237,6 @@ impl H1Conn {
                 return Err(H1Error::Closed(addr));
             }
         }
-    }
-}
-
-/// Writes a header map's fields as lines (for [`H1Conn::send`]); with
-/// `no_body`, any `Content-Length` says 0, as the body sent will be empty.
-pub fn write_map(out: &mut Vec<u8>, headers: &HeaderMap, no_body: bool) {
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        if no_body && name == CONTENT_LENGTH {
-            out.push(b'0');
-        } else {
-            out.extend_from_slice(value.as_bytes());
-        }
-        out.extend_from_slice(b"\r\n");
     }
 }
 

@@ -225,6 +225,14 @@ fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// A header map's fields as lines (an HTTP/2 side's fields, or trailers,
+/// written for an HTTP/1.1 one).
+pub fn write_map(out: &mut Vec<u8>, map: &HeaderMap) {
+    for (name, value) in map {
+        line(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+}
+
 /// A list field: the values of `kind` in `raw`, then ours (written by
 /// `ours`), comma-separated.
 fn list(

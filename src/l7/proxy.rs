@@ -431,15 +431,16 @@ fn affinity(pool: &Pool, peer: SocketAddr, headers: &Headers<'_>) -> Option<u64>
 /// outlives the request). A `Host` in a header map is copied, as the map
 /// is rewritten.
 fn host_of<'u>(uri: &'u Uri, headers: &Headers<'u>) -> Option<Cow<'u, str>> {
-    if uri.authority().is_some() {
-        return headers::request_host(uri, None).map(Cow::Borrowed);
-    }
     match *headers {
         Headers::Raw(r) => {
             headers::request_host(uri, r.values(Kind::Host).next()).map(Cow::Borrowed)
         }
-        Headers::Map(ref m) => headers::request_host(uri, m.get(HOST).map(HeaderValue::as_bytes))
-            .map(|h| Cow::Owned(h.to_owned())),
+        Headers::Map(_) if uri.authority().is_some() => {
+            headers::request_host(uri, None).map(Cow::Borrowed)
+        }
+        Headers::Map(_) => {
+            headers::request_host(uri, headers.host_field()).map(|h| Cow::Owned(h.to_owned()))
+        }
     }
 }
 
@@ -463,6 +464,7 @@ fn rewrite_map(
     version: Version,
     host: Option<&str>,
     upstream: Upstream,
+    no_body: bool,
 ) -> Result<(), &'static str> {
     let mut map = match headers {
         Headers::Raw(_) if upstream == Upstream::Http1 => return Ok(()),
@@ -482,6 +484,10 @@ fn rewrite_map(
     headers::add_forwarding(&mut map, &c.forwarding, host, version, &c.l7.via);
     if upstream == Upstream::Http1 {
         ensure_host(uri, &mut map, host);
+        // An empty body is sent as such, whatever length the head said.
+        if no_body && map.contains_key(CONTENT_LENGTH) {
+            map.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
     }
     *headers = Headers::Map(map);
     Ok(())
@@ -550,7 +556,9 @@ pub async fn forward(c: &ClientConn, pool: &Pool, req: Req<'_>) -> Response<Prox
     let upgrade = upgrade && pool.config.upstream == Upstream::Http1;
     let host = host_of(&uri, &headers);
     let host = host.as_deref();
-    if let Err(why) = rewrite_map(c, &mut headers, &uri, version, host, pool.config.upstream) {
+    let no_body = body.is_end_stream();
+    let upstream = pool.config.upstream;
+    if let Err(why) = rewrite_map(c, &mut headers, &uri, version, host, upstream, no_body) {
         return local(l7, StatusCode::BAD_REQUEST, &format!("{why}\n"));
     }
     let replayable = idempotent(&method) && body.is_end_stream();
@@ -671,7 +679,6 @@ pub async fn forward(c: &ClientConn, pool: &Pool, req: Req<'_>) -> Response<Prox
             // is needed to keep it for a retry.
             Conn::H1(conn) => {
                 let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-                let no_body = body.as_ref().is_none_or(|b| b.is_end_stream());
                 let has_length = match &headers {
                     Headers::Raw(r) => r.has(Kind::ContentLength),
                     Headers::Map(h) => h.contains_key(CONTENT_LENGTH),
@@ -688,34 +695,32 @@ pub async fn forward(c: &ClientConn, pool: &Pool, req: Req<'_>) -> Response<Prox
                         };
                         headers::write_request(out, r, &rewrite)
                     }
-                    Headers::Map(h) => h1::write_map(out, h, no_body),
+                    Headers::Map(h) => headers::write_map(out, h),
                 };
                 conn.send(&method, pq, fields, has_length, body.take())
                     .await
                     .map(|r| r.map(Inner::H1))
                     .map_err(Into::into)
             }
-            // rewrite_map made the fields a map for an h2c pool.
-            Conn::H2(_) if matches!(headers, Headers::Raw(_)) => {
-                Err("request fields not rewritten for HTTP/2".into())
-            }
-            Conn::H2(mut s) => {
-                // Keep a copy of the head only while a retry after sending
-                // is possible.
-                let map = match &mut headers {
-                    Headers::Map(m) if replayable && attempt < retries => m.clone(),
-                    Headers::Map(m) => std::mem::take(m),
-                    Headers::Raw(_) => HeaderMap::new(),
-                };
-                let up_body = body.take().unwrap_or(ReqBody::Empty);
-                let up = h2_request(method.clone(), &uri, map, host, up_body);
-                // Boxed: hyper's future is large, and it would grow every
-                // request's future (and each copy of it) by its size.
-                Box::pin(async move { s.send_request(up).await })
-                    .await
-                    .map(|r| r.map(Inner::H2))
-                    .map_err(Into::into)
-            }
+            Conn::H2(mut s) => match &mut headers {
+                Headers::Map(m) => {
+                    // Keep a copy of the head only while a retry after
+                    // sending is possible.
+                    let map = if replayable && attempt < retries {
+                        m.clone()
+                    } else {
+                        std::mem::take(m)
+                    };
+                    let up_body = body.take().unwrap_or(ReqBody::Empty);
+                    let up = h2_request(method.clone(), &uri, map, host, up_body);
+                    s.send_request(up)
+                        .await
+                        .map(|r| r.map(Inner::H2))
+                        .map_err(Into::into)
+                }
+                // rewrite_map made the fields a map for an h2c pool.
+                Headers::Raw(_) => Err("request fields not rewritten for HTTP/2".into()),
+            },
         };
         let now = now_ns();
         let rtt = now.saturating_sub(sent_at);

@@ -600,12 +600,7 @@ fn head_fields(
             raw.has(Kind::ContentLength)
         }
         None => {
-            for (name, value) in &parts.headers {
-                wbuf.extend_from_slice(name.as_str().as_bytes());
-                wbuf.extend_from_slice(b": ");
-                wbuf.extend_from_slice(value.as_bytes());
-                wbuf.extend_from_slice(b"\r\n");
-            }
+            headers::write_map(wbuf, &parts.headers);
             parts.headers.contains_key(CONTENT_LENGTH)
         }
     }
@@ -738,11 +733,8 @@ async fn write_response<W: AsyncWrite + Unpin>(
     }
     if out == Out::Chunked {
         wbuf.extend_from_slice(b"0\r\n");
-        for (name, value) in trailers.iter().flatten() {
-            wbuf.extend_from_slice(name.as_str().as_bytes());
-            wbuf.extend_from_slice(b": ");
-            wbuf.extend_from_slice(value.as_bytes());
-            wbuf.extend_from_slice(b"\r\n");
+        if let Some(t) = &trailers {
+            headers::write_map(wbuf, t);
         }
         wbuf.extend_from_slice(b"\r\n");
     }
