@@ -11,8 +11,8 @@ use std::hint::black_box;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use boltz::control::Placement;
-use boltz::geo::{GeoDb, GeoRecord, MmdbWriter};
+use boltz_gslb::Placement;
+use boltz_gslb::{GeoDb, GeoRecord, MmdbWriter};
 use criterion::{criterion_group, criterion_main, Criterion};
 use ipnet::IpNet;
 

@@ -14,12 +14,12 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use boltz::l4::abi;
-use boltz::l4::control::Balancer;
-use boltz::l4::dataplane::{self, Maps, Program};
-use boltz::l4::maglev::{self, Member};
-use boltz::l4::service::{parse_spec, Vip};
-use boltz::l4::sys;
+use boltz_core::maglev::{self, Member};
+use boltz_l4::abi;
+use boltz_l4::dataplane::{self, Maps, Program};
+use boltz_l4::sys;
+use boltz_l4::Control;
+use boltz_l4::{parse_spec, Vip};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 fn keys(n: usize) -> Vec<Vec<u8>> {
@@ -85,7 +85,7 @@ fn bench_dataplane(c: &mut Criterion) {
         return;
     }
     let ebpf = dataplane::load(Some(65536)).expect("load");
-    let balancer = Balancer::new(Maps::of(&ebpf).unwrap(), None).unwrap();
+    let balancer = Control::new(Maps::of(&ebpf).unwrap(), None).unwrap();
     balancer
         .configure([10, 0, 0, 1], [0; 16], [2, 0, 0, 0, 0, 1], 0)
         .unwrap();

@@ -9,7 +9,7 @@
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
-use boltz::l4::{dataplane, service::parse_mac, sys};
+use boltz_l4::{dataplane, parse_mac, sys};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a: Vec<String> = std::env::args().collect();
@@ -52,17 +52,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     f.extend_from_slice(&[0, 0]);
     f.resize(f.len() + payload, 0);
 
-    let mut ebpf = aya::EbpfLoader::new().load(dataplane::object()?)?;
-    let frame: [u8; 64] = f.as_slice().try_into()?;
-    let mut tmpl: aya::maps::Array<_, [u8; 64]> =
-        aya::maps::Array::try_from(ebpf.map_mut("gen_tmpl").ok_or("no gen_tmpl")?)?;
-    tmpl.set(0, frame, 0)?;
-    let prog: &mut aya::programs::Xdp = ebpf
-        .program_mut("trafficgen")
-        .ok_or("no trafficgen")?
-        .try_into()?;
-    prog.load()?;
-    let fd = std::os::fd::AsFd::as_fd(prog.fd()?);
+    let ebpf = dataplane::load_trafficgen(f.as_slice().try_into()?)?;
+    let fd = dataplane::program_fd(&ebpf, dataplane::Program::TrafficGen)?;
     let t0 = Instant::now();
     let mut sent = 0u64;
     while sent < total {

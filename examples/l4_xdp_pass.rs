@@ -6,7 +6,7 @@
 //!
 //! `l4_xdp_pass IFACE BPFFS_DIR [pass|sink]`
 
-use boltz::l4::dataplane::{attach_pinned, Mode, Program};
+use boltz_l4::dataplane::{attach_pinned, Mode, Program};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a: Vec<String> = std::env::args().collect();

@@ -1,5 +1,10 @@
-//! The `boltz` binary: parses the command line and hands over to [`boltz::cli`].
+//! The `boltz` binary: parses the command line and hands over to the
+//! subcommands in [`cli`], which wire the component crates together:
+//! `boltz-gslb` (`serve`, `check`, `explain`, `geoip build`), `boltz-l4`
+//! and `boltz-l7`.
+
+mod cli;
 
 fn main() -> std::process::ExitCode {
-    boltz::cli::main()
+    cli::main()
 }

@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::geo::GeoDb;
-use crate::zone::ZoneSet;
+use boltz_gslb::GeoDb;
+use boltz_gslb::ZoneSet;
 
 pub fn run(path: &Path, geoip: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut ok = true;
@@ -12,7 +12,7 @@ pub fn run(path: &Path, geoip: Option<&Path>) -> anyhow::Result<ExitCode> {
         Ok(set) => {
             let names: usize = set.zones.iter().map(|z| z.nodes.len()).sum();
             let dcs: usize = set.zones.iter().map(|z| z.datacenters.len()).sum();
-            println!(
+            outln!(
                 "{}: {} zone(s), {names} names, {dcs} datacenters: ok",
                 path.display(),
                 set.zones.len()
@@ -20,7 +20,7 @@ pub fn run(path: &Path, geoip: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
         Err(diags) => {
             for d in &diags.0 {
-                println!("{d}");
+                outln!("{d}");
             }
             eprintln!("{} error(s)", diags.0.len());
             ok = false;
@@ -28,9 +28,9 @@ pub fn run(path: &Path, geoip: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     if let Some(g) = geoip {
         match GeoDb::open(g) {
-            Ok(db) => println!("{}: {}: ok", g.display(), db.metadata_summary()),
+            Ok(db) => outln!("{}: {}: ok", g.display(), db.metadata_summary()),
             Err(e) => {
-                println!("{e}");
+                outln!("{e}");
                 ok = false;
             }
         }

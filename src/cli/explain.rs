@@ -10,10 +10,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
-use crate::api::parse_explain_args;
-use crate::control::{explain, Explanation, World};
-use crate::geo::GeoDb;
-use crate::zone::ZoneSet;
+use boltz_gslb::parse_explain_args;
+use boltz_gslb::GeoDb;
+use boltz_gslb::ZoneSet;
+use boltz_gslb::{explain, Explanation, World};
 
 #[derive(Args, Debug)]
 pub struct ExplainArgs {
@@ -59,9 +59,9 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<ExitCode> {
         }
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&e)?);
+        outln!("{}", serde_json::to_string_pretty(&e)?);
     } else {
-        print!("{}", e.render());
+        out!("{}", e.render());
     }
     Ok(ExitCode::SUCCESS)
 }

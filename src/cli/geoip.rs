@@ -19,9 +19,9 @@ pub enum GeoipCmd {
 
 pub fn run(cmd: GeoipCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        GeoipCmd::Build { csv, output } => match crate::geo::csv::build_from_csv(&csv, &output) {
+        GeoipCmd::Build { csv, output } => match boltz_gslb::build_from_csv(&csv, &output) {
             Ok(stats) => {
-                println!(
+                outln!(
                     "{}: {} networks, {} distinct records",
                     output.display(),
                     stats.networks,

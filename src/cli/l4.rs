@@ -12,9 +12,9 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use tracing::info;
 
-use crate::l4::api::{self, L4State};
-use crate::l4::control::Balancer;
-use crate::l4::dataplane::{self, Mode, Program};
+use boltz_l4::dataplane::{self, Mode, Program};
+use boltz_l4::Control;
+use boltz_l4::{self as api, ApiState};
 
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -32,7 +32,7 @@ enum L4Cmd {
     Decap {
         #[arg(long)]
         iface: String,
-        #[arg(long, value_enum, default_value = "generic")]
+        #[arg(long, default_value = "generic", value_parser = xdp_mode())]
         mode: Mode,
         /// Where the link is pinned (default /sys/fs/bpf/boltz-decap-IFACE).
         #[arg(long)]
@@ -46,13 +46,20 @@ enum L4Cmd {
     },
 }
 
+/// `native` or `generic`, listed in `--help`.
+fn xdp_mode() -> impl clap::builder::TypedValueParser<Value = Mode> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["native", "generic"])
+        .map(|s| s.parse().expect("one of the listed values"))
+}
+
 #[derive(Args, Debug)]
 struct RunArgs {
     /// Interface whose received packets are balanced.
     #[arg(long)]
     iface: Option<String>,
     /// `native` (driver XDP) or `generic` (any interface, slower).
-    #[arg(long, value_enum, default_value = "native")]
+    #[arg(long, default_value = "native", value_parser = xdp_mode())]
     mode: Mode,
     /// `unix:PATH` (default unix:/run/boltz-l4.sock) or loopback `ADDR:PORT`.
     #[arg(long, default_value = "unix:/run/boltz-l4.sock")]
@@ -104,7 +111,7 @@ pub fn run(a: L4Args) -> anyhow::Result<ExitCode> {
             let dir =
                 bpffs.unwrap_or_else(|| PathBuf::from(format!("/sys/fs/bpf/boltz-decap-{iface}")));
             let at = dataplane::attach_pinned(&dir, &iface, mode, Program::Decap, None)?;
-            println!(
+            outln!(
                 "decap {} on {iface} (pinned in {})",
                 if at.reused {
                     "already attached"
@@ -117,7 +124,7 @@ pub fn run(a: L4Args) -> anyhow::Result<ExitCode> {
         }
         Some(L4Cmd::Down { bpffs }) => {
             let had = dataplane::remove_pins(&bpffs)?;
-            println!(
+            outln!(
                 "{}",
                 if had {
                     "detached"
@@ -157,7 +164,7 @@ fn serve(a: RunArgs) -> anyhow::Result<ExitCode> {
     let src4 = a.src_v4.or(src4).map_or([0; 4], |v| v.octets());
     let src6 = a.src_v6.or(src6).map_or([0; 16], |v| v.octets());
     let mac = iface_mac(&iface)?;
-    let balancer = Arc::new(Balancer::new(attached.maps, Some(state.clone()))?);
+    let balancer = Arc::new(Control::new(attached.maps, Some(state.clone()))?);
     balancer.configure(src4, src6, mac, a.flood_limit)?;
     info!(
         iface, pins = %dir.display(), state = %state.display(),
@@ -174,8 +181,8 @@ fn serve(a: RunArgs) -> anyhow::Result<ExitCode> {
             rates.clone(),
             Duration::from_secs(1),
         ));
-        let st = L4State {
-            balancer,
+        let st = ApiState {
+            control: balancer,
             token: token.map(Arc::from),
             tcp: false,
             capacity_pps: a.capacity_pps,
@@ -185,7 +192,7 @@ fn serve(a: RunArgs) -> anyhow::Result<ExitCode> {
             super::stop_signal().await;
             info!("stopping the API; the data path stays attached");
         };
-        super::serve_local_api(&a.api, |tcp| api::router(L4State { tcp, ..st }), shutdown).await?;
+        super::serve_local_api(&a.api, |tcp| api::router(ApiState { tcp, ..st }), shutdown).await?;
         anyhow::Ok(ExitCode::SUCCESS)
     })
 }
@@ -210,8 +217,7 @@ fn enable_forwarding(iface: &str) -> anyhow::Result<()> {
 fn iface_mac(iface: &str) -> anyhow::Result<[u8; 6]> {
     let path = format!("/sys/class/net/{iface}/address");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    crate::l4::service::parse_mac(text.trim())
-        .with_context(|| format!("{path}: not a MAC: {text:?}"))
+    boltz_l4::parse_mac(text.trim()).with_context(|| format!("{path}: not a MAC: {text:?}"))
 }
 
 /// The interface's first IPv4 and first global IPv6 address.

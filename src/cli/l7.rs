@@ -13,10 +13,10 @@ use anyhow::Context;
 use clap::Args;
 use tracing::info;
 
-use crate::l7::api::{self, L7Api};
-use crate::l7::config::Config;
-use crate::l7::server;
-use crate::l7::state::L7;
+use boltz_l7 as server;
+use boltz_l7::Config;
+use boltz_l7::Control;
+use boltz_l7::{self as api, ApiState};
 
 #[derive(Args, Debug)]
 pub struct L7Args {
@@ -39,7 +39,7 @@ pub fn run(a: L7Args) -> anyhow::Result<ExitCode> {
     super::init_logging();
     let config = Config::load(&a.config)?;
     if a.check {
-        println!("{}: ok", a.config.display());
+        outln!("{}: ok", a.config.display());
         return Ok(ExitCode::SUCCESS);
     }
     let token = super::read_token(a.api_token_file.as_deref())?;
@@ -48,13 +48,14 @@ pub fn run(a: L7Args) -> anyhow::Result<ExitCode> {
         .worker_threads(1)
         .enable_all()
         .build()?;
-    let l7 = L7::new(config, Some(rt.handle().clone()));
+    let l7 = Control::new(config, Some(rt.handle().clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let addrs: Vec<String> = bound.iter().map(|b| b.addr.to_string()).collect();
     let workers = server::spawn_workers(l7.clone(), bound, stop_rx).context("starting workers")?;
     drop(keep);
     info!(listen = ?addrs, workers = workers.len(), "boltz l7 serving");
-    println!("ready listen={}", addrs.join(","));
+    // A reader that went away does not stop the server.
+    let _ = super::out::write(format_args!("ready listen={}\n", addrs.join(",")));
     rt.block_on(async {
         let rates = Arc::new(Mutex::new(api::Rates::default()));
         tokio::spawn(api::sample(
@@ -63,8 +64,8 @@ pub fn run(a: L7Args) -> anyhow::Result<ExitCode> {
             Duration::from_secs(1),
         ));
         tokio::spawn(l7.clone().maintain(Duration::from_millis(100)));
-        let st = L7Api {
-            l7: l7.clone(),
+        let st = ApiState {
+            control: l7.clone(),
             token: token.map(Arc::from),
             tcp: false,
             rates,
@@ -74,7 +75,7 @@ pub fn run(a: L7Args) -> anyhow::Result<ExitCode> {
             info!("shutting down: draining in-flight requests");
             let _ = stop_tx.send(true);
         };
-        super::serve_local_api(&a.api, |tcp| api::router(L7Api { tcp, ..st }), shutdown).await
+        super::serve_local_api(&a.api, |tcp| api::router(ApiState { tcp, ..st }), shutdown).await
     })?;
     for w in workers {
         let _ = w.join();

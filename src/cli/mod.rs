@@ -1,6 +1,9 @@
 //! The `boltz` command line: argument parsing and the subcommands. This is
 //! the binary's edge, so errors here are `anyhow` and go to stderr.
 
+#[macro_use]
+mod out;
+
 mod check;
 mod explain;
 mod geoip;
@@ -64,6 +67,8 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader went away (`| head`): end quietly, as ripgrep does.
+        Err(e) if out::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("boltz: {e:#}");
             ExitCode::from(1)
@@ -102,7 +107,8 @@ async fn serve_local_api(
         let listener = tokio::net::UnixListener::bind(path)
             .with_context(|| format!("binding {}", path.display()))?;
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-        println!("ready api=unix:{}", path.display());
+        // A reader that went away does not stop the server.
+        let _ = out::write(format_args!("ready api=unix:{}\n", path.display()));
         axum::serve(listener, router(false))
             .with_graceful_shutdown(shutdown)
             .await?;
@@ -113,7 +119,8 @@ async fn serve_local_api(
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
-        println!("ready api={}", listener.local_addr()?);
+        // A reader that went away does not stop the server.
+        let _ = out::write(format_args!("ready api={}\n", listener.local_addr()?));
         axum::serve(listener, router(true))
             .with_graceful_shutdown(shutdown)
             .await?;

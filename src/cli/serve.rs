@@ -14,12 +14,12 @@ use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
 
-use crate::api::{self, ApiState};
-use crate::control::Control;
-use crate::dns::{server, udp, Handler};
-use crate::geo::GeoDb;
-use crate::metrics::Metrics;
-use crate::zone::{zone_files, ZoneSet};
+use boltz_gslb::Control;
+use boltz_gslb::GeoDb;
+use boltz_gslb::Handler;
+use boltz_gslb::Metrics;
+use boltz_gslb::{self as api, ApiState};
+use boltz_gslb::{zone_files, ZoneSet};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -52,7 +52,7 @@ pub struct ServeArgs {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::util::duration::parse_duration(s)
+    boltz_core::duration::parse_duration(s)
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -100,8 +100,8 @@ async fn serve(
     let metrics = Arc::new(Metrics::default());
     let handler = Arc::new(Handler::new(control.clone(), geo.clone(), metrics.clone()));
 
-    let (udp, tcp) =
-        server::bind(a.listen, threads).with_context(|| format!("binding DNS on {}", a.listen))?;
+    let (udp, tcp) = boltz_gslb::bind(a.listen, threads)
+        .with_context(|| format!("binding DNS on {}", a.listen))?;
     let api_listener = tokio::net::TcpListener::bind(a.api)
         .await
         .with_context(|| format!("binding API on {}", a.api))?;
@@ -109,8 +109,8 @@ async fn serve(
     let api_addr = api_listener.local_addr()?;
 
     tokio::spawn(control.clone().run_ticker());
-    udp::spawn_workers(udp, handler.clone()).context("starting UDP workers")?;
-    tokio::spawn(server::serve_tcp(tcp, handler.clone()));
+    boltz_gslb::spawn_udp_workers(udp, handler.clone()).context("starting UDP workers")?;
+    tokio::spawn(boltz_gslb::serve_tcp(tcp, handler.clone()));
     let app = api::router(ApiState {
         control: control.clone(),
         geo: geo.clone(),
@@ -133,7 +133,8 @@ async fn serve(
 
     info!(dns = %dns_addr, api = %api_addr, zones = %a.zones.display(), token = token.is_some(), "boltz serving");
     // One machine-readable line on stdout for scripts and tests.
-    println!("ready dns={dns_addr} api={api_addr}");
+    // A reader that went away does not stop the server.
+    let _ = super::out::write(format_args!("ready dns={dns_addr} api={api_addr}\n"));
 
     let mut term = signal(SignalKind::terminate())?;
     tokio::select! {

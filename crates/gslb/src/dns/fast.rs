@@ -1,0 +1,315 @@
+//! The fast path: the common query — one question of class IN, at most an
+//! OPT record (version 0, optionally ECS) — parsed in place without
+//! allocation and answered by writing straight into a reused buffer from
+//! precomputed templates ([`super::index`]) and the allocation-free steering
+//! decision.
+//!
+//! Anything unusual returns `None` and goes to the general handler on
+//! hickory-proto: compression pointers or extended labels in the question,
+//! unknown opcodes, EDNS versions above 0, malformed or duplicate ECS,
+//! trailing bytes, ANY and zone transfers, CNAMEs, delegations, SERVFAIL
+//! policies, and answers too big for the client. Correctness never depends
+//! on this file: the general handler answers everything, and tests check
+//! that both give the same answers.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use hickory_proto::op::ResponseCode;
+
+use super::ecs::{mask, Ecs};
+use super::transport::{response_limit, Transport};
+use crate::control::{steer_client, Family, Mode, World};
+use crate::geo::GeoDb;
+
+const TYPE_A: u16 = 1;
+const TYPE_AAAA: u16 = 28;
+const TYPE_OPT: u16 = 41;
+const OPT_ECS: u16 = 8;
+
+/// A query the fast path understood.
+struct Query<'a> {
+    /// Question bytes as sent (name, type, class): echoed verbatim.
+    question: &'a [u8],
+    name_len: usize,
+    qtype: u16,
+    /// Client's UDP payload size, if it sent OPT.
+    edns: Option<u16>,
+    ecs: Option<Ecs>,
+}
+
+#[inline]
+fn u16_at(b: &[u8], i: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]))
+}
+
+/// Parses `q`, writing the lower-case wire name into `name`.
+fn parse<'a>(q: &'a [u8], name: &mut [u8; 256]) -> Option<Query<'a>> {
+    // Opcode QUERY, one question, nothing but an optional OPT.
+    if q.len() < 17
+        || q[2] & 0x78 != 0
+        || u16_at(q, 4)? != 1
+        || u16_at(q, 6)? != 0
+        || u16_at(q, 8)? != 0
+    {
+        return None;
+    }
+    let ar = u16_at(q, 10)?;
+    if ar > 1 {
+        return None;
+    }
+    let mut pos = 12;
+    let mut n = 0;
+    loop {
+        let len = usize::from(*q.get(pos)?);
+        if len == 0 {
+            break;
+        }
+        if len > 63 || n + len + 1 > 254 {
+            return None;
+        }
+        let label = q.get(pos + 1..pos + 1 + len)?;
+        name[n] = len as u8;
+        for (d, s) in name[n + 1..n + 1 + len].iter_mut().zip(label) {
+            *d = s.to_ascii_lowercase();
+        }
+        n += len + 1;
+        pos += len + 1;
+    }
+    name[n] = 0;
+    let name_len = n + 1;
+    pos += 1;
+    let qtype = u16_at(q, pos)?;
+    if u16_at(q, pos + 2)? != 1 {
+        return None;
+    }
+    pos += 4;
+    let question = &q[12..pos];
+    if ar == 0 {
+        return (pos == q.len()).then_some(Query {
+            question,
+            name_len,
+            qtype,
+            edns: None,
+            ecs: None,
+        });
+    }
+    // OPT: root owner, type 41, class = payload, TTL = rcode/version/flags.
+    if *q.get(pos)? != 0 || u16_at(q, pos + 1)? != TYPE_OPT || *q.get(pos + 6)? != 0 {
+        return None;
+    }
+    let payload = u16_at(q, pos + 3)?;
+    let rdlen = usize::from(u16_at(q, pos + 9)?);
+    let rdata = q.get(pos + 11..pos + 11 + rdlen)?;
+    if pos + 11 + rdlen != q.len() {
+        return None;
+    }
+    let mut ecs = None;
+    let mut o = 0;
+    while o < rdata.len() {
+        let code = u16_at(rdata, o)?;
+        let len = usize::from(u16_at(rdata, o + 2)?);
+        let data = rdata.get(o + 4..o + 4 + len)?;
+        if code == OPT_ECS {
+            if ecs.is_some() {
+                return None;
+            }
+            ecs = Some(parse_ecs(data)?);
+        }
+        o += 4 + len;
+    }
+    Some(Query {
+        question,
+        name_len,
+        qtype,
+        edns: Some(payload),
+        ecs,
+    })
+}
+
+/// A valid ECS option (RFC 7871 §6), or `None` for the general handler to
+/// answer FORMERR.
+fn parse_ecs(d: &[u8]) -> Option<Ecs> {
+    let family = u16_at(d, 0)?;
+    let (source, scope) = (*d.get(2)?, *d.get(3)?);
+    let addr = &d[4..];
+    if scope != 0 || addr.len() != usize::from(source).div_ceil(8) {
+        return None;
+    }
+    let address = match family {
+        1 if source <= 32 => {
+            let mut o = [0u8; 4];
+            o[..addr.len()].copy_from_slice(addr);
+            IpAddr::V4(Ipv4Addr::from(o))
+        }
+        2 if source <= 128 => {
+            let mut o = [0u8; 16];
+            o[..addr.len()].copy_from_slice(addr);
+            IpAddr::V6(Ipv6Addr::from(o))
+        }
+        _ => return None,
+    };
+    (mask(address, source) == address).then_some(Ecs {
+        address,
+        source_prefix: source,
+        family,
+    })
+}
+
+/// Answers `q` into `out`, or returns `None` to leave it to the general
+/// handler. On success returns the response code and query type.
+pub fn answer(
+    world: &World,
+    geo: Option<&GeoDb>,
+    udp_payload: u16,
+    q: &[u8],
+    src: IpAddr,
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> Option<(ResponseCode, u16)> {
+    let mut name = [0u8; 256];
+    let query = parse(q, &mut name)?;
+    if matches!(query.qtype, 255 | 252 | 251) {
+        return None;
+    }
+    let lname = &name[..query.name_len];
+    out.clear();
+    // QR, RD copied, AA set below; CD copied.
+    out.extend_from_slice(&[
+        q[0],
+        q[1],
+        0x80 | (q[2] & 0x01),
+        q[3] & 0x10,
+        0,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ]);
+    out.extend_from_slice(query.question);
+
+    let mut rcode = ResponseCode::NoError;
+    let (mut an, mut ns) = (0u16, 0u16);
+    let mut scope: Option<(u8, bool)> = None;
+    let mut negative_zone = None;
+    let mut counted = None;
+    match world.zones.index.get(lname) {
+        Some(e) if e.slow => return None,
+        Some(e) => {
+            let family = match query.qtype {
+                TYPE_A => Some(Family::V4),
+                TYPE_AAAA => Some(Family::V6),
+                _ => None,
+            };
+            if let (Some(st), Some(family)) = (&e.steered, family) {
+                let (zone, view) = (&world.zones.zones[e.zone], &world.views[e.zone]);
+                let addr = match query.ecs {
+                    Some(ecs) if ecs.source_prefix > 0 => ecs.address,
+                    _ => src,
+                };
+                let (d, place) = steer_client(world, e.zone, st, family, geo, addr);
+                if d.mode == Mode::AllDownServfail {
+                    return None;
+                }
+                scope = Some((place.cell.prefix_len(), place.cell.network().is_ipv4()));
+                counted = d
+                    .chosen(zone, st)
+                    .next()
+                    .map(|first| &view.dcs[first].counters);
+                let ttl = d.ttl.to_be_bytes();
+                for a in d.addresses(zone, st) {
+                    out.extend_from_slice(&[0xc0, 0x0c]);
+                    match a {
+                        IpAddr::V4(v4) => {
+                            out.extend_from_slice(&[
+                                0, 1, 0, 1, ttl[0], ttl[1], ttl[2], ttl[3], 0, 4,
+                            ]);
+                            out.extend_from_slice(&v4.octets());
+                        }
+                        IpAddr::V6(v6) => {
+                            out.extend_from_slice(&[
+                                0, 28, 0, 1, ttl[0], ttl[1], ttl[2], ttl[3], 0, 16,
+                            ]);
+                            out.extend_from_slice(&v6.octets());
+                        }
+                    }
+                    an += 1;
+                }
+                if an == 0 {
+                    negative_zone = Some(e.zone);
+                }
+            } else if let Some(t) = e.rrset(query.qtype) {
+                out.extend_from_slice(&t.bytes);
+                an = t.count;
+            } else {
+                negative_zone = Some(e.zone);
+            }
+        }
+        None => {
+            // The closest existing ancestor decides: in a zone → NXDOMAIN,
+            // below a cut → referral (general handler), none → REFUSED.
+            let mut off = 0;
+            let mut found = None;
+            while lname[off] != 0 {
+                off += 1 + usize::from(lname[off]);
+                if let Some(e) = world.zones.index.get(&lname[off..]) {
+                    found = Some(e);
+                    break;
+                }
+            }
+            match found {
+                Some(e) if e.slow => return None,
+                Some(e) => {
+                    rcode = ResponseCode::NXDomain;
+                    negative_zone = Some(e.zone);
+                }
+                None => rcode = ResponseCode::Refused,
+            }
+        }
+    }
+    if let Some(z) = negative_zone {
+        out.extend_from_slice(&world.zones.index.zones[z].negative_soa);
+        ns = 1;
+    }
+    if rcode != ResponseCode::Refused {
+        out[2] |= 0x04; // AA
+    }
+    out[3] |= rcode.low();
+    out[6..8].copy_from_slice(&an.to_be_bytes());
+    out[8..10].copy_from_slice(&ns.to_be_bytes());
+    if query.edns.is_some() {
+        out[11] = 1;
+        let payload = udp_payload.to_be_bytes();
+        out.extend_from_slice(&[0, 0, 41, payload[0], payload[1], 0, 0, 0, 0]);
+        match query.ecs {
+            Some(ecs) => {
+                let scope = match scope {
+                    Some((prefix, v4)) if ecs.source_prefix > 0 => ecs.scope_for(prefix, v4),
+                    _ => 0,
+                };
+                let addr_len = usize::from(ecs.source_prefix).div_ceil(8);
+                let opt_len = (4 + addr_len) as u16;
+                out.extend_from_slice(&(opt_len + 4).to_be_bytes());
+                out.extend_from_slice(&[0, 8]);
+                out.extend_from_slice(&opt_len.to_be_bytes());
+                out.extend_from_slice(&ecs.family.to_be_bytes());
+                out.extend_from_slice(&[ecs.source_prefix, scope]);
+                match ecs.address {
+                    IpAddr::V4(a) => out.extend_from_slice(&a.octets()[..addr_len]),
+                    IpAddr::V6(a) => out.extend_from_slice(&a.octets()[..addr_len]),
+                }
+            }
+            None => out.extend_from_slice(&[0, 0]),
+        }
+    }
+    // Too big: the general handler truncates properly.
+    if out.len() > response_limit(transport, query.edns, udp_payload) {
+        return None;
+    }
+    if let Some(c) = counted {
+        c.count_answer();
+    }
+    Some((rcode, query.qtype))
+}

@@ -1,0 +1,15 @@
+//! DNS: the wire-level query handler ([`handler`]), client-subnet rules
+//! ([`ecs`]), the fast path and its index, and the UDP/TCP transports
+//! ([`server`], [`udp`]).
+
+pub mod ecs;
+pub mod fast;
+pub mod handler;
+pub mod server;
+pub mod transport;
+pub mod udp;
+
+pub use handler::Handler;
+pub use server::{bind, serve_tcp};
+pub use transport::Transport;
+pub use udp::spawn_workers as spawn_udp_workers;

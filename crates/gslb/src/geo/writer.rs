@@ -1,0 +1,978 @@
+//! A pure-Rust writer for MaxMind DB files (`.mmdb`, binary format 2.0)
+//! holding GeoIP2-City shaped records, so the databases boltz builds can be
+//! read by any MaxMind DB reader (the `maxminddb` crate, libmaxminddb as used
+//! by gdnsd's geoip plugin and knot's geoip module).
+//!
+//! Layout decisions:
+//! * The search tree is always IPv6 (`ip_version` 6). IPv4 networks live at
+//!   `::/96`, as in MaxMind's own databases, and `::ffff:0:0/96` is an alias
+//!   of that subtree so IPv4-mapped addresses resolve to the IPv4 data.
+//!   Consequently IPv6 networks inside `::/96` share space with IPv4.
+//! * Overlap rule: the more specific network wins inside its range, whatever
+//!   the insertion order. Inserting the very same network twice keeps the
+//!   record of the later insert. IPv6 networks inside `::ffff:0:0/96` are
+//!   stored as the IPv4 networks they map, so the two spellings are the same
+//!   network for these rules.
+//! * Identical records are stored once in the data section, and map keys are
+//!   written once and referenced by pointers afterwards, which keeps a
+//!   database of a million networks in the tens of megabytes.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+/// `database_type` written into the metadata; readers such as gdnsd choose
+/// their decoding by it, so it names the record layout we imitate.
+pub const DATABASE_TYPE: &str = "GeoIP2-City";
+
+/// One location record, stored in GeoIP2-City shape:
+/// `{"location": {"latitude", "longitude"}, "country": {"iso_code"},
+/// "continent": {"code"}}`. Empty or absent country/continent are omitted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeoRecord {
+    /// Latitude in degrees.
+    pub latitude: f64,
+    /// Longitude in degrees.
+    pub longitude: f64,
+    /// ISO country code, if known.
+    pub country: Option<String>,
+    /// Continent code, if known.
+    pub continent: Option<String>,
+}
+
+impl GeoRecord {
+    /// A record; empty country or continent codes mean "absent".
+    pub fn new(latitude: f64, longitude: f64, country: &str, continent: &str) -> Self {
+        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        GeoRecord {
+            latitude,
+            longitude,
+            country: opt(country),
+            continent: opt(continent),
+        }
+    }
+}
+
+/// Width of one search-tree record. 28 bits covers databases of up to
+/// ~268M nodes plus data, which is more than any realistic input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordSize {
+    Bits28,
+    Bits32,
+}
+
+impl RecordSize {
+    fn bits(self) -> u16 {
+        match self {
+            RecordSize::Bits28 => 28,
+            RecordSize::Bits32 => 32,
+        }
+    }
+
+    fn max_value(self) -> u64 {
+        (1u64 << self.bits()) - 1
+    }
+}
+
+/// Builds a GeoIP2-City compatible MaxMind DB in memory and serialises it.
+///
+/// Inserting is cheap (an append plus record interning); the search tree is
+/// only built in [`MmdbWriter::write_to`], which is what makes the overlap
+/// rule independent of insertion order.
+#[derive(Debug)]
+pub struct MmdbWriter {
+    description: String,
+    record_size: Option<RecordSize>,
+    build_epoch: Option<u64>,
+    entries: Vec<Entry>,
+    records: Vec<RecordKey>,
+    record_ids: HashMap<RecordKey, u32>,
+    codes: Vec<Box<str>>,
+    code_ids: HashMap<Box<str>, u32>,
+    #[cfg(test)]
+    skip_ipv4_subtree: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// Network address in the IPv6 tree (IPv4 already moved to `::/96`).
+    addr: u128,
+    prefix: u8,
+    record: u32,
+}
+
+/// Interned form of a [`GeoRecord`]: coordinates as bit patterns so equality
+/// is exact, strings as ids (0 = absent) so the key needs no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct RecordKey {
+    lat: u64,
+    lon: u64,
+    country: u32,
+    continent: u32,
+}
+
+/// Tree child values while building: 0 is "no data" (the root is never a
+/// child, so 0 cannot mean node 0), values with the top bit set are record
+/// ids, anything else is a node index.
+const EMPTY: u32 = 0;
+const DATA: u32 = 1 << 31;
+
+const METADATA_MARKER: &[u8] = b"\xab\xcd\xefMaxMind.com";
+const DATA_SEPARATOR: [u8; 16] = [0; 16];
+
+const IPV4_PREFIX_BITS: u8 = 96;
+const MAPPED_PREFIX: u128 = 0xffff_u128 << 32;
+
+impl MmdbWriter {
+    /// `description` goes into the metadata as the English description.
+    pub fn new(description: impl Into<String>) -> Self {
+        MmdbWriter {
+            description: description.into(),
+            record_size: None,
+            build_epoch: None,
+            entries: Vec::new(),
+            records: Vec::new(),
+            record_ids: HashMap::new(),
+            codes: Vec::new(),
+            code_ids: HashMap::new(),
+            #[cfg(test)]
+            skip_ipv4_subtree: false,
+        }
+    }
+
+    /// Forces a record size. Without it the smallest one that fits is used;
+    /// a forced size that is too small makes `write_to` fail.
+    pub fn with_record_size(mut self, size: RecordSize) -> Self {
+        self.record_size = Some(size);
+        self
+    }
+
+    /// Overrides `build_epoch` (seconds since the Unix epoch), e.g. for
+    /// reproducible output. Defaults to the time of `write_to`.
+    pub fn with_build_epoch(mut self, epoch: u64) -> Self {
+        self.build_epoch = Some(epoch);
+        self
+    }
+
+    /// Leaves out the `::/96` path and the mapped alias, to produce the kind
+    /// of tree third-party writers may emit.
+    #[cfg(test)]
+    pub(crate) fn without_ipv4_subtree(mut self) -> Self {
+        self.skip_ipv4_subtree = true;
+        self
+    }
+
+    /// Number of `insert` calls so far (repeats of a network included).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// No networks added yet.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of distinct records inserted so far.
+    pub fn record_count(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Adds a network. Host bits beyond the prefix are ignored. See the
+    /// module docs for how overlapping networks are resolved.
+    pub fn insert(&mut self, net: IpNet, record: GeoRecord) {
+        let net = canonical_net(net);
+        let (addr, prefix) = match net {
+            IpNet::V4(n) => (
+                u128::from(u32::from(n.network())),
+                n.prefix_len() + IPV4_PREFIX_BITS,
+            ),
+            IpNet::V6(n) => (u128::from(n.network()), n.prefix_len()),
+        };
+        let record = self.intern_record(&record);
+        self.entries.push(Entry {
+            addr,
+            prefix,
+            record,
+        });
+    }
+
+    fn intern_record(&mut self, record: &GeoRecord) -> u32 {
+        // Adding 0.0 turns -0.0 into 0.0, so the two zeros share a record.
+        let key = RecordKey {
+            lat: (record.latitude + 0.0).to_bits(),
+            lon: (record.longitude + 0.0).to_bits(),
+            country: self.intern_code(record.country.as_deref()),
+            continent: self.intern_code(record.continent.as_deref()),
+        };
+        if let Some(&id) = self.record_ids.get(&key) {
+            return id;
+        }
+        // Ids beyond DATA would collide with the flag; write_to rejects such
+        // a record count, so wrapping here cannot produce a wrong file.
+        let id = self.records.len() as u32;
+        self.records.push(key);
+        self.record_ids.insert(key, id);
+        id
+    }
+
+    fn intern_code(&mut self, code: Option<&str>) -> u32 {
+        let Some(code) = code.filter(|c| !c.is_empty()) else {
+            return 0;
+        };
+        if let Some(&id) = self.code_ids.get(code) {
+            return id;
+        }
+        self.codes.push(code.into());
+        let id = self.codes.len() as u32;
+        self.code_ids.insert(code.into(), id);
+        id
+    }
+
+    fn code(&self, id: u32) -> Option<&str> {
+        if id == 0 {
+            return None;
+        }
+        self.codes.get(id as usize - 1).map(|c| &**c)
+    }
+
+    /// Serialises the database. Fails only on I/O errors or when the
+    /// database does not fit the (forced) record size.
+    pub fn write_to(&self, mut w: impl Write) -> io::Result<()> {
+        if self.records.len() >= DATA as usize {
+            return Err(invalid("too many distinct records"));
+        }
+        let tree = self.build_tree()?;
+        let layout = Layout::new(&tree, self)?;
+
+        let node_count = layout.order.len() as u64;
+        let max_value = node_count + DATA_SEPARATOR.len() as u64 + layout.data.len() as u64;
+        let record_size = match self.record_size {
+            Some(size) if max_value > size.max_value() => {
+                return Err(invalid(format!(
+                    "database needs values up to {max_value}, too large for {}-bit records",
+                    size.bits()
+                )));
+            }
+            Some(size) => size,
+            None if max_value <= RecordSize::Bits28.max_value() => RecordSize::Bits28,
+            None if max_value <= RecordSize::Bits32.max_value() => RecordSize::Bits32,
+            None => return Err(invalid("database too large for the MaxMind DB format")),
+        };
+
+        let encode = |child: u32| -> u64 {
+            if child == EMPTY {
+                node_count
+            } else if child & DATA != 0 {
+                let offset = layout.record_offsets[(child & !DATA) as usize];
+                node_count + DATA_SEPARATOR.len() as u64 + u64::from(offset)
+            } else {
+                u64::from(layout.new_ids[child as usize])
+            }
+        };
+
+        // Callers may hand us an unbuffered file, so emit the tree in chunks
+        // rather than seven bytes at a time.
+        let mut chunk = Vec::with_capacity(64 * 1024);
+        for &old in &layout.order {
+            let [l, r] = tree.nodes[old as usize];
+            let (l, r) = (encode(l), encode(r));
+            match record_size {
+                RecordSize::Bits28 => {
+                    chunk.extend_from_slice(&(l as u32).to_be_bytes()[1..]);
+                    chunk.push((((l >> 24) as u8 & 0x0f) << 4) | ((r >> 24) as u8 & 0x0f));
+                    chunk.extend_from_slice(&(r as u32).to_be_bytes()[1..]);
+                }
+                RecordSize::Bits32 => {
+                    chunk.extend_from_slice(&(l as u32).to_be_bytes());
+                    chunk.extend_from_slice(&(r as u32).to_be_bytes());
+                }
+            }
+            if chunk.len() >= 60 * 1024 {
+                w.write_all(&chunk)?;
+                chunk.clear();
+            }
+        }
+        w.write_all(&chunk)?;
+        w.write_all(&DATA_SEPARATOR)?;
+        w.write_all(&layout.data)?;
+        w.write_all(METADATA_MARKER)?;
+        w.write_all(&self.metadata(node_count, record_size)?)?;
+        w.flush()
+    }
+
+    fn metadata(&self, node_count: u64, record_size: RecordSize) -> io::Result<Vec<u8>> {
+        let epoch = self.build_epoch.unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        });
+        let mut e = Encoder::default();
+        // Keys are inlined (no pointers): readers decode metadata on its own,
+        // outside the data section that pointers are relative to.
+        e.header(TYPE_MAP, 9)?;
+        e.string("binary_format_major_version")?;
+        e.uint(TYPE_UINT16, 2)?;
+        e.string("binary_format_minor_version")?;
+        e.uint(TYPE_UINT16, 0)?;
+        e.string("build_epoch")?;
+        e.uint(TYPE_UINT64, epoch)?;
+        e.string("database_type")?;
+        e.string(DATABASE_TYPE)?;
+        e.string("description")?;
+        e.header(TYPE_MAP, 1)?;
+        e.string("en")?;
+        e.string(&self.description)?;
+        e.string("ip_version")?;
+        e.uint(TYPE_UINT16, 6)?;
+        e.string("languages")?;
+        e.header(TYPE_ARRAY, 1)?;
+        e.string("en")?;
+        e.string("node_count")?;
+        e.uint(TYPE_UINT32, node_count)?;
+        e.string("record_size")?;
+        e.uint(TYPE_UINT16, u64::from(record_size.bits()))?;
+        Ok(e.buf)
+    }
+
+    fn build_tree(&self) -> io::Result<Tree> {
+        let mut tree = Tree {
+            nodes: vec![[EMPTY, EMPTY]],
+        };
+        // Inserting less specific networks first and letting each insert
+        // overwrite what lies under it is what gives the order-independent
+        // "more specific wins" rule; the stable sort keeps "later insert
+        // wins" for the very same network.
+        let mut order: Vec<u32> = (0..self.entries.len() as u32).collect();
+        order.sort_by_key(|&i| self.entries[i as usize].prefix);
+        for i in order {
+            let entry = self.entries[i as usize];
+            let value = DATA | entry.record;
+            if entry.prefix == 0 {
+                // The root is a node, not a record, so ::/0 becomes its two
+                // halves. Nothing else is in the tree yet: /0 sorts first.
+                tree.nodes[0] = [value, value];
+                continue;
+            }
+            let (node, bit) = tree.slot(entry.addr, entry.prefix)?;
+            tree.nodes[node][bit] = value;
+        }
+
+        #[cfg(test)]
+        if self.skip_ipv4_subtree {
+            return Ok(tree);
+        }
+
+        // Readers find the IPv4 root by following 96 zero bits; if the tree
+        // stopped earlier they would misreport IPv4 prefixes (the maxminddb
+        // crate's network() does), so the path always exists.
+        let (node, bit) = tree.slot(0, IPV4_PREFIX_BITS)?;
+        let ipv4_root = tree.nodes[node][bit];
+        let (node, bit) = tree.slot(MAPPED_PREFIX, IPV4_PREFIX_BITS)?;
+        tree.nodes[node][bit] = ipv4_root;
+        Ok(tree)
+    }
+}
+
+/// Normalises a network the way the writer stores it: host bits cleared,
+/// IPv6 networks inside `::ffff:0:0/96` turned into the IPv4 network they map.
+pub(crate) fn canonical_net(net: IpNet) -> IpNet {
+    match net.trunc() {
+        IpNet::V6(n) if n.prefix_len() >= IPV4_PREFIX_BITS => match n.network().to_ipv4_mapped() {
+            Some(v4) => {
+                Ipv4Net::new(v4, n.prefix_len() - IPV4_PREFIX_BITS).map_or(IpNet::V6(n), IpNet::V4)
+            }
+            None => IpNet::V6(n),
+        },
+        other => other,
+    }
+}
+
+/// Whole address space of the family of `ip`.
+pub(crate) fn whole_space(ip: IpAddr) -> IpNet {
+    match ip {
+        IpAddr::V4(_) => IpNet::V4(Ipv4Net::default()),
+        IpAddr::V6(_) => IpNet::V6(Ipv6Net::default()),
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg.into())
+}
+
+struct Tree {
+    nodes: Vec<[u32; 2]>,
+}
+
+impl Tree {
+    /// Walks to the child slot that holds `addr/prefix` (prefix >= 1),
+    /// creating nodes on the way. A leaf met on the way becomes a node whose
+    /// two children carry the leaf's value, so a less specific network keeps
+    /// covering everything around the more specific one being inserted.
+    fn slot(&mut self, addr: u128, prefix: u8) -> io::Result<(usize, usize)> {
+        let mut node = 0usize;
+        for depth in 0..prefix - 1 {
+            let bit = bit_at(addr, depth);
+            let child = self.nodes[node][bit];
+            node = if child == EMPTY || child & DATA != 0 {
+                let id = self.nodes.len();
+                if id >= DATA as usize {
+                    return Err(invalid("search tree too large"));
+                }
+                self.nodes.push([child, child]);
+                self.nodes[node][bit] = id as u32;
+                id
+            } else {
+                child as usize
+            };
+        }
+        Ok((node, bit_at(addr, prefix - 1)))
+    }
+}
+
+fn bit_at(addr: u128, depth: u8) -> usize {
+    ((addr >> (127 - depth)) & 1) as usize
+}
+
+/// Final node numbering and the encoded data section.
+struct Layout {
+    /// Build-time node indices in output order.
+    order: Vec<u32>,
+    /// Build-time node index → output node number.
+    new_ids: Vec<u32>,
+    /// Record id → offset in the data section (only for referenced ones).
+    record_offsets: Vec<u32>,
+    data: Vec<u8>,
+}
+
+impl Layout {
+    fn new(tree: &Tree, writer: &MmdbWriter) -> io::Result<Self> {
+        const UNSEEN: u32 = u32::MAX;
+        // Numbering by a breadth-first walk from the root drops nodes that an
+        // overwrite left unreachable, copes with the alias making the tree a
+        // DAG, and keeps the hot top levels together in the file.
+        let mut new_ids = vec![UNSEEN; tree.nodes.len()];
+        let mut order = Vec::with_capacity(tree.nodes.len());
+        let mut record_offsets = vec![UNSEEN; writer.records.len()];
+        let mut enc = Encoder::default();
+        new_ids[0] = 0;
+        order.push(0u32);
+        let mut next = 0;
+        while let Some(&node) = order.get(next) {
+            next += 1;
+            for child in tree.nodes[node as usize] {
+                if child == EMPTY {
+                    continue;
+                }
+                if child & DATA != 0 {
+                    let id = (child & !DATA) as usize;
+                    if record_offsets[id] == UNSEEN {
+                        record_offsets[id] = u32::try_from(enc.buf.len())
+                            .map_err(|_| invalid("data section too large"))?;
+                        enc.record(writer, &writer.records[id])?;
+                    }
+                } else if new_ids[child as usize] == UNSEEN {
+                    new_ids[child as usize] = order.len() as u32;
+                    order.push(child);
+                }
+            }
+        }
+        Ok(Layout {
+            order,
+            new_ids,
+            record_offsets,
+            data: enc.buf,
+        })
+    }
+}
+
+const TYPE_POINTER: u8 = 1;
+const TYPE_STRING: u8 = 2;
+const TYPE_DOUBLE: u8 = 3;
+const TYPE_UINT16: u8 = 5;
+const TYPE_UINT32: u8 = 6;
+const TYPE_MAP: u8 = 7;
+const TYPE_UINT64: u8 = 9;
+const TYPE_ARRAY: u8 = 11;
+
+/// Encoder for the MaxMind DB data format.
+#[derive(Default)]
+struct Encoder {
+    buf: Vec<u8>,
+    /// Offsets of map keys already written, for pointer reuse.
+    keys: HashMap<&'static str, usize>,
+}
+
+impl Encoder {
+    fn header(&mut self, type_num: u8, size: usize) -> io::Result<()> {
+        // Sizes from 29 on spill into 1-3 big-endian bytes after the control
+        // (and extended type) byte, each band starting where the last ended.
+        let (size_bits, extra_len, extra) = match size {
+            0..=28 => (size as u8, 0, 0),
+            29..=284 => (29, 1, size - 29),
+            285..=65_820 => (30, 2, size - 285),
+            65_821..=16_843_036 => (31, 3, size - 65_821),
+            _ => return Err(invalid(format!("value of {size} bytes is too large"))),
+        };
+        let extra = (extra as u32).to_be_bytes();
+        let extra = &extra[4 - extra_len..];
+        if type_num <= 7 {
+            self.buf.push((type_num << 5) | size_bits);
+        } else {
+            self.buf.push(size_bits);
+            self.buf.push(type_num - 7);
+        }
+        self.buf.extend_from_slice(extra);
+        Ok(())
+    }
+
+    fn string(&mut self, s: &str) -> io::Result<()> {
+        self.header(TYPE_STRING, s.len())?;
+        self.buf.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+
+    fn uint(&mut self, type_num: u8, v: u64) -> io::Result<()> {
+        let bytes = v.to_be_bytes();
+        let skip = bytes.iter().take_while(|&&b| b == 0).count();
+        self.header(type_num, bytes.len() - skip)?;
+        self.buf.extend_from_slice(&bytes[skip..]);
+        Ok(())
+    }
+
+    fn double(&mut self, v: f64) -> io::Result<()> {
+        self.header(TYPE_DOUBLE, 8)?;
+        self.buf.extend_from_slice(&v.to_be_bytes());
+        Ok(())
+    }
+
+    fn pointer(&mut self, offset: usize) {
+        let ptr = TYPE_POINTER << 5;
+        if offset < 2048 {
+            self.buf.push(ptr | (offset >> 8) as u8);
+            self.buf.push(offset as u8);
+        } else if offset < 526_336 {
+            let v = offset - 2048;
+            self.buf.push(ptr | (1 << 3) | (v >> 16) as u8);
+            self.buf.extend_from_slice(&(v as u16).to_be_bytes());
+        } else if offset < 134_744_064 {
+            let v = offset - 526_336;
+            self.buf.push(ptr | (2 << 3) | (v >> 24) as u8);
+            self.buf.extend_from_slice(&(v as u32).to_be_bytes()[1..]);
+        } else {
+            self.buf.push(ptr | (3 << 3));
+            self.buf.extend_from_slice(&(offset as u32).to_be_bytes());
+        }
+    }
+
+    fn key(&mut self, key: &'static str) -> io::Result<()> {
+        match self.keys.get(key) {
+            Some(&offset) => self.pointer(offset),
+            None => {
+                self.keys.insert(key, self.buf.len());
+                self.string(key)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, writer: &MmdbWriter, rec: &RecordKey) -> io::Result<()> {
+        let country = writer.code(rec.country);
+        let continent = writer.code(rec.continent);
+        let entries = 1 + usize::from(country.is_some()) + usize::from(continent.is_some());
+        self.header(TYPE_MAP, entries)?;
+        self.key("location")?;
+        self.header(TYPE_MAP, 2)?;
+        self.key("latitude")?;
+        self.double(f64::from_bits(rec.lat))?;
+        self.key("longitude")?;
+        self.double(f64::from_bits(rec.lon))?;
+        if let Some(country) = country {
+            self.key("country")?;
+            self.header(TYPE_MAP, 1)?;
+            self.key("iso_code")?;
+            self.string(country)?;
+        }
+        if let Some(continent) = continent {
+            self.key("continent")?;
+            self.header(TYPE_MAP, 1)?;
+            self.key("code")?;
+            self.string(continent)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use maxminddb::Reader;
+    use std::collections::BTreeMap;
+    use std::net::Ipv6Addr;
+    use std::time::Instant;
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct City {
+        location: Loc,
+        country: Option<Code>,
+        continent: Option<ContinentCode>,
+    }
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Loc {
+        latitude: f64,
+        longitude: f64,
+    }
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Code {
+        iso_code: String,
+    }
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct ContinentCode {
+        code: String,
+    }
+
+    fn rec(lat: f64, lon: f64, country: &str, continent: &str) -> GeoRecord {
+        GeoRecord::new(lat, lon, country, continent)
+    }
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn build(w: &MmdbWriter) -> Reader<Vec<u8>> {
+        let mut buf = Vec::new();
+        w.write_to(&mut buf).unwrap();
+        let reader = Reader::from_source(buf).unwrap();
+        reader.verify().unwrap();
+        reader
+    }
+
+    /// (network, lat) of a lookup; lat identifies the record in these tests.
+    fn look(r: &Reader<Vec<u8>>, addr: &str) -> (String, Option<f64>) {
+        let res = r.lookup(ip(addr)).unwrap();
+        let city: Option<City> = res.decode().unwrap();
+        (
+            res.network().unwrap().to_string(),
+            city.map(|c| c.location.latitude),
+        )
+    }
+
+    #[test]
+    fn round_trip_ipv4_and_ipv6_both_record_sizes() {
+        for size in [RecordSize::Bits28, RecordSize::Bits32] {
+            let mut w = MmdbWriter::new("test")
+                .with_record_size(size)
+                .with_build_epoch(1_700_000_000);
+            w.insert(net("192.0.2.0/24"), rec(52.5, 13.4, "DE", "EU"));
+            w.insert(net("198.51.100.128/25"), rec(-33.9, 151.2, "AU", "OC"));
+            w.insert(net("2001:db8::/32"), rec(40.7, -74.0, "US", "NA"));
+            w.insert(net("2001:db8:1::/48"), rec(35.7, 139.7, "", ""));
+            w.insert(net("203.0.113.7/32"), rec(1.5, 2.5, "SG", ""));
+            let r = build(&w);
+
+            assert_eq!(r.metadata.record_size, size.bits());
+            assert_eq!(r.metadata.ip_version, 6);
+            assert_eq!(r.metadata.database_type, "GeoIP2-City");
+            assert_eq!(r.metadata.languages, vec!["en".to_string()]);
+            assert_eq!(r.metadata.description["en"], "test");
+            assert_eq!(r.metadata.build_epoch, 1_700_000_000);
+            assert_eq!(r.metadata.binary_format_major_version, 2);
+            assert_eq!(r.metadata.binary_format_minor_version, 0);
+
+            let res = r.lookup(ip("192.0.2.77")).unwrap();
+            assert_eq!(res.network().unwrap().to_string(), "192.0.2.0/24");
+            let city: City = res.decode().unwrap().unwrap();
+            assert_eq!(
+                city,
+                City {
+                    location: Loc {
+                        latitude: 52.5,
+                        longitude: 13.4
+                    },
+                    country: Some(Code {
+                        iso_code: "DE".into()
+                    }),
+                    continent: Some(ContinentCode { code: "EU".into() }),
+                }
+            );
+
+            assert_eq!(
+                look(&r, "198.51.100.200"),
+                ("198.51.100.128/25".into(), Some(-33.9))
+            );
+            assert_eq!(
+                look(&r, "203.0.113.7"),
+                ("203.0.113.7/32".into(), Some(1.5))
+            );
+            assert_eq!(
+                look(&r, "2001:db8:ffff::1"),
+                // The /48 inside splits the /32; this half is uniform.
+                ("2001:db8:8000::/33".into(), Some(40.7))
+            );
+            let res = r.lookup(ip("2001:db8:1:2::3")).unwrap();
+            assert_eq!(res.network().unwrap().to_string(), "2001:db8:1::/48");
+            let city: City = res.decode().unwrap().unwrap();
+            assert_eq!((city.country, city.continent), (None, None));
+            assert_eq!(city.location.longitude, 139.7);
+        }
+    }
+
+    #[test]
+    fn more_specific_wins_in_both_orders() {
+        let wide = (net("10.0.0.0/8"), rec(1.0, 1.0, "AA", ""));
+        let narrow = (net("10.1.2.0/24"), rec(2.0, 2.0, "BB", ""));
+        let wide6 = (net("2001:db8::/32"), rec(3.0, 3.0, "", ""));
+        let narrow6 = (net("2001:db8:0:1::/64"), rec(4.0, 4.0, "", ""));
+        for reversed in [false, true] {
+            let mut items = vec![wide.clone(), narrow.clone(), wide6.clone(), narrow6.clone()];
+            if reversed {
+                items.reverse();
+            }
+            let mut w = MmdbWriter::new("t");
+            for (n, r) in items {
+                w.insert(n, r);
+            }
+            let r = build(&w);
+            assert_eq!(look(&r, "10.1.2.3"), ("10.1.2.0/24".into(), Some(2.0)));
+            assert_eq!(look(&r, "10.1.3.3").1, Some(1.0));
+            assert_eq!(look(&r, "10.200.0.1").1, Some(1.0));
+            assert_eq!(look(&r, "2001:db8:0:1::5").1, Some(4.0));
+            assert_eq!(look(&r, "2001:db8:0:2::5").1, Some(3.0));
+        }
+    }
+
+    #[test]
+    fn same_network_later_insert_wins_and_mapped_spelling_is_same_network() {
+        let mut w = MmdbWriter::new("t");
+        w.insert(net("192.0.2.0/24"), rec(1.0, 1.0, "", ""));
+        w.insert(net("::ffff:192.0.2.0/120"), rec(2.0, 2.0, "", ""));
+        let r = build(&w);
+        assert_eq!(look(&r, "192.0.2.1"), ("192.0.2.0/24".into(), Some(2.0)));
+        assert_eq!(look(&r, "::ffff:192.0.2.1").1, Some(2.0));
+    }
+
+    #[test]
+    fn mapped_addresses_alias_ipv4_subtree() {
+        let mut w = MmdbWriter::new("t");
+        w.insert(net("192.0.2.0/24"), rec(9.0, 9.0, "", ""));
+        let r = build(&w);
+        let res = r.lookup(ip("::ffff:192.0.2.9")).unwrap();
+        assert_eq!(res.network().unwrap().to_string(), "::ffff:192.0.2.0/120");
+        assert_eq!(
+            res.decode::<City>().unwrap().unwrap().location.latitude,
+            9.0
+        );
+        assert_eq!(look(&r, "::ffff:192.0.3.9").1, None);
+        // IPv4-compatible (::a.b.c.d) is where IPv4 lives.
+        assert_eq!(look(&r, "::192.0.2.9").1, Some(9.0));
+    }
+
+    #[test]
+    fn whole_space_networks() {
+        let mut w = MmdbWriter::new("t");
+        w.insert(net("0.0.0.0/0"), rec(1.0, 1.0, "", ""));
+        w.insert(net("::/0"), rec(2.0, 2.0, "", ""));
+        w.insert(net("2001:db8::/32"), rec(3.0, 3.0, "", ""));
+        let r = build(&w);
+        assert_eq!(look(&r, "8.8.8.8"), ("0.0.0.0/0".into(), Some(1.0)));
+        assert_eq!(look(&r, "::ffff:8.8.8.8").1, Some(1.0));
+        assert_eq!(look(&r, "2600::1").1, Some(2.0));
+        assert_eq!(look(&r, "2001:db8::1").1, Some(3.0));
+    }
+
+    #[test]
+    fn empty_database_is_valid() {
+        let w = MmdbWriter::new("empty");
+        let r = build(&w);
+        assert_eq!(look(&r, "192.0.2.1"), ("0.0.0.0/0".into(), None));
+        assert_eq!(look(&r, "2001:db8::1").1, None);
+    }
+
+    #[test]
+    fn unknown_address_gets_empty_prefix_containing_no_network() {
+        let nets = [
+            "10.0.0.0/8",
+            "10.64.0.0/10",
+            "192.168.1.0/24",
+            "2001:db8::/48",
+        ];
+        let mut w = MmdbWriter::new("t");
+        for n in nets {
+            w.insert(net(n), rec(1.0, 1.0, "", ""));
+        }
+        let r = build(&w);
+        for addr in [
+            "11.0.0.1",
+            "192.168.0.1",
+            "192.168.2.1",
+            "2001:db8:1::1",
+            "2a00::1",
+        ] {
+            let res = r.lookup(ip(addr)).unwrap();
+            assert!(!res.has_data(), "{addr}");
+            let got: IpNet = res.network().unwrap().to_string().parse().unwrap();
+            assert!(got.contains(&ip(addr)), "{got} vs {addr}");
+            for n in nets {
+                let n = net(n);
+                assert!(!got.contains(&n) && !n.contains(&got), "{got} overlaps {n}");
+            }
+        }
+    }
+
+    /// Deterministic xorshift so the randomised test needs no extra crate.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    const V6_BASE: u128 = 0x2001_0db8 << 96;
+
+    #[test]
+    fn randomised_against_longest_prefix_match() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut w = MmdbWriter::new("t");
+        // Later inserts of the same network win, so keep the last one.
+        let mut truth: BTreeMap<IpNet, f64> = BTreeMap::new();
+        for i in 0..3000 {
+            // A narrow address range forces plenty of overlaps.
+            let n = if i % 3 == 0 {
+                let addr = V6_BASE | (u128::from(rng.next() & 0xfff) << 84);
+                IpNet::new(
+                    IpAddr::from(Ipv6Addr::from(addr)),
+                    (rng.next() % 20) as u8 + 28,
+                )
+                .unwrap()
+            } else {
+                let addr = 0x0a00_0000 | (rng.next() as u32 & 0x000f_ffff);
+                IpNet::new(
+                    IpAddr::from(addr.to_be_bytes()),
+                    (rng.next() % 25) as u8 + 8,
+                )
+                .unwrap()
+            }
+            .trunc();
+            let lat = i as f64 / 100.0;
+            truth.insert(n, lat);
+            w.insert(n, rec(lat, 0.0, "", ""));
+        }
+        let r = build(&w);
+        for _ in 0..5000 {
+            let addr = if rng.next() & 1 == 0 {
+                IpAddr::from((0x0a00_0000 | (rng.next() as u32 & 0x001f_ffff)).to_be_bytes())
+            } else {
+                // Mostly inside the networks' /32, sometimes just outside.
+                let top = if rng.next() & 7 == 0 {
+                    V6_BASE + (1 << 96)
+                } else {
+                    V6_BASE
+                };
+                IpAddr::from(Ipv6Addr::from(top | (u128::from(rng.next()) << 32)))
+            };
+            let best = truth
+                .iter()
+                .filter(|(n, _)| n.contains(&addr))
+                .max_by_key(|(n, _)| n.prefix_len());
+            let res = r.lookup(addr).unwrap();
+            let got: IpNet = res.network().unwrap().to_string().parse().unwrap();
+            let lat = res.decode::<City>().unwrap().map(|c| c.location.latitude);
+            assert_eq!(lat, best.map(|(_, l)| *l), "{addr}");
+            assert!(got.contains(&addr));
+            if let Some((best, _)) = best {
+                assert!(best.contains(&got), "{got} not inside {best}");
+            }
+            for n in truth.keys() {
+                // Nothing inserted may hide inside the reported network,
+                // else the network would not be uniform.
+                assert!(
+                    !(got.contains(n) && *n != got),
+                    "{n} inside {got} for {addr}"
+                );
+                if best.is_none() {
+                    assert!(!n.contains(&got), "{n} covers unknown {got}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn identical_records_are_stored_once() {
+        let size_with = |distinct: bool| {
+            let mut w = MmdbWriter::new("t");
+            for i in 0..1000u32 {
+                let n = IpNet::new(IpAddr::from((0x0a00_0000 | (i << 8)).to_be_bytes()), 24);
+                let lat = if distinct { f64::from(i) / 100.0 } else { 1.0 };
+                w.insert(n.unwrap(), rec(lat, 2.0, "DE", "EU"));
+            }
+            assert_eq!(w.record_count(), if distinct { 1000 } else { 1 });
+            let mut buf = Vec::new();
+            w.write_to(&mut buf).unwrap();
+            Reader::from_source(buf.clone()).unwrap().verify().unwrap();
+            buf.len()
+        };
+        let (shared, distinct) = (size_with(false), size_with(true));
+        println!("1000 networks: shared record {shared} bytes, distinct {distinct} bytes");
+        assert!(shared * 3 < distinct, "{shared} vs {distinct}");
+    }
+
+    #[test]
+    fn forced_small_record_size_reports_overflow_instead_of_corrupting() {
+        // Can't cheaply exceed 2^28 here, so check the arithmetic directly.
+        assert_eq!(RecordSize::Bits28.max_value(), (1 << 28) - 1);
+        assert_eq!(RecordSize::Bits32.max_value(), u64::from(u32::MAX));
+        let mut e = Encoder::default();
+        assert!(e.header(TYPE_STRING, 20_000_000).is_err());
+    }
+
+    #[test]
+    fn pointer_encoding_round_trips_through_reader() {
+        // Enough distinct records that key pointers span several sizes is
+        // impractical; instead check the encoder's boundary arithmetic on
+        // what the reader's decoder does: value = bytes + size offset.
+        for (offset, len) in [(0, 2), (2047, 2), (2048, 3), (526_335, 3), (526_336, 4)] {
+            let mut e = Encoder::default();
+            e.pointer(offset);
+            assert_eq!(e.buf.len(), len, "{offset}");
+            let size = ((e.buf[0] >> 3) & 3) as usize + 1;
+            let base = if size == 4 {
+                0
+            } else {
+                (e.buf[0] & 7) as usize
+            };
+            let raw = e.buf[1..].iter().fold(base, |a, &b| (a << 8) | b as usize);
+            assert_eq!(raw + [0, 0, 2048, 526_336, 0][size], offset);
+        }
+    }
+
+    #[test]
+    fn large_build_200k_networks() {
+        let mut w = MmdbWriter::new("big");
+        let start = Instant::now();
+        for i in 0..200_000u32 {
+            let n = IpNet::new(IpAddr::from((0x0100_0000 + (i << 8)).to_be_bytes()), 24);
+            let rec = rec(f64::from(i % 5000) / 100.0, 1.0, "DE", "EU");
+            w.insert(n.unwrap(), rec);
+        }
+        let mut buf = Vec::new();
+        w.write_to(&mut buf).unwrap();
+        println!(
+            "200k networks: {} bytes in {:?} (debug build)",
+            buf.len(),
+            start.elapsed()
+        );
+        let r = Reader::from_source(buf).unwrap();
+        let res = r.lookup(ip("1.0.5.9")).unwrap();
+        assert_eq!(res.network().unwrap().to_string(), "1.0.5.0/24");
+        assert!(res.has_data());
+    }
+}

@@ -1,0 +1,46 @@
+//! boltz-gslb: the global server load balancer. An authoritative DNS server
+//! that answers each A/AAAA query on a steered name with the datacenter
+//! that Boltzmann sampling picks from distance, health, load price and
+//! weight; static records are answered as any authoritative server does.
+//!
+//! # Layout
+//!
+//! The modules follow one query's path:
+//!
+//! - `zone`: the typed zone model read from `zones/*.toml`, validation with
+//!   `file:line:col` errors, the compiled lookup structures and the fast
+//!   path's wire index built with them.
+//! - `geo`: MaxMind DB lookup (client address → location and "cell"
+//!   network), hot reload, and the `.mmdb` writer behind `boltz geoip build`.
+//! - `load`: per-DC utilisation feeds, smoothing and fallback.
+//! - `steer`: pure policy: energies, prices μ, temperature, Boltzmann
+//!   probabilities and the sticky rendezvous draw.
+//! - `control`: the state owner ([`Control`]: health, drain, load, prices)
+//!   and the immutable [`World`] snapshot the query path reads.
+//! - `dns`: the bytes-in, bytes-out query [`Handler`] (fast path first) and
+//!   the UDP/TCP transports.
+//! - `api`: the local HTTP API (status, explain, drain, load, `/metrics`).
+//! - `metrics`: the query path's counters ([`Metrics`]) and the Prometheus
+//!   rendering of them and of the [`World`]'s gauges.
+//!
+//! Health probes come from `boltz-health`; clocks, hashing, counters and
+//! the Prometheus writer from `boltz-core`.
+
+#![warn(missing_docs)]
+
+mod api;
+mod control;
+mod dns;
+mod geo;
+mod load;
+mod metrics;
+mod steer;
+mod zone;
+
+pub use api::{parse_explain_args, router, ApiState};
+pub use control::{decide, explain, Control, Explanation, Family, Placement, World};
+pub use dns::{bind, serve_tcp, spawn_udp_workers, Handler, Transport};
+pub use geo::{build_from_csv, BuildStats, GeoDb, GeoRecord, MmdbWriter};
+pub use metrics::Metrics;
+pub use steer::{draw_into, hash_bytes, Candidate, LatLon};
+pub use zone::{zone_files, ZoneSet};

@@ -1,0 +1,56 @@
+//! boltz-l7: `boltz l7`, the L7 data plane of a datacenter. An HTTP/1.1 and
+//! HTTP/2 reverse proxy that routes each request by Host and path prefix to
+//! a named pool, picks a backend (power of two choices over PeakEWMA by
+//! default, or any algorithm of the catalogue), forwards it over a
+//! kept-alive upstream connection with streamed bodies, and reports the
+//! DC's load to `boltz serve` through its local API.
+//!
+//! # Layout
+//!
+//! - `config`: the TOML file and the API's bodies ([`Config`]), validated
+//!   by path with `file:line:col`.
+//! - `server`: listeners, worker threads, TLS/ALPN, sniffing, shutdown;
+//!   `idle`: the per-connection watcher of time limits.
+//! - `serve1`, `h1`, `fields`, `framing`, `headers`, `body`: HTTP/1.1 on
+//!   both sides, boltz's own (hyper serves HTTP/2 clients and h2c
+//!   upstreams).
+//! - `proxy`: the request path (route, then forward with retries);
+//!   `route`: host and path matching; `upstream`: per-worker connection
+//!   pools.
+//! - `control`: [`Control`], the state owner: pools and routes as a
+//!   lock-free snapshot, API updates, health-check tasks.
+//! - `pool`, `backend`: per-backend shared state (atomics).
+//! - `pick`: the balancing catalogue; `breaker`, `outlier`, `limits`:
+//!   failure handling and admission.
+//! - `metrics`: per-worker counters and the latency histogram (`Metrics`).
+//! - `api`: the local HTTP API ([`ApiState`], [`router`], load sampling).
+
+#![warn(missing_docs)]
+
+mod api;
+mod backend;
+mod body;
+mod breaker;
+mod config;
+mod control;
+mod fields;
+mod framing;
+mod h1;
+mod headers;
+mod idle;
+mod limits;
+mod metrics;
+mod outlier;
+mod pick;
+mod pool;
+mod proxy;
+mod route;
+mod serve1;
+mod server;
+mod upstream;
+mod worker;
+
+pub use api::{router, sample, ApiState, Rates};
+pub use config::Config;
+pub use control::Control;
+pub use server::{bind, spawn_workers};

@@ -1,0 +1,801 @@
+//! One request through the proxy: route by host and path, apply the
+//! route's rate limit, pick a backend (excluding ones already tried),
+//! pass its breaker and admission gate, take a pooled connection, rewrite
+//! headers and send the request with its body streamed. Connect failures
+//! are retried on another backend for any method (nothing was sent);
+//! resets and 502/503/504 answers are retried only for idempotent requests
+//! without a body; every retry is paid from the pool's retry budget. The
+//! response body streams back through [`ProxyBody`], which holds the
+//! backend's in-flight count and the connection until the last byte, then
+//! returns the connection to this worker's pool.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{
+    HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, EXPECT, HOST, RETRY_AFTER,
+};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use hyper::body::Incoming;
+
+use super::backend::InFlight;
+use super::body::{BoxError, ReqBody};
+use super::config::{HashOn, Upstream};
+use super::control::Control;
+use super::fields::{Kind, RawFields};
+use super::h1;
+use super::headers;
+use super::limits::ConcurrencyPermit;
+use super::outlier::{self, Outcome};
+use super::pick::{hash_key, PickContext};
+use super::pool::Pool;
+use super::upstream::{self, Conn};
+use super::worker::worker;
+use boltz_core::clock::precise_ns;
+
+/// Per client connection.
+#[derive(Debug)]
+pub struct ClientConn {
+    pub l7: Arc<Control>,
+    pub peer: SocketAddr,
+    /// This client's forwarding header values.
+    pub forwarding: headers::Forwarding,
+}
+
+impl ClientConn {
+    pub fn new(l7: Arc<Control>, peer: SocketAddr, tls: bool) -> ClientConn {
+        let scheme = if tls { "https" } else { "http" };
+        ClientConn {
+            l7,
+            peer,
+            forwarding: headers::Forwarding::new(peer.ip(), scheme),
+        }
+    }
+}
+
+/// A request's header fields as the client side delivered them.
+#[derive(Debug)]
+pub enum Headers<'a> {
+    /// From hyper's HTTP/2 server.
+    Map(HeaderMap),
+    /// From boltz's HTTP/1.1 server, as received: rewritten only as they
+    /// are written out to an HTTP/1.1 backend.
+    Raw(&'a RawFields),
+}
+
+impl Headers<'_> {
+    fn host_field(&self) -> Option<&[u8]> {
+        match self {
+            Headers::Map(h) => h.get(HOST).map(HeaderValue::as_bytes),
+            Headers::Raw(r) => r.values(Kind::Host).next(),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&[u8]> {
+        match self {
+            Headers::Map(h) => h.get(name).map(HeaderValue::as_bytes),
+            Headers::Raw(r) => r.get(name),
+        }
+    }
+
+    /// The value of cookie `name`.
+    fn cookie(&self, name: &str) -> Option<&[u8]> {
+        match self {
+            Headers::Map(h) => h
+                .get_all(COOKIE)
+                .iter()
+                .find_map(|v| cookie_in(v.as_bytes(), name)),
+            Headers::Raw(r) => r.values(Kind::Cookie).find_map(|v| cookie_in(v, name)),
+        }
+    }
+}
+
+/// The value of cookie `name` in a `Cookie` field's value `v`.
+fn cookie_in<'v>(v: &'v [u8], name: &str) -> Option<&'v [u8]> {
+    v.split(|&b| b == b';')
+        .filter_map(|kv| {
+            let eq = kv.iter().position(|&b| b == b'=')?;
+            Some((kv[..eq].trim_ascii(), kv[eq + 1..].trim_ascii()))
+        })
+        .find(|(k, _)| *k == name.as_bytes())
+        .map(|(_, v)| v)
+}
+
+/// A request as the proxy forwards it.
+#[derive(Debug)]
+pub struct Req<'a> {
+    pub method: Method,
+    pub uri: Uri,
+    pub version: Version,
+    pub headers: Headers<'a>,
+    pub body: ReqBody,
+    /// An HTTP/1.1 client asks to switch protocols (`Connection: upgrade`
+    /// with `Upgrade`, e.g. WebSocket): passed on to an HTTP/1.1 backend,
+    /// whose `101` makes the connection a tunnel.
+    pub upgrade: bool,
+}
+
+impl From<Request<ReqBody>> for Req<'static> {
+    fn from(r: Request<ReqBody>) -> Self {
+        let (p, body) = r.into_parts();
+        Req {
+            method: p.method,
+            uri: p.uri,
+            version: p.version,
+            headers: Headers::Map(p.headers),
+            body,
+            upgrade: false,
+        }
+    }
+}
+
+/// Records the time to a response head in the latency histogram when
+/// [`forward`] returns (or is dropped).
+struct Timed<'a> {
+    l7: &'a Control,
+    started: u64,
+    /// When the response head came, if the clock was read then already.
+    ended: u64,
+}
+
+impl Drop for Timed<'_> {
+    fn drop(&mut self) {
+        let ended = if self.ended != 0 {
+            self.ended
+        } else {
+            precise_ns()
+        };
+        let took = ended.saturating_sub(self.started);
+        self.l7.metrics.here().latency.record_ns(took);
+    }
+}
+
+/// Everything a finished response must release, in one place.
+struct Done {
+    _in_flight: InFlight,
+    _admission: Option<tokio::sync::OwnedSemaphorePermit>,
+    l7: Arc<Control>,
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.l7.metrics.here().in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Where a response body comes from.
+enum Inner {
+    /// A backend over HTTP/1.1 (our client; the connection rides along).
+    H1(h1::ResponseBody),
+    /// A backend over h2c (hyper's client).
+    H2(Incoming),
+    /// An answer boltz made itself.
+    Local(Full<Bytes>),
+}
+
+/// The backend's side of a protocol switch (a WebSocket, say). The
+/// request stays counted in flight at its backend until this is dropped.
+pub struct Switched {
+    pub stream: tokio::net::TcpStream,
+    /// What the backend sent after its `101` head, already read.
+    pub read: bytes::BytesMut,
+    _done: Option<Done>,
+}
+
+/// A response body: the backend's, streamed, or one boltz wrote.
+pub struct ProxyBody {
+    inner: Inner,
+    done: Option<Done>,
+}
+
+impl ProxyBody {
+    fn local(text: &str) -> Self {
+        ProxyBody {
+            inner: Inner::Local(Full::new(Bytes::copy_from_slice(text.as_bytes()))),
+            done: None,
+        }
+    }
+
+    /// The fields of an HTTP/1.1 backend's response head as received, and
+    /// its version: the response's own header map is then empty, and the
+    /// fields still need their rewrite ([`super::headers::write_response`]).
+    pub fn raw_head(&self) -> Option<(&RawFields, Version)> {
+        match &self.inner {
+            Inner::H1(b) => b.head(),
+            _ => None,
+        }
+    }
+
+    /// After a `101 Switching Protocols` to a request that asked for it:
+    /// the backend's side of the tunnel that follows.
+    pub fn take_switched(&mut self) -> Option<Switched> {
+        let Inner::H1(b) = &mut self.inner else {
+            return None;
+        };
+        let (stream, read) = b.take_switched()?;
+        Some(Switched {
+            stream,
+            read,
+            _done: self.done.take(),
+        })
+    }
+
+    /// Lets go of [`ProxyBody::raw_head`] once it has been forwarded.
+    pub fn release_head(&mut self) {
+        if let Inner::H1(b) = &mut self.inner {
+            b.release_head();
+        }
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let r: Poll<Option<Result<Frame<Bytes>, BoxError>>> = match &mut this.inner {
+            Inner::H1(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Inner::H2(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Inner::Local(f) => Pin::new(f).poll_frame(cx).map_err(|e| match e {}),
+        };
+        let ended = match &r {
+            Poll::Ready(None) => true,
+            // hyper stops polling once a body of known length says it has
+            // ended, so the last frame is the end too.
+            Poll::Ready(Some(Ok(_))) => this.is_end_stream(),
+            Poll::Ready(Some(Err(_))) => {
+                this.done = None;
+                false
+            }
+            Poll::Pending => false,
+        };
+        if ended {
+            // Read to the end: the connection can serve another request.
+            if let Inner::H1(b) = &mut this.inner {
+                if let Some(c) = b.take_reusable() {
+                    upstream::checkin(c);
+                }
+            }
+            this.done = None;
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::H1(b) => b.is_end_stream(),
+            Inner::H2(b) => b.is_end_stream(),
+            Inner::Local(f) => f.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::H1(b) => b.size_hint(),
+            Inner::H2(b) => b.size_hint(),
+            Inner::Local(f) => f.size_hint(),
+        }
+    }
+}
+
+fn local(l7: &Control, code: StatusCode, text: &str) -> Response<ProxyBody> {
+    l7.metrics.count_status(code.as_u16());
+    let mut r = Response::new(ProxyBody::local(text));
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Where a request goes: the pool of its route, or the answer when it
+/// goes nowhere (no route, rate limited, a missing pool). Counts the
+/// request.
+// The answer is boxed: it is the rare path, and the common one should not
+// carry its size.
+pub fn route(c: &ClientConn, req: &Req<'_>) -> Result<Arc<Pool>, Box<Response<ProxyBody>>> {
+    let l7 = &c.l7;
+    l7.metrics.here().requests.fetch_add(1, Relaxed);
+    let snap = l7.snapshot.load();
+    let host = headers::request_host(&req.uri, req.headers.host_field());
+    let Some(route) = snap.routes.find(host, req.uri.path()) else {
+        l7.metrics.here().no_route.fetch_add(1, Relaxed);
+        return Err(Box::new(local(
+            l7,
+            StatusCode::NOT_FOUND,
+            "no route for this host and path\n",
+        )));
+    };
+    if let Some(limiter) = &route.limiter {
+        if let Err(wait) = limiter.try_take(precise_ns()) {
+            l7.metrics.here().rate_limited.fetch_add(1, Relaxed);
+            let mut r = local(l7, StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded\n");
+            r.headers_mut().insert(
+                RETRY_AFTER,
+                HeaderValue::from(super::limits::retry_after_secs(wait)),
+            );
+            return Err(Box::new(r));
+        }
+    }
+    snap.pools.get(&route.pool).cloned().ok_or_else(|| {
+        let why = "route names a missing pool\n";
+        Box::new(local(l7, StatusCode::BAD_GATEWAY, why))
+    })
+}
+
+/// One request, from either client-side server (hyper's for HTTP/2,
+/// [`super::serve1`] for HTTP/1.1), to its response: [`route`], then
+/// [`forward`]. The caller bounds its time.
+pub async fn handle(c: &ClientConn, req: Req<'_>) -> Response<ProxyBody> {
+    match route(c, &req) {
+        Ok(pool) => forward(c, &pool, req).await,
+        Err(r) => *r,
+    }
+}
+
+/// The answer to a request that ran out of its time (`timeouts.request`).
+pub fn timed_out(l7: &Control) -> Response<ProxyBody> {
+    l7.metrics.here().timeouts.fetch_add(1, Relaxed);
+    local(l7, StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
+}
+
+/// [`handle`] for an HTTP/2 stream: under its own request timer (an
+/// HTTP/1.1 connection's watcher times its one request at a time
+/// instead), and with an HTTP/1.1 backend's response fields made into the
+/// header map hyper writes.
+pub async fn handle_h2(c: &ClientConn, req: Request<ReqBody>) -> Response<ProxyBody> {
+    let l7 = &c.l7;
+    let mut resp =
+        match tokio::time::timeout(l7.config.timeouts.request, handle(c, req.into())).await {
+            Ok(r) => r,
+            Err(_) => return timed_out(l7),
+        };
+    let map = resp.body().raw_head().map(|(raw, version)| {
+        raw.to_map(2).map(|mut h| {
+            headers::strip_hop_by_hop(&mut h);
+            l7.via.add(&mut h, version);
+            h
+        })
+    });
+    match map {
+        None => resp,
+        Some(Ok(h)) => {
+            *resp.headers_mut() = h;
+            resp.body_mut().release_head();
+            resp
+        }
+        Some(Err(why)) => {
+            tracing::debug!(why, "backend response head not valid for HTTP/2");
+            local(
+                l7,
+                StatusCode::BAD_GATEWAY,
+                "backend sent a malformed response head\n",
+            )
+        }
+    }
+}
+
+fn idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// The affinity hash of a request for the hashing algorithms.
+fn affinity(pool: &Pool, peer: SocketAddr, headers: &Headers<'_>) -> Option<u64> {
+    if !pool.config.lb.uses_hash() {
+        return None;
+    }
+    match pool.config.hash_on.as_ref().unwrap_or(&HashOn::ClientIp) {
+        HashOn::ClientIp => Some(match peer.ip().to_canonical() {
+            std::net::IpAddr::V4(a) => hash_key(&a.octets()),
+            std::net::IpAddr::V6(a) => hash_key(&a.octets()),
+        }),
+        HashOn::Header(name) => headers.get(name.as_str()).map(hash_key),
+        HashOn::Cookie(name) => headers.cookie(name).map(hash_key),
+    }
+}
+
+/// The request's host without port, borrowed where it can be: from the
+/// target's authority, or the `Host` field of an HTTP/1.1 head (which
+/// outlives the request). A `Host` in a header map is copied, as the map
+/// is rewritten.
+fn host_of<'u>(uri: &'u Uri, headers: &Headers<'u>) -> Option<Cow<'u, str>> {
+    match *headers {
+        Headers::Raw(r) => {
+            headers::request_host(uri, r.values(Kind::Host).next()).map(Cow::Borrowed)
+        }
+        Headers::Map(_) if uri.authority().is_some() => {
+            headers::request_host(uri, None).map(Cow::Borrowed)
+        }
+        Headers::Map(_) => {
+            headers::request_host(uri, headers.host_field()).map(|h| Cow::Owned(h.to_owned()))
+        }
+    }
+}
+
+/// A `Host` for an HTTP/1.1 upstream, where one is required (an h2
+/// client gives the authority in the URI instead).
+fn ensure_host(uri: &Uri, headers: &mut HeaderMap, host: Option<&str>) {
+    if !headers.contains_key(HOST) {
+        let authority = uri.authority().map(|a| a.as_str()).or(host);
+        if let Some(a) = authority.and_then(|a| HeaderValue::from_str(a).ok()) {
+            headers.insert(HOST, a);
+        }
+    }
+}
+
+/// Makes a request's fields a header map rewritten for the backend (all
+/// but HTTP/1.1-to-HTTP/1.1, whose fields are rewritten as written out).
+fn rewrite_map(
+    c: &ClientConn,
+    headers: &mut Headers<'_>,
+    uri: &Uri,
+    version: Version,
+    host: Option<&str>,
+    upstream: Upstream,
+    no_body: bool,
+) -> Result<(), &'static str> {
+    let mut map = match headers {
+        Headers::Raw(_) if upstream == Upstream::Http1 => return Ok(()),
+        Headers::Raw(r) => {
+            let mut m = r.to_map(6)?;
+            // Already answered by boltz's HTTP/1.1 server.
+            if m.get(EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+            {
+                m.remove(EXPECT);
+            }
+            m
+        }
+        Headers::Map(m) => std::mem::take(m),
+    };
+    headers::strip_hop_by_hop(&mut map);
+    headers::add_forwarding(&mut map, &c.forwarding, host, version, &c.l7.via);
+    if upstream == Upstream::Http1 {
+        ensure_host(uri, &mut map, host);
+        // An empty body is sent as such, whatever length the head said.
+        if no_body && map.contains_key(CONTENT_LENGTH) {
+            map.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
+    }
+    *headers = Headers::Map(map);
+    Ok(())
+}
+
+/// The request for an h2c upstream: absolute URI, no `Host`.
+fn h2_request(
+    method: Method,
+    uri: &Uri,
+    mut headers: HeaderMap,
+    host: Option<&str>,
+    body: ReqBody,
+) -> Request<ReqBody> {
+    let pq = uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    let authority = uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            headers
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(String::from)
+        })
+        .or_else(|| host.map(String::from))
+        .unwrap_or_else(|| "localhost".into());
+    headers.remove(HOST);
+    let mut r = Request::new(body);
+    *r.method_mut() = method;
+    *r.version_mut() = Version::HTTP_2;
+    *r.uri_mut() = Uri::builder()
+        .scheme("http")
+        .authority(authority.as_str())
+        .path_and_query(pq)
+        .build()
+        .unwrap_or_else(|_| Uri::from_static("/"));
+    *r.headers_mut() = headers;
+    r
+}
+
+/// Most backends one request tries (first attempt and retries).
+const MAX_TRIES: usize = 8;
+
+/// Sends a routed request to a backend of `pool` (retrying on others as
+/// the pool allows) and returns the response, its body still streaming.
+pub async fn forward(c: &ClientConn, pool: &Pool, req: Req<'_>) -> Response<ProxyBody> {
+    let mut timed = Timed {
+        l7: &c.l7,
+        started: precise_ns(),
+        ended: 0,
+    };
+    let l7 = &c.l7;
+    let hash = affinity(pool, c.peer, &req.headers);
+    let Req {
+        method,
+        uri,
+        version,
+        mut headers,
+        body,
+        upgrade,
+    } = req;
+    // A switch needs an HTTP/1.1 backend; elsewhere `Upgrade` is dropped
+    // like any hop-by-hop field.
+    let upgrade = upgrade && pool.config.upstream == Upstream::Http1;
+    let host = host_of(&uri, &headers);
+    let host = host.as_deref();
+    let no_body = body.is_end_stream();
+    let upstream = pool.config.upstream;
+    if let Err(why) = rewrite_map(c, &mut headers, &uri, version, host, upstream, no_body) {
+        return local(l7, StatusCode::BAD_REQUEST, &format!("{why}\n"));
+    }
+    let replayable = idempotent(&method) && body.is_end_stream();
+    let mut body = Some(body);
+
+    pool.retry.on_request(timed.started);
+    let mut limit: Option<ConcurrencyPermit> = None;
+    if let Some(cl) = &pool.concurrency {
+        match cl.try_acquire() {
+            Some(p) => limit = Some(p),
+            None => {
+                l7.metrics.here().overloaded.fetch_add(1, Relaxed);
+                return local(
+                    l7,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "pool at its concurrency limit\n",
+                );
+            }
+        }
+    }
+    let worker = worker();
+    let retries = pool.config.retry.retries;
+    let mut tried = [usize::MAX; MAX_TRIES];
+    let mut ntried = 0;
+    let mut attempt = 0u32;
+    let mut last_error = "no backend available (down, ejected, draining or breaker open)";
+    // What to answer when no backend is left: overload (503) or failure (502).
+    let mut give_up = StatusCode::SERVICE_UNAVAILABLE;
+    loop {
+        // The first attempt reads no clock of its own.
+        let now = if ntried == 0 {
+            timed.started
+        } else {
+            precise_ns()
+        };
+        let ctx = PickContext {
+            now,
+            hash,
+            exclude: &tried[..ntried],
+            panic: pool.in_panic(),
+            worker,
+        };
+        let picked = if ntried < MAX_TRIES {
+            pool.picker.pick(&pool.backends, &ctx)
+        } else {
+            None
+        };
+        let Some(i) = picked else {
+            l7.metrics.here().no_backend.fetch_add(1, Relaxed);
+            return local(l7, give_up, &format!("{last_error}\n"));
+        };
+        let b = &pool.backends[i];
+        tried[ntried] = i;
+        ntried += 1;
+        if !b.breaker.on_start(now) {
+            last_error = "circuit breaker open";
+            continue;
+        }
+        let permit = match pool.admission[i].enter().await {
+            Ok(p) => p,
+            Err(_) => {
+                l7.metrics.here().overloaded.fetch_add(1, Relaxed);
+                last_error = "backend at its in-flight limit, queue full";
+                continue;
+            }
+        };
+        let in_flight = b.start();
+        l7.metrics.here().in_flight.fetch_add(1, Relaxed);
+        let done = || Done {
+            _in_flight: in_flight,
+            _admission: permit,
+            l7: l7.clone(),
+        };
+        let may_retry = |attempt: u32| {
+            if attempt >= retries {
+                return false;
+            }
+            if pool.retry.try_retry(precise_ns()) {
+                l7.metrics.here().retries.fetch_add(1, Relaxed);
+                true
+            } else {
+                l7.metrics.here().retries_refused.fetch_add(1, Relaxed);
+                false
+            }
+        };
+        let conn = upstream::checkout(
+            b.addr,
+            pool.config.upstream,
+            l7.config.timeouts.connect,
+            &l7.metrics.here().upstream_connects,
+        )
+        .await;
+        let conn = match conn {
+            Ok(conn) => conn,
+            Err(e) => {
+                drop(done());
+                tracing::debug!(backend = %b.addr, error = %e, "connect failed");
+                let failed_at = precise_ns();
+                let took = failed_at.saturating_sub(now);
+                book(pool, b, Outcome::ConnectFailure, took, failed_at);
+                last_error = "could not connect to a backend";
+                give_up = StatusCode::BAD_GATEWAY;
+                l7.metrics.here().upstream_errors.fetch_add(1, Relaxed);
+                if may_retry(attempt) {
+                    attempt += 1;
+                    continue;
+                }
+                return local(
+                    l7,
+                    StatusCode::BAD_GATEWAY,
+                    "could not connect to a backend\n",
+                );
+            }
+        };
+        // The latency the balancer learns is the exchange's, not a new
+        // connection's handshake: a backend whose first request paid for
+        // a connect would otherwise keep a PeakEWMA peak, and lose its
+        // share, for seconds.
+        let sent_at = precise_ns();
+        let result: Result<Response<Inner>, BoxError> = match conn {
+            // Our HTTP/1.1 client writes the head from a reference: no copy
+            // is needed to keep it for a retry.
+            Conn::H1(conn) => {
+                let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+                let has_length = match &headers {
+                    Headers::Raw(r) => r.has(Kind::ContentLength),
+                    Headers::Map(h) => h.contains_key(CONTENT_LENGTH),
+                };
+                let fields = |out: &mut Vec<u8>| match &headers {
+                    Headers::Raw(r) => {
+                        let rewrite = headers::Rewrite {
+                            forwarding: &c.forwarding,
+                            host,
+                            authority: uri.authority().map(|a| a.as_str()),
+                            version,
+                            via: &l7.via,
+                            upgrade,
+                        };
+                        headers::write_request(out, r, &rewrite)
+                    }
+                    Headers::Map(h) => headers::write_map(out, h),
+                };
+                conn.send(&method, pq, fields, has_length, body.take())
+                    .await
+                    .map(|r| r.map(Inner::H1))
+                    .map_err(Into::into)
+            }
+            Conn::H2(mut s) => match &mut headers {
+                Headers::Map(m) => {
+                    // Keep a copy of the head only while a retry after
+                    // sending is possible.
+                    let map = if replayable && attempt < retries {
+                        m.clone()
+                    } else {
+                        std::mem::take(m)
+                    };
+                    let up_body = body.take().unwrap_or(ReqBody::Empty);
+                    let up = h2_request(method.clone(), &uri, map, host, up_body);
+                    s.send_request(up)
+                        .await
+                        .map(|r| r.map(Inner::H2))
+                        .map_err(Into::into)
+                }
+                // rewrite_map made the fields a map for an h2c pool.
+                Headers::Raw(_) => Err("request fields not rewritten for HTTP/2".into()),
+            },
+        };
+        let now = precise_ns();
+        let rtt = now.saturating_sub(sent_at);
+        timed.ended = now;
+        match result {
+            Ok(resp) => {
+                let status = resp.status();
+                let outcome = if status.is_server_error() {
+                    Outcome::ServerError
+                } else {
+                    Outcome::Success
+                };
+                book(pool, b, outcome, rtt, now);
+                if let Some(p) = limit.take() {
+                    // Only overload signals shrink the window, not every 5xx.
+                    let overload = matches!(
+                        status,
+                        StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+                    );
+                    p.done(rtt, overload);
+                }
+                let retryable_status = matches!(
+                    status,
+                    StatusCode::BAD_GATEWAY
+                        | StatusCode::SERVICE_UNAVAILABLE
+                        | StatusCode::GATEWAY_TIMEOUT
+                );
+                if retryable_status && replayable && may_retry(attempt) {
+                    drop(done());
+                    attempt += 1;
+                    last_error = "backend answered 5xx";
+                    give_up = StatusCode::BAD_GATEWAY;
+                    continue;
+                }
+                if status == StatusCode::SWITCHING_PROTOCOLS && !upgrade {
+                    drop(done());
+                    l7.metrics.here().upstream_errors.fetch_add(1, Relaxed);
+                    let why = "backend switched protocols unasked\n";
+                    return local(l7, StatusCode::BAD_GATEWAY, why);
+                }
+                let (mut rparts, rbody) = resp.into_parts();
+                // An HTTP/1.1 backend's fields are rewritten as they are
+                // written out.
+                if !matches!(rbody, Inner::H1(_)) {
+                    headers::strip_hop_by_hop(&mut rparts.headers);
+                    l7.via.add(&mut rparts.headers, rparts.version);
+                }
+                rparts.version = version;
+                l7.metrics.count_status(status.as_u16());
+                return Response::from_parts(
+                    rparts,
+                    ProxyBody {
+                        inner: rbody,
+                        done: Some(done()),
+                    },
+                );
+            }
+            Err(e) => {
+                drop(done());
+                tracing::debug!(backend = %b.addr, error = %e, "upstream request failed");
+                book(pool, b, Outcome::Reset, rtt, now);
+                l7.metrics.here().upstream_errors.fetch_add(1, Relaxed);
+                last_error = "backend failed the request";
+                give_up = StatusCode::BAD_GATEWAY;
+                if replayable && may_retry(attempt) {
+                    attempt += 1;
+                    continue;
+                }
+                return local(l7, StatusCode::BAD_GATEWAY, "backend failed the request\n");
+            }
+        }
+    }
+}
+
+/// Books the outcome of one exchange with backend `b`: latency and failure
+/// rate for the balancer, the breaker, and outlier detection.
+fn book(pool: &Pool, b: &super::backend::Backend, outcome: Outcome, rtt_ns: u64, now: u64) {
+    let failed = !matches!(outcome, Outcome::Success);
+    b.record(
+        rtt_ns,
+        failed,
+        now,
+        pool.config.ewma_decay.as_nanos() as f64,
+    );
+    b.breaker.on_result(now, failed);
+    if let Some(o) = &pool.config.outlier {
+        if let Some(t) = outlier::record(o, &pool.backends, b, outcome, now) {
+            tracing::warn!(pool = %pool.name, backend = %b.addr, ejected_for = ?t, "backend ejected");
+        }
+    }
+}

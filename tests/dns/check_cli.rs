@@ -1,0 +1,129 @@
+//! `boltz check`: every problem of a broken zone is printed as
+//! `file:line:col: message` and the exit status is non-zero; `serve` refuses
+//! to start on the same errors; the bundled example zone is clean.
+
+use std::process::Command;
+
+use crate::harness::*;
+
+fn check(text: &str) -> (bool, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(BOLTZ)
+        .arg("check")
+        .arg(&file)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        dir,
+    )
+}
+
+/// Asserts a diagnostic `bad.toml:LINE:COL: ...needle...` exists.
+fn has(out: &str, line: usize, needle: &str) {
+    let found = out
+        .lines()
+        .any(|l| l.contains(&format!("bad.toml:{line}:")) && l.contains(needle));
+    assert!(found, "expected `{needle}` at line {line} in:\n{out}");
+}
+
+#[test]
+fn example_zone_is_clean() {
+    let out = Command::new(BOLTZ)
+        .args(["check", "zones", "--geoip", "geoip/demo.mmdb"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn semantic_errors_name_file_line_and_column() {
+    let zone = r#"origin = "example.com."
+ttl = -5
+soa = { mname = "ns1.example.com.", rname = "hostmaster.example.com.", serial = 1 }
+ns = ["ns1.example.com."]
+
+[datacenters.fra]
+location = [95.0, 8.68]
+weight = 0
+ipv4 = ["192.0.2.300"]
+
+[datacenters.iad]
+location = [38.95, -200.0]
+ipv4 = ["198.51.100.10"]
+
+[records]
+www = { type = "steered", datacenters = ["fra", "mars"] }
+alias = [{ type = "CNAME", value = "www" }, { type = "A", values = ["192.0.2.1"] }]
+WWW2 = { type = "A", values = ["192.0.2.2"] }
+"www2.example.com." = { type = "A", values = ["192.0.2.3"] }
+txt = { type = "TXT", values = ["x"], ttl = 9999999999 }
+odd = { type = "BOGUS", values = ["x"] }
+"#;
+    let (ok, out, _d) = check(zone);
+    assert!(!ok);
+    has(&out, 2, "ttl -5 is out of range");
+    has(&out, 7, "latitude 95 is out of range");
+    has(&out, 8, "weight must be > 0");
+    has(&out, 9, "not an IPv4 address");
+    has(&out, 12, "longitude -200 is out of range");
+    has(&out, 16, "unknown datacenter `mars`");
+    has(&out, 17, "cannot coexist with other data");
+    has(&out, 19, "duplicate A records");
+    has(&out, 20, "out of range");
+    has(&out, 21, "unknown record type `BOGUS`");
+    // Every line is file:line:col: message.
+    for l in out.lines() {
+        let parts: Vec<&str> = l.splitn(4, ':').collect();
+        assert_eq!(parts.len(), 4, "{l}");
+        assert!(
+            parts[1].parse::<usize>().is_ok() && parts[2].parse::<usize>().is_ok(),
+            "{l}"
+        );
+    }
+}
+
+#[test]
+fn syntax_and_unknown_fields_have_positions() {
+    let (ok, out, _d) = check("origin = \"example.com.\"\nttl = 300\nsoa = { mname = \"a.\", rname = \"b.\", serial = 1 }\nns = [\"a.\"]\n[datacenters.fra]\nlocation = [1.0, 2.0]\nipv4 = [\"192.0.2.1\"]\nwieght = 2\n");
+    assert!(!ok);
+    has(&out, 8, "unknown field `wieght`");
+    let (ok, out, _d) = check("origin = \"example.com.\"\nttl = \n");
+    assert!(!ok);
+    assert!(out.contains("bad.toml:2:"), "{out}");
+    let (ok, out, _d) = check("origin = \"example.com\"\nttl = 300\nsoa = { mname = \"a.\", rname = \"b.\", serial = 1 }\nns = [\"a.\"]\n");
+    assert!(!ok);
+    has(&out, 1, "must be absolute");
+}
+
+#[test]
+fn serve_refuses_to_start_on_errors() {
+    let fx = Fixture::new(&zone_toml(
+        "",
+        &[],
+        "bad = { type = \"steered\", datacenters = [\"nope\"] }",
+    ));
+    let out = Command::new(BOLTZ)
+        .arg("serve")
+        .arg("--zones")
+        .arg(fx.zones())
+        .arg("--geoip")
+        .arg(fx.geo())
+        .args(["--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("example.com.toml:") && err.contains("unknown datacenter `nope`"),
+        "{err}"
+    );
+}

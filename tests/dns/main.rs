@@ -1,0 +1,25 @@
+//! Integration tests of the GSLB: the real `boltz` binary (`serve`,
+//! `check`, `explain`, `geoip build`) on loopback, asked by a real DNS
+//! client over real sockets, with real HTTP endpoints for health checks
+//! and load feeds. One test binary, a module per area (ripgrep's layout).
+
+#[path = "../support/api.rs"]
+mod api;
+mod harness;
+#[path = "../support/wait.rs"]
+mod wait;
+
+mod admin_api;
+mod check_cli;
+mod demo_data;
+mod ecs_scope;
+mod fast_path;
+mod geo_answers;
+mod health_checks;
+mod load_feed;
+mod protocol;
+mod quick_start;
+mod reload;
+
+/// The binary under test.
+const BOLTZ: &str = env!("CARGO_BIN_EXE_boltz");

@@ -1,0 +1,305 @@
+//! DNS protocol behaviour of `boltz serve` over real UDP and TCP sockets:
+//! NXDOMAIN vs NODATA, REFUSED, CNAME chasing, delegations with glue,
+//! truncation then TCP, case echo, minimal ANY, BADVERS, NOTIMP, and a burst
+//! of random and truncated packets that must neither crash nor hang it.
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use crate::harness::*;
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+
+fn zone() -> String {
+    let big: Vec<String> = (0..40)
+        .map(|i| format!("\"{i:02}-{}\"", "x".repeat(60)))
+        .collect();
+    let records = format!(
+        r#"blog = {{ type = "CNAME", value = "www" }}
+ext = {{ type = "CNAME", value = "www.example.org." }}
+"a.b" = {{ type = "A", values = ["192.0.2.1"] }}
+big = {{ type = "TXT", values = [{}] }}
+mail = {{ type = "MX", values = ["10 mx.example.com."] }}
+lab = {{ type = "NS", values = ["ns.lab.example.com."] }}
+"ns.lab" = {{ type = "A", values = ["192.0.2.54"] }}
+"#,
+        big.join(", ")
+    );
+    zone_toml("", &[], &records)
+}
+
+fn server() -> (Fixture, Server) {
+    let fx = Fixture::new(&zone());
+    let srv = fx.serve();
+    (fx, srv)
+}
+
+fn soa_in_authority(m: &Message) -> Option<u32> {
+    m.authorities
+        .iter()
+        .find(|r| r.record_type() == RecordType::SOA)
+        .map(|r| r.ttl)
+}
+
+#[test]
+fn nxdomain_and_nodata_carry_the_soa() {
+    let (_fx, srv) = server();
+    let r = srv.query(&Q::new("nope.example.com.", RecordType::A));
+    assert_eq!(rcode(&r), ResponseCode::NXDomain);
+    assert!(r.metadata.authoritative);
+    assert!(!r.metadata.recursion_available);
+    assert!(r.answers.is_empty());
+    assert_eq!(
+        soa_in_authority(&r),
+        Some(60),
+        "negative TTL is the SOA minimum"
+    );
+
+    let r = srv.query(&Q::new("ns1.example.com.", RecordType::MX));
+    assert_eq!(rcode(&r), ResponseCode::NoError);
+    assert!(r.answers.is_empty());
+    assert_eq!(soa_in_authority(&r), Some(60));
+
+    // An empty non-terminal exists: NODATA, not NXDOMAIN.
+    let r = srv.query(&Q::new("b.example.com.", RecordType::A));
+    assert_eq!(rcode(&r), ResponseCode::NoError);
+    assert!(r.answers.is_empty());
+}
+
+#[test]
+fn refused_outside_our_zones_and_never_recursion() {
+    let (_fx, srv) = server();
+    for name in ["www.example.org.", "com.", "."] {
+        let r = srv.query(&Q::new(name, RecordType::A));
+        assert_eq!(rcode(&r), ResponseCode::Refused, "{name}");
+        assert!(!r.metadata.authoritative);
+        assert!(!r.metadata.recursion_available);
+        assert!(r.answers.is_empty());
+    }
+    // Recursion desired is echoed but never offered.
+    let r = srv.query(&Q::new("www.example.com.", RecordType::A));
+    assert!(r.metadata.recursion_desired);
+    assert!(!r.metadata.recursion_available);
+}
+
+#[test]
+fn apex_soa_and_ns() {
+    let (_fx, srv) = server();
+    let r = srv.query(&Q::new("example.com.", RecordType::SOA));
+    assert_eq!(r.answers.len(), 1);
+    assert!(matches!(r.answers[0].data, RData::SOA(_)));
+    let r = srv.query(&Q::new("example.com.", RecordType::NS));
+    assert_eq!(r.answers.len(), 1);
+    assert!(matches!(&r.answers[0].data, RData::NS(ns) if ns.0.to_string() == "ns1.example.com."));
+}
+
+#[test]
+fn cname_is_followed_inside_the_zone() {
+    let (_fx, srv) = server();
+    let r = srv.query(&Q::new("blog.example.com.", RecordType::A).ecs("81.2.69.0/24"));
+    assert_eq!(rcode(&r), ResponseCode::NoError);
+    assert_eq!(r.answers.len(), 2);
+    assert!(matches!(&r.answers[0].data, RData::CNAME(c) if c.0.to_string() == "www.example.com."));
+    assert_eq!(addrs(&r), vec![FRA.to_string()]);
+
+    // Out of zone: only the CNAME, the resolver follows it.
+    let r = srv.query(&Q::new("ext.example.com.", RecordType::A));
+    assert_eq!(r.answers.len(), 1);
+    assert!(matches!(&r.answers[0].data, RData::CNAME(_)));
+
+    // Asking for the CNAME itself does not chase.
+    let r = srv.query(&Q::new("blog.example.com.", RecordType::CNAME));
+    assert_eq!(r.answers.len(), 1);
+}
+
+#[test]
+fn delegation_answers_with_a_referral_and_glue() {
+    let (_fx, srv) = server();
+    let r = srv.query(&Q::new("host.lab.example.com.", RecordType::A));
+    assert_eq!(rcode(&r), ResponseCode::NoError);
+    assert!(!r.metadata.authoritative, "a referral is not authoritative");
+    assert!(r.answers.is_empty());
+    assert!(r
+        .authorities
+        .iter()
+        .any(|a| matches!(&a.data, RData::NS(ns) if ns.0.to_string() == "ns.lab.example.com.")));
+    assert!(r
+        .additionals
+        .iter()
+        .any(|a| matches!(&a.data, RData::A(x) if x.0.to_string() == "192.0.2.54")));
+}
+
+#[test]
+fn truncated_over_udp_then_complete_over_tcp() {
+    let (_fx, srv) = server();
+    let q = Q::new("big.example.com.", RecordType::TXT);
+    let r = srv.query(&q);
+    assert!(r.metadata.truncation, "2.6 KB of TXT cannot fit 1232 bytes");
+    assert!(
+        r.answers.is_empty(),
+        "no partial RRset in a truncated answer"
+    );
+    assert!(r.edns.is_some(), "OPT kept in a truncated answer");
+    let t = tcp_query(srv.dns, &q);
+    assert!(!t.metadata.truncation);
+    assert_eq!(t.answers.len(), 40);
+    assert!(t
+        .answers
+        .iter()
+        .all(|a| matches!(&a.data, RData::TXT(txt) if txt.txt_data.len() == 1)));
+
+    // Without EDNS the limit is 512 bytes; a steered answer still fits.
+    let r = srv.query(&Q::new("www.example.com.", RecordType::A).no_edns());
+    assert!(!r.metadata.truncation);
+    assert!(r.edns.is_none(), "no OPT in answer to a query without one");
+    let r = srv.query(&Q::new("big.example.com.", RecordType::TXT).no_edns());
+    assert!(r.metadata.truncation);
+}
+
+#[test]
+fn names_match_case_insensitively_and_echo_the_query_case() {
+    let (_fx, srv) = server();
+    let r = srv.query(&Q::new("WwW.ExAmPlE.CoM.", RecordType::A).ecs("81.2.69.0/24"));
+    assert_eq!(addrs(&r), vec![FRA.to_string()]);
+    assert_eq!(r.queries[0].name().to_string(), "WwW.ExAmPlE.CoM.");
+    assert_eq!(r.answers[0].name.to_string(), "WwW.ExAmPlE.CoM.");
+    let r = srv.query(&Q::new("NS1.example.COM.", RecordType::A));
+    assert_eq!(r.answers[0].name.to_string(), "NS1.example.COM.");
+}
+
+#[test]
+fn any_is_answered_minimally() {
+    let (_fx, srv) = server();
+    let r = srv.query(&Q::new("example.com.", RecordType::ANY));
+    assert_eq!(rcode(&r), ResponseCode::NoError);
+    let types: std::collections::BTreeSet<RecordType> =
+        r.answers.iter().map(|a| a.record_type()).collect();
+    assert_eq!(types.len(), 1, "RFC 8482: one RRset, got {types:?}");
+    let r = srv.query(&Q::new("www.example.com.", RecordType::ANY).ecs("81.2.69.0/24"));
+    assert_eq!(addrs(&r), vec![FRA.to_string()]);
+}
+
+#[test]
+fn badvers_notimp_and_other_classes() {
+    let (_fx, srv) = server();
+    // EDNS version 1 → BADVERS (extended rcode 16) with our OPT, version 0.
+    let mut m = Message::new(7, MessageType::Query, OpCode::Query);
+    m.add_query(Query::query(
+        Name::from_ascii("www.example.com.").unwrap(),
+        RecordType::A,
+    ));
+    let mut e = hickory_proto::op::Edns::new();
+    e.set_version(1);
+    m.set_edns(e);
+    let raw = udp_raw(srv.dns, &m.to_vec().unwrap(), None).unwrap();
+    let r = Message::from_vec(&raw).unwrap();
+    // 16 is both BADVERS and BADSIG; hickory decodes it as the latter.
+    assert_eq!(u16::from(rcode(&r)), 16, "BADVERS");
+    assert_eq!(r.edns.as_ref().unwrap().version(), 0);
+    assert!(r.answers.is_empty());
+
+    for op in [OpCode::Notify, OpCode::Update, OpCode::Status] {
+        let mut m = Message::new(8, MessageType::Query, op);
+        m.add_query(Query::query(
+            Name::from_ascii("example.com.").unwrap(),
+            RecordType::SOA,
+        ));
+        let raw = udp_raw(srv.dns, &m.to_vec().unwrap(), None).unwrap();
+        assert_eq!(raw[3] & 0x0f, 4, "{op:?} → NOTIMP");
+    }
+
+    let mut m = Message::new(9, MessageType::Query, OpCode::Query);
+    let mut q = Query::query(
+        Name::from_ascii("www.example.com.").unwrap(),
+        RecordType::TXT,
+    );
+    q.set_query_class(DNSClass::CH);
+    m.add_query(q);
+    let r = Message::from_vec(&udp_raw(srv.dns, &m.to_vec().unwrap(), None).unwrap()).unwrap();
+    assert_eq!(rcode(&r), ResponseCode::Refused);
+
+    // Two questions → FORMERR.
+    let mut m = Message::new(10, MessageType::Query, OpCode::Query);
+    m.add_query(Query::query(
+        Name::from_ascii("www.example.com.").unwrap(),
+        RecordType::A,
+    ));
+    m.add_query(Query::query(
+        Name::from_ascii("ns1.example.com.").unwrap(),
+        RecordType::A,
+    ));
+    let raw = udp_raw(srv.dns, &m.to_vec().unwrap(), None).unwrap();
+    assert_eq!(raw[3] & 0x0f, 1);
+}
+
+/// xorshift: reproducible garbage without a dependency.
+fn rng(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+#[test]
+fn random_and_truncated_packets_do_not_crash_or_hang_the_server() {
+    let (_fx, srv) = server();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let valid = Q::new("www.example.com.", RecordType::A)
+        .ecs("81.2.69.0/24")
+        .to_bytes();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut sent = 0;
+    // Every prefix of a valid query.
+    for n in 0..valid.len() {
+        sock.send_to(&valid[..n], srv.dns).unwrap();
+        sent += 1;
+    }
+    // Valid queries with random bytes flipped, and pure garbage.
+    for i in 0..400 {
+        let mut p = if i % 2 == 0 {
+            valid.clone()
+        } else {
+            let len = (rng(&mut seed) % 300) as usize;
+            (0..len).map(|_| rng(&mut seed) as u8).collect()
+        };
+        for _ in 0..3 {
+            if !p.is_empty() {
+                let at = (rng(&mut seed) as usize) % p.len();
+                p[at] = rng(&mut seed) as u8;
+            }
+        }
+        // Clear QR so the server does not just drop it as a response.
+        if p.len() > 2 {
+            p[2] &= 0x7f;
+        }
+        sock.send_to(&p, srv.dns).unwrap();
+        sent += 1;
+    }
+    // Answers that come back must parse as DNS messages or be FORMERR
+    // headers; nothing else is acceptable.
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 65535];
+    let mut answered = 0;
+    while let Ok((n, _)) = sock.recv_from(&mut buf) {
+        assert!(n >= 12, "short answer");
+        assert!(buf[2] & 0x80 != 0, "answers are responses");
+        answered += 1;
+    }
+    assert!(answered > 0 && answered <= sent);
+
+    // TCP garbage: a length prefix promising more than is sent, then close.
+    {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(srv.dns).unwrap();
+        s.write_all(&[0x01, 0x00, 0xde, 0xad]).unwrap();
+    }
+    // Still alive and correct.
+    let r = srv.query(&Q::new("www.example.com.", RecordType::A).ecs("81.2.69.0/24"));
+    assert_eq!(addrs(&r), vec![FRA.to_string()]);
+    let t = tcp_query(
+        srv.dns,
+        &Q::new("www.example.com.", RecordType::A).ecs("216.160.83.0/24"),
+    );
+    assert_eq!(addrs(&t), vec![IAD.to_string()]);
+}

@@ -1,0 +1,10 @@
+//! Integration tests of `boltz l4`: the real verified XDP program on
+//! synthetic packets (`BPF_PROG_TEST_RUN`) and the real daemon forwarding
+//! between network namespaces. They need root and a build with clang; the
+//! test script installs clang, and elsewhere each test says why it skips.
+
+#[path = "../support/api.rs"]
+mod api;
+
+mod netns;
+mod program;
