@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of boltz on a fresh Debian machine with Rust: installs what
 # the tests need (dig from dnsutils; clang, libbpf-dev, iproute2 and ethtool
-# for XDP), then formatting, lints and all tests.
+# for XDP; promtool from prometheus to check the three /metrics), then
+# formatting, lints and all tests of every crate of the workspace.
 # `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,7 @@ command -v clang >/dev/null 2>&1 || need+=(clang)
 [ -e /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -107,9 +107,9 @@ python3 "$HERE/gen_world.py" "$WORK" "$P_GD" "$P_KN" "$P_NSD" >"$WORK/world.txt"
 python3 "$HERE/gen_queries.py" "$WORK/networks.csv" "$WORK" >"$WORK/queries.txt"
 
 rev=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(cd "$ROOT" && git status --porcelain -- src Cargo.toml 2>/dev/null | wc -l)
+dirty=$(cd "$ROOT" && git status --porcelain -- src crates Cargo.toml 2>/dev/null | wc -l)
 out "boltz DNS comparison  $(date -u '+%Y-%m-%d %H:%M UTC')  host $(hostname)  $(nproc) vCPU  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
-out "boltz $rev (uncommitted changes in $dirty files of src/, Cargo.toml), binary built $(date -r "$BOLTZ" '+%F %T')"
+out "boltz $rev (uncommitted changes in $dirty files of src/, crates/, Cargo.toml), binary built $(date -r "$BOLTZ" '+%F %T')"
 out "$(gdnsd -h 2>&1 | grep -m1 version | sed 's/^ *//')  |  $(knotd -V)  |  $(nsd -v 2>&1 | head -1)  |  dnsperf $(dnsperf -h 2>&1 | awk '/^Version/{print $2}')"
 out "world: $(cat "$WORK/world.txt"); queries: $(cat "$WORK/queries.txt")"
 out "DURATION=$DURATION ROUNDS=$ROUNDS RATE=$RATE  dnsperf -c $CLIENTS -q $OUTSTANDING -T 1 on CPU 0; servers on CPU 1"

@@ -369,13 +369,13 @@ EOF
 
 # ---------------------------------------------------------------- header
 rev=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(cd "$ROOT" && { git status --porcelain -- src Cargo.toml examples 2>/dev/null || true; } | wc -l)
+dirty=$(cd "$ROOT" && { git status --porcelain -- src crates Cargo.toml examples 2>/dev/null || true; } | wc -l)
 ver_haproxy=$(command -v haproxy >/dev/null && haproxy -v 2>/dev/null | awk 'NR==1{print $3}' || echo '?')
 ver_nginx=$(command -v nginx >/dev/null && nginx -v 2>&1 | sed 's/.*nginx\///' || echo '?')
 ver_wrk=$( (wrk -v 2>&1 || true) | awk 'NR==1{print $2}')
 out "boltz L7 comparison  $(date -u '+%Y-%m-%d %H:%M UTC')  host $(hostname)  $(nproc) vCPU  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')  kernel $(uname -r)"
 if [ -x "$BOLTZ" ]; then
-    out "boltz $rev (uncommitted changes in $dirty files of src/, examples/, Cargo.toml), binary built $(date -r "$BOLTZ" '+%F %T')"
+    out "boltz $rev (uncommitted changes in $dirty files of src/, crates/, examples/, Cargo.toml), binary built $(date -r "$BOLTZ" '+%F %T')"
 else
     out "boltz $rev (no binary at $BOLTZ)"
 fi

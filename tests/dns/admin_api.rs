@@ -107,6 +107,7 @@ fn load_via_api_and_bad_bodies() {
         metrics.contains("boltz_queries_total{rcode=\"NOERROR\",qtype=\"A\"}"),
         "{metrics}"
     );
+    crate::exposition::check_exposition("boltz serve /metrics", &metrics);
 }
 
 fn drain_all(srv: &Server) {

@@ -127,3 +127,50 @@ fn serve_refuses_to_start_on_errors() {
         "{err}"
     );
 }
+
+/// A reader that goes away (`boltz explain … | head -3`) ends every
+/// printing subcommand quietly and successfully, as ripgrep does: no panic,
+/// nothing on stderr. The read end is closed before the command writes, so
+/// its first write meets a closed pipe every time.
+#[test]
+fn a_closed_stdout_ends_printing_commands_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mmdb = dir.path().join("out.mmdb");
+    let commands: [&[&str]; 5] = [
+        &["explain", "www.example.com", "--client", "1.0.16.1"],
+        &[
+            "explain",
+            "www.example.com",
+            "--client",
+            "1.0.16.1",
+            "--json",
+        ],
+        &["check", "zones", "--geoip", "geoip/demo.mmdb"],
+        &[
+            "geoip",
+            "build",
+            "geoip/demo.csv",
+            "-o",
+            mmdb.to_str().unwrap(),
+        ],
+        &["l7", "--check", "--config", "deploy/l7.example.toml"],
+    ];
+    for args in commands {
+        let mut child = Command::new(BOLTZ)
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "boltz {}: {:?}\n{stderr}",
+            args.join(" "),
+            out.status
+        );
+    }
+}

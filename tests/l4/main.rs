@@ -5,6 +5,8 @@
 
 #[path = "../support/api.rs"]
 mod api;
+#[path = "../support/exposition.rs"]
+mod exposition;
 
 mod netns;
 mod program;

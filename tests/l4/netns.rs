@@ -487,6 +487,7 @@ fn balancer_in_namespaces() {
     let (code, metrics) = w.http("GET", "/metrics", "");
     assert_eq!(code, 200);
     assert!(metrics.contains("boltz_l4_vip_packets_total{vip=\"udp:10.77.1.100:5000\"}"));
+    crate::exposition::check_exposition("boltz l4 /metrics", &metrics);
     let (code, err) = w.http(
         "PUT",
         &format!("/v1/services/{udp_vip}"),

@@ -509,4 +509,5 @@ async fn load_and_metrics_report_the_traffic() {
         "boltz_l7_backend_up{{pool=\"web\",backend=\"{}\"}} 1",
         a.addr
     )));
+    crate::exposition::check_exposition("boltz l7 /metrics", &m);
 }
