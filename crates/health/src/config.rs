@@ -37,6 +37,7 @@ pub struct HealthConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     #[serde(default = "default_interval", with = "serde_duration")]
+    /// Time between the starts of two checks.
     pub interval: Duration,
     /// Bound on one whole check (connect, headers and body); read it through
     /// [`HealthConfig::timeout`], which supplies the default.
@@ -88,10 +89,12 @@ fn default_tls_verify() -> bool {
 pub enum Expect<'a> {
     /// No `expect` given: any 2xx or 3xx.
     Default,
+    /// Exactly these statuses.
     Codes(&'a [u16]),
 }
 
 impl Expect<'_> {
+    /// Whether `status` passes.
     pub fn contains(self, status: u16) -> bool {
         match self {
             Expect::Default => (200..=399).contains(&status),
@@ -112,19 +115,45 @@ impl fmt::Display for Expect<'_> {
 /// What one check does, with the URL already parsed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum HealthTarget<'a> {
+    /// A GET whose status (and optionally body) decides.
     Http {
+        /// What to GET.
         url: Url,
+        /// Statuses that pass.
         expect: Expect<'a>,
+        /// A substring the body must contain.
         body: Option<&'a str>,
+        /// `Host` header to send instead of the URL's.
         host: Option<&'a str>,
+        /// Check the server's certificate (HTTPS).
         tls_verify: bool,
     },
+    /// A TCP connect that succeeds in time passes.
     Tcp {
+        /// `host:port` to connect to.
         addr: &'a str,
     },
 }
 
 impl HealthConfig {
+    /// An HTTP check of `url` with every other setting at its default (as
+    /// a TOML table with only `http` gives).
+    pub fn http(url: String) -> HealthConfig {
+        HealthConfig {
+            http: Some(url),
+            tcp: None,
+            expect: None,
+            body: None,
+            host: None,
+            interval: default_interval(),
+            timeout: None,
+            rise: default_rise(),
+            fall: default_fall(),
+            jitter: default_jitter(),
+            tls_verify: default_tls_verify(),
+        }
+    }
+
     /// The configured timeout, or 2s cut to half the interval when that is
     /// shorter.
     pub fn timeout(&self) -> Duration {

@@ -16,11 +16,14 @@ use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+/// The health of a target as the hysteresis sees it.
 pub enum Health {
     /// No check has completed yet.
     #[default]
     Unknown,
+    /// `rise` checks in a row passed.
     Up,
+    /// `fall` checks in a row failed.
     Down,
 }
 
@@ -43,12 +46,16 @@ impl fmt::Display for Health {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A change of state.
 pub struct Transition {
+    /// The state before.
     pub from: Health,
+    /// The state after.
     pub to: Health,
 }
 
 #[derive(Clone, Debug)]
+/// Rise/fall hysteresis over pass/fail results.
 pub struct Hysteresis {
     rise: u32,
     fall: u32,
@@ -69,6 +76,7 @@ impl Hysteresis {
         }
     }
 
+    /// The current state.
     pub fn state(&self) -> Health {
         self.state
     }

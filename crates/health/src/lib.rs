@@ -5,6 +5,8 @@
 //! The runner knows nothing about zones or steering: it is handed a config
 //! and a callback, and the control layer decides what a status means.
 
+#![warn(missing_docs)]
+
 mod config;
 mod hysteresis;
 mod probe;

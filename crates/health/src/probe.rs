@@ -24,19 +24,29 @@ pub const MAX_BODY: usize = 64 * 1024;
 const USER_AGENT: &str = "boltz-health/0.1";
 
 #[derive(Clone, Debug, Error, PartialEq)]
+/// Why a check failed.
 pub enum ProbeError {
     /// The config did not describe a usable check (it skipped validation).
     #[error("config: {0}")]
     Config(String),
+    /// The connection could not be made.
     #[error("connect: {0}")]
     Connect(String),
     /// Failed after connecting: reset, malformed response, TLS, ...
     #[error("request: {0}")]
     Request(String),
+    /// The status is not one that passes.
     #[error("status {status} not in {expect}")]
-    Status { status: u16, expect: String },
+    Status {
+        /// The status received.
+        status: u16,
+        /// The statuses that pass, as text.
+        expect: String,
+    },
+    /// The body lacks the required substring.
     #[error("body does not contain {0:?}")]
     Body(String),
+    /// No result within the timeout.
     #[error("timeout after {}", format_duration(*.0))]
     Timeout(std::time::Duration),
 }
@@ -51,6 +61,7 @@ pub struct Prober {
 }
 
 impl Prober {
+    /// A prober with its HTTP clients (one verifying TLS, one not).
     pub fn new() -> Result<Self, reqwest::Error> {
         Ok(Prober {
             verifying: client(true)?,
@@ -58,6 +69,7 @@ impl Prober {
         })
     }
 
+    /// Runs one check of `cfg` within its timeout.
     pub async fn check(&self, cfg: &HealthConfig) -> Result<(), ProbeError> {
         let target = cfg.target().map_err(ProbeError::Config)?;
         let run = async {
@@ -198,17 +210,8 @@ mod tests {
 
     fn http_cfg(url: String) -> HealthConfig {
         HealthConfig {
-            http: Some(url),
-            tcp: None,
-            expect: None,
-            body: None,
-            host: None,
-            interval: Duration::from_secs(5),
-            timeout: None,
-            rise: 2,
-            fall: 3,
             jitter: 0.0,
-            tls_verify: true,
+            ..HealthConfig::http(url)
         }
     }
 

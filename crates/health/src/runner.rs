@@ -17,9 +17,11 @@ use crate::{Health, HealthConfig, Hysteresis, Prober, Transition};
 /// What the runner publishes after every check.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct HealthStatus {
+    /// The state after the latest check.
     pub state: Health,
     /// Error of the most recent check; `None` when it passed.
     pub last_error: Option<String>,
+    /// When the latest check ended (Unix ms).
     pub last_check_unix_ms: Option<u64>,
     /// Checks completed since the runner started.
     pub checks: u64,
@@ -134,20 +136,13 @@ mod tests {
 
     fn cfg(url: String) -> HealthConfig {
         HealthConfig {
-            http: Some(url),
-            tcp: None,
-            expect: None,
-            body: None,
-            host: None,
             interval: Duration::from_millis(50),
             // Longer than the interval (which validation would reject) so a
             // slow CI machine cannot turn a good check into a timeout; the
             // failures these tests provoke are refusals, which are instant.
             timeout: Some(Duration::from_secs(5)),
-            rise: 2,
-            fall: 3,
             jitter: 0.0,
-            tls_verify: true,
+            ..HealthConfig::http(url)
         }
     }
 

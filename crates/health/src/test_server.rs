@@ -13,17 +13,23 @@ use tokio::task::{JoinHandle, JoinSet};
 /// Headers of every request, names lower-cased.
 type Seen = Arc<Mutex<Vec<Vec<(String, String)>>>>;
 
+/// What the server does with each request.
 #[derive(Clone, Debug)]
 pub enum Reply {
+    /// Answer with this status and body.
     Respond {
+        /// The status code.
         status: u16,
+        /// The body.
         body: String,
     },
     /// Accept the connection, then never answer.
     Hang,
 }
 
+/// A scripted HTTP/1.1 server on loopback that records request headers.
 pub struct TestServer {
+    /// Where it listens.
     pub addr: SocketAddr,
     requests: Seen,
     connections: Arc<AtomicUsize>,
@@ -31,6 +37,7 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// Answers every request with `status` and `body`.
     pub async fn respond(status: u16, body: &str) -> Self {
         Self::start_on(
             "127.0.0.1:0".parse().unwrap(),
@@ -42,10 +49,12 @@ impl TestServer {
         .await
     }
 
+    /// Accepts connections and never answers.
     pub async fn hang() -> Self {
         Self::start_on("127.0.0.1:0".parse().unwrap(), Reply::Hang).await
     }
 
+    /// Serves `reply` on `addr` (port 0: any free port).
     pub async fn start_on(addr: SocketAddr, reply: Reply) -> Self {
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -74,6 +83,7 @@ impl TestServer {
         }
     }
 
+    /// `http://ADDR{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -93,6 +103,7 @@ impl TestServer {
         self.connections.load(Ordering::SeqCst)
     }
 
+    /// Stops serving (the port is free again).
     pub async fn stop(self) {
         self.task.abort();
         let _ = self.task.await;
