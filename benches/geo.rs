@@ -11,8 +11,7 @@ use std::hint::black_box;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use boltz_gslb::Placement;
-use boltz_gslb::{GeoDb, GeoRecord, MmdbWriter};
+use boltz_gslb::{GeoDb, GeoRecord, MmdbWriter, Placement};
 use criterion::{criterion_group, criterion_main, Criterion};
 use ipnet::IpNet;
 

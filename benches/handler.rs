@@ -10,11 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::sync::Arc;
 
-use boltz_gslb::Control;
-use boltz_gslb::Metrics;
-use boltz_gslb::ZoneSet;
-use boltz_gslb::{build_from_csv, GeoDb};
-use boltz_gslb::{Handler, Transport};
+use boltz_gslb::{build_from_csv, Control, GeoDb, Handler, Metrics, Transport, ZoneSet};
 use criterion::{criterion_group, criterion_main, Criterion};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};

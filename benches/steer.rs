@@ -10,9 +10,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
 
-use boltz_gslb::ZoneSet;
-use boltz_gslb::{self as steer, Candidate, LatLon};
-use boltz_gslb::{decide, Family, World};
+use boltz_gslb::{self as steer, decide, Candidate, Family, LatLon, World, ZoneSet};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use hickory_proto::rr::{LowerName, Name};
 

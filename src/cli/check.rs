@@ -3,8 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use boltz_gslb::GeoDb;
-use boltz_gslb::ZoneSet;
+use boltz_gslb::{GeoDb, ZoneSet};
 
 pub fn run(path: &Path, geoip: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut ok = true;

@@ -10,10 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
-use boltz_gslb::parse_explain_args;
-use boltz_gslb::GeoDb;
-use boltz_gslb::ZoneSet;
-use boltz_gslb::{explain, Explanation, World};
+use boltz_gslb::{explain, parse_explain_args, Explanation, GeoDb, World, ZoneSet};
 
 #[derive(Args, Debug)]
 pub struct ExplainArgs {

@@ -13,8 +13,7 @@ use clap::{Args, Subcommand};
 use tracing::info;
 
 use boltz_l4::dataplane::{self, Mode, Program};
-use boltz_l4::Control;
-use boltz_l4::{self as api, ApiState};
+use boltz_l4::{ApiState, Control};
 
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -175,8 +174,8 @@ fn serve(a: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let rates = Arc::new(Mutex::new(api::Rates::default()));
-        tokio::spawn(api::sample(
+        let rates = Arc::new(Mutex::new(boltz_l4::Rates::default()));
+        tokio::spawn(boltz_l4::sample(
             balancer.clone(),
             rates.clone(),
             Duration::from_secs(1),
@@ -192,7 +191,12 @@ fn serve(a: RunArgs) -> anyhow::Result<ExitCode> {
             super::stop_signal().await;
             info!("stopping the API; the data path stays attached");
         };
-        super::serve_local_api(&a.api, |tcp| api::router(ApiState { tcp, ..st }), shutdown).await?;
+        super::serve_local_api(
+            &a.api,
+            |tcp| boltz_l4::router(ApiState { tcp, ..st }),
+            shutdown,
+        )
+        .await?;
         anyhow::Ok(ExitCode::SUCCESS)
     })
 }

@@ -13,10 +13,7 @@ use anyhow::Context;
 use clap::Args;
 use tracing::info;
 
-use boltz_l7 as server;
-use boltz_l7::Config;
-use boltz_l7::Control;
-use boltz_l7::{self as api, ApiState};
+use boltz_l7::{ApiState, Config, Control};
 
 #[derive(Args, Debug)]
 pub struct L7Args {
@@ -43,7 +40,7 @@ pub fn run(a: L7Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let token = super::read_token(a.api_token_file.as_deref())?;
-    let (bound, keep) = server::bind(&config.listeners)?;
+    let (bound, keep) = boltz_l7::bind(&config.listeners)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -51,14 +48,15 @@ pub fn run(a: L7Args) -> anyhow::Result<ExitCode> {
     let l7 = Control::new(config, Some(rt.handle().clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let addrs: Vec<String> = bound.iter().map(|b| b.addr.to_string()).collect();
-    let workers = server::spawn_workers(l7.clone(), bound, stop_rx).context("starting workers")?;
+    let workers =
+        boltz_l7::spawn_workers(l7.clone(), bound, stop_rx).context("starting workers")?;
     drop(keep);
     info!(listen = ?addrs, workers = workers.len(), "boltz l7 serving");
     // A reader that went away does not stop the server.
     let _ = super::out::write(format_args!("ready listen={}\n", addrs.join(",")));
     rt.block_on(async {
-        let rates = Arc::new(Mutex::new(api::Rates::default()));
-        tokio::spawn(api::sample(
+        let rates = Arc::new(Mutex::new(boltz_l7::Rates::default()));
+        tokio::spawn(boltz_l7::sample(
             l7.clone(),
             rates.clone(),
             Duration::from_secs(1),
@@ -75,7 +73,12 @@ pub fn run(a: L7Args) -> anyhow::Result<ExitCode> {
             info!("shutting down: draining in-flight requests");
             let _ = stop_tx.send(true);
         };
-        super::serve_local_api(&a.api, |tcp| api::router(ApiState { tcp, ..st }), shutdown).await
+        super::serve_local_api(
+            &a.api,
+            |tcp| boltz_l7::router(ApiState { tcp, ..st }),
+            shutdown,
+        )
+        .await
     })?;
     for w in workers {
         let _ = w.join();

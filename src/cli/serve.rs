@@ -14,12 +14,7 @@ use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
 
-use boltz_gslb::Control;
-use boltz_gslb::GeoDb;
-use boltz_gslb::Handler;
-use boltz_gslb::Metrics;
-use boltz_gslb::{self as api, ApiState};
-use boltz_gslb::{zone_files, ZoneSet};
+use boltz_gslb::{zone_files, ApiState, Control, GeoDb, Handler, Metrics, ZoneSet};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -111,7 +106,7 @@ async fn serve(
     tokio::spawn(control.clone().run_ticker());
     boltz_gslb::spawn_udp_workers(udp, handler.clone()).context("starting UDP workers")?;
     tokio::spawn(boltz_gslb::serve_tcp(tcp, handler.clone()));
-    let app = api::router(ApiState {
+    let app = boltz_gslb::router(ApiState {
         control: control.clone(),
         geo: geo.clone(),
         metrics: metrics.clone(),

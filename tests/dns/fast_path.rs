@@ -9,11 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::harness::*;
-use boltz_gslb::Control;
-use boltz_gslb::GeoDb;
-use boltz_gslb::Metrics;
-use boltz_gslb::ZoneSet;
-use boltz_gslb::{Handler, Transport};
+use boltz_gslb::{Control, GeoDb, Handler, Metrics, Transport, ZoneSet};
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 

@@ -18,8 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use boltz_l4::abi;
-use boltz_l4::{parse_spec, Vip};
+use boltz_l4::{abi, parse_spec, Vip};
 
 const VIP: &str = "10.77.1.100";
 const LB: &str = "10.77.0.2";

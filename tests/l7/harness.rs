@@ -10,10 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use boltz_l7 as server;
-use boltz_l7::Config;
-use boltz_l7::Control;
-use boltz_l7::{self as api, ApiState};
+use boltz_l7::{ApiState, Config, Control};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Frame, Incoming};
@@ -240,16 +237,16 @@ impl Proxy {
             .enable_all()
             .build()
             .unwrap();
-        let (bound, keep) = server::bind(&config.listeners).unwrap();
+        let (bound, keep) = boltz_l7::bind(&config.listeners).unwrap();
         let l7 = Control::new(config, Some(rt.handle().clone()));
         let addrs = bound.iter().map(|b| b.addr).collect();
         let (stop, stop_rx) = watch::channel(false);
-        let workers = server::spawn_workers(l7.clone(), bound, stop_rx).unwrap();
+        let workers = boltz_l7::spawn_workers(l7.clone(), bound, stop_rx).unwrap();
         drop(keep);
         let api_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         api_listener.set_nonblocking(true).unwrap();
         let api = api_listener.local_addr().unwrap();
-        let rates = Arc::new(Mutex::new(api::Rates::default()));
+        let rates = Arc::new(Mutex::new(boltz_l7::Rates::default()));
         let st = ApiState {
             control: l7.clone(),
             token: None,
@@ -258,9 +255,13 @@ impl Proxy {
         };
         rt.spawn(async move {
             let l = tokio::net::TcpListener::from_std(api_listener).unwrap();
-            axum::serve(l, api::router(st)).await
+            axum::serve(l, boltz_l7::router(st)).await
         });
-        rt.spawn(api::sample(l7.clone(), rates, Duration::from_millis(200)));
+        rt.spawn(boltz_l7::sample(
+            l7.clone(),
+            rates,
+            Duration::from_millis(200),
+        ));
         rt.spawn(l7.clone().maintain(Duration::from_millis(20)));
         Proxy {
             addrs,
