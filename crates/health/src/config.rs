@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use boltz_core::duration::{format_duration, serde_duration};
 
+/// How much of an HTTP body a check reads, so a misbehaving endpoint
+/// cannot make it allocate without bound (and the longest `body` a check
+/// can look for).
+pub const MAX_BODY: usize = 64 * 1024;
+
 /// One datacenter's health check, e.g.
 /// `health = { http = "http://127.0.0.1:8080/healthz", expect = [200, 204], body = "ok" }`
 /// or `health = { tcp = "127.0.0.1:443", interval = "2s", rise = 1, fall = 2 }`.
@@ -217,10 +222,10 @@ impl HealthConfig {
         if let Some(body) = &self.body {
             if body.is_empty() {
                 errs.push("health.body must not be empty".to_owned());
-            } else if body.len() > super::probe::MAX_BODY {
+            } else if body.len() > MAX_BODY {
                 errs.push(format!(
                     "health.body is longer than the {} bytes a check reads",
-                    super::probe::MAX_BODY
+                    MAX_BODY
                 ));
             }
         }

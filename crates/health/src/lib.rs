@@ -14,7 +14,7 @@ mod runner;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_server;
 
-pub use config::{parse_http_url, Expect, HealthConfig, HealthTarget};
+pub use config::{parse_http_url, Expect, HealthConfig, HealthTarget, MAX_BODY};
 pub use hysteresis::{Health, Hysteresis, Transition};
-pub use probe::{describe, read_limited, ProbeError, Prober, MAX_BODY};
+pub use probe::{describe, read_limited, ProbeError, Prober};
 pub use runner::{spawn, HealthStatus};

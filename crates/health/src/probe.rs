@@ -14,12 +14,8 @@ use reqwest::{Client, Response, Url};
 use thiserror::Error;
 use tokio::net::TcpStream;
 
-use super::config::{Expect, HealthConfig, HealthTarget};
+use super::config::{Expect, HealthConfig, HealthTarget, MAX_BODY};
 use boltz_core::duration::format_duration;
-
-/// How much of an HTTP body is read, so a misbehaving endpoint cannot make a
-/// check allocate without bound.
-pub const MAX_BODY: usize = 64 * 1024;
 
 const USER_AGENT: &str = "boltz-health/0.1";
 
