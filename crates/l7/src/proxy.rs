@@ -29,9 +29,9 @@ use super::backend::InFlight;
 use super::body::{BoxError, ReqBody};
 use super::config::{HashOn, Upstream};
 use super::control::Control;
-use super::fields::{Kind, RawFields};
-use super::h1;
 use super::headers;
+use super::http1;
+use super::http1::fields::{Kind, RawFields};
 use super::limits::ConcurrencyPermit;
 use super::outlier::{self, Outcome};
 use super::pick::{hash_key, PickContext};
@@ -173,7 +173,7 @@ impl Drop for Done {
 /// Where a response body comes from.
 enum Inner {
     /// A backend over HTTP/1.1 (our client; the connection rides along).
-    H1(h1::ResponseBody),
+    H1(http1::client::ResponseBody),
     /// A backend over h2c (hyper's client).
     H2(Incoming),
     /// An answer boltz made itself.
@@ -336,7 +336,7 @@ pub fn route(c: &ClientConn, req: &Req<'_>) -> Result<Arc<Pool>, Box<Response<Pr
 }
 
 /// One request, from either client-side server (hyper's for HTTP/2,
-/// [`super::serve1`] for HTTP/1.1), to its response: [`route`], then
+/// [`super::http1::server`] for HTTP/1.1), to its response: [`route`], then
 /// [`forward`]. The caller bounds its time.
 pub async fn handle(c: &ClientConn, req: Req<'_>) -> Response<ProxyBody> {
     match route(c, &req) {

@@ -1,13 +1,14 @@
-//! A lean HTTP/1.1 client for the upstream side, run inline in the task
-//! that serves the client: the request head is written straight to the
-//! backend socket, the response head parsed with `httparse`, and the
-//! response body framed (Content-Length, chunked, or until close) by
-//! [`ResponseBody`], which hands data out as zero-copy slices of its read
-//! buffer. Compared with hyper's client connection this saves a task, two
-//! channels and their wake-ups per request; the proxy's CPU per request is
-//! what decides its throughput when proxy, clients and backends share the
-//! cores. A connection goes back to the worker's pool only after its
-//! response was read to the end with keep-alive intact.
+//! A lean HTTP/1.1 client for the upstream side (the backend-facing twin
+//! of [`super::server`]), run inline in the task that serves the client:
+//! the request head is written straight to the backend socket, the
+//! response head parsed with `httparse`, and the response body framed
+//! (Content-Length, chunked, or until close) by [`ResponseBody`], which
+//! hands data out as zero-copy slices of its read buffer. Compared with
+//! hyper's client connection this saves a task, two channels and their
+//! wake-ups per request; the proxy's CPU per request is what decides its
+//! throughput when proxy, clients and backends share the cores. A
+//! connection goes back to the worker's pool only after its response was
+//! read to the end with keep-alive intact.
 
 use std::io;
 use std::net::SocketAddr;
@@ -21,12 +22,10 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::body::{BoxError, ReqBody};
 use super::fields::{self, Kind, RawFields};
 use super::framing::{self, Decoder, Step, COALESCE};
-
-/// Read size.
-const READ_CHUNK: usize = 16 * 1024;
+use super::READ_CHUNK;
+use crate::body::{BoxError, ReqBody};
 
 /// One kept-alive connection to a backend.
 #[derive(Debug)]
