@@ -1,9 +1,9 @@
-//! boltz's own HTTP/1.1 server side (`l7::serve1`) byte for byte, with a
-//! raw TCP client against the proxy and real origins on loopback:
-//! pipelining, chunked uploads with `Expect: 100-continue`, HTTP/1.0 and
-//! HEAD framing, heads that must be refused (request smuggling shapes,
-//! oversized, malformed), and idle keep-alive connections closed by a
-//! graceful shutdown.
+//! boltz's own HTTP/1.1 server side (boltz-l7's `http1::server`) byte for
+//! byte, with a raw TCP client against the proxy and real origins on
+//! loopback: pipelining, chunked uploads with `Expect: 100-continue`,
+//! HTTP/1.0 and HEAD framing, heads that must be refused (request
+//! smuggling shapes, oversized, malformed), and idle keep-alive
+//! connections closed by a graceful shutdown.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

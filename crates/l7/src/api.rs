@@ -344,8 +344,14 @@ async fn metrics(State(s): State<ApiState>) -> Response {
 /// The Prometheus text of the proxy: totals over the workers' shards, then
 /// per pool and per backend.
 fn render_metrics(control: &Control) -> String {
-    let st = &control.metrics;
     let mut e = Exposition::new();
+    write_totals(&mut e, &control.metrics);
+    write_pools(&mut e, control);
+    e.finish()
+}
+
+/// The proxy's own counters and gauges, summed over the workers' shards.
+fn write_totals(e: &mut Exposition, st: &super::metrics::Metrics) {
     e.single(
         "boltz_l7_requests_total",
         Kind::Counter,
@@ -414,6 +420,11 @@ fn render_metrics(control: &Control) -> String {
         "Requests in flight.",
         st.total(|s| &s.in_flight),
     );
+}
+
+/// Per pool (panic mode) and per backend (traffic, latency, health,
+/// ejection, breaker) gauges of the current snapshot.
+fn write_pools(e: &mut Exposition, control: &Control) {
     let now = precise_ns();
     let snap = control.snapshot.load();
     {
@@ -476,5 +487,4 @@ fn render_metrics(control: &Control) -> String {
             }
         }
     }
-    e.finish()
 }

@@ -1,8 +1,9 @@
 //! Request bodies on their way to a backend. A request reaches the proxy
 //! either from hyper (HTTP/2 clients) or from boltz's own HTTP/1.1 server
-//! ([`super::serve1`]); [`ReqBody`] carries either, plus the two cheap
+//! ([`super::http1::server`]); [`ReqBody`] carries either, plus the two cheap
 //! cases that need no streaming at all: no body, and a body that was
-//! already whole in the read buffer with its head.
+//! already whole in the read buffer with its head. Both client sides
+//! produce it, so it sits beside `http1/` rather than in it.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

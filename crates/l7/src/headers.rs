@@ -5,13 +5,14 @@
 //! responses gain `Via`. The same rules apply to a `HeaderMap` (a side
 //! speaks HTTP/2) and, written straight out as lines, to the fields of an
 //! HTTP/1.1 head as received ([`write_request`], [`write_response`]).
+//! Both protocols use it, so it sits beside `http1/` rather than in it.
 
 use std::net::IpAddr;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, TE, VIA};
 use http::Version;
 
-use super::fields::{Kind, RawFields};
+use super::http1::fields::{Kind, RawFields};
 
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
@@ -418,7 +419,7 @@ mod tests {
 
     /// `head`'s fields as the HTTP/1.1 server records them.
     fn raw(head: &'static [u8]) -> RawFields {
-        let mut slots = crate::fields::slots();
+        let mut slots = crate::http1::fields::slots();
         let mut r = httparse::Request::new(&mut []);
         r.parse_with_uninit_headers(head, &mut slots).unwrap();
         let mut f = RawFields::default();

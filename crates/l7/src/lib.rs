@@ -9,19 +9,26 @@
 //!
 //! - `config`: the TOML file and the API's bodies ([`Config`]), validated
 //!   by path with `file:line:col`.
-//! - `server`: listeners, worker threads, TLS/ALPN, sniffing, shutdown;
-//!   `idle`: the per-connection watcher of time limits.
-//! - `serve1`, `h1`, `fields`, `framing`, `headers`, `body`: HTTP/1.1 on
-//!   both sides, boltz's own (hyper serves HTTP/2 clients and h2c
-//!   upstreams).
+//! - `server`: listeners, worker threads, TLS/ALPN, shutdown; `worker`:
+//!   the calling thread's worker index; `sniff`: HTTP/2 preface or
+//!   HTTP/1.1; `idle`: the per-connection watcher of time limits.
+//! - `http1/`: HTTP/1.1 on both sides, boltz's own (hyper serves HTTP/2
+//!   clients and h2c upstreams): `server` (client-facing connection loop)
+//!   with `request`, `response` and `tunnel` beside it, `client` (to
+//!   backends), and `fields`, `framing` that both sides share.
+//! - `headers`, `body`: header rewriting and request bodies, shared by
+//!   the HTTP/1.1 and HTTP/2 sides.
 //! - `proxy`: the request path (route, then forward with retries);
 //!   `route`: host and path matching; `upstream`: per-worker connection
 //!   pools.
 //! - `control`: [`Control`], the state owner: pools and routes as a
 //!   lock-free snapshot, API updates, health-check tasks.
 //! - `pool`, `backend`: per-backend shared state (atomics).
-//! - `pick`: the balancing catalogue; `breaker`, `outlier`, `limits`:
-//!   failure handling and admission.
+//! - `pick/`: the balancing catalogue, one file per family (`p2c`,
+//!   `least`, `round_robin`, `ring`, `maglev`, `consistent`, `random`).
+//! - `breaker`, `outlier`: failure handling; `limits/`: admission, one
+//!   file per limiter (`token_bucket`, `retry_budget`, `concurrency`,
+//!   `admission`).
 //! - `metrics`: per-worker counters and the latency histogram (`Metrics`).
 //! - `api`: the local HTTP API ([`ApiState`], [`router`], load sampling).
 
@@ -33,10 +40,8 @@ mod body;
 mod breaker;
 mod config;
 mod control;
-mod fields;
-mod framing;
-mod h1;
 mod headers;
+mod http1;
 mod idle;
 mod limits;
 mod metrics;
@@ -45,8 +50,8 @@ mod pick;
 mod pool;
 mod proxy;
 mod route;
-mod serve1;
 mod server;
+mod sniff;
 mod upstream;
 mod worker;
 

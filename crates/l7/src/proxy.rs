@@ -24,14 +24,15 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use tokio::sync::OwnedSemaphorePermit;
 
-use super::backend::InFlight;
+use super::backend::{Backend, InFlight};
 use super::body::{BoxError, ReqBody};
 use super::config::{HashOn, Upstream};
 use super::control::Control;
-use super::fields::{Kind, RawFields};
-use super::h1;
 use super::headers;
+use super::http1;
+use super::http1::fields::{Kind, RawFields};
 use super::limits::ConcurrencyPermit;
 use super::outlier::{self, Outcome};
 use super::pick::{hash_key, PickContext};
@@ -75,6 +76,14 @@ impl Headers<'_> {
         match self {
             Headers::Map(h) => h.get(HOST).map(HeaderValue::as_bytes),
             Headers::Raw(r) => r.values(Kind::Host).next(),
+        }
+    }
+
+    /// Whether the fields give a `Content-Length`.
+    fn has_length(&self) -> bool {
+        match self {
+            Headers::Raw(r) => r.has(Kind::ContentLength),
+            Headers::Map(h) => h.contains_key(CONTENT_LENGTH),
         }
     }
 
@@ -160,7 +169,7 @@ impl Drop for Timed<'_> {
 /// Everything a finished response must release, in one place.
 struct Done {
     _in_flight: InFlight,
-    _admission: Option<tokio::sync::OwnedSemaphorePermit>,
+    _admission: Option<OwnedSemaphorePermit>,
     l7: Arc<Control>,
 }
 
@@ -173,7 +182,7 @@ impl Drop for Done {
 /// Where a response body comes from.
 enum Inner {
     /// A backend over HTTP/1.1 (our client; the connection rides along).
-    H1(h1::ResponseBody),
+    H1(http1::client::ResponseBody),
     /// A backend over h2c (hyper's client).
     H2(Incoming),
     /// An answer boltz made itself.
@@ -336,7 +345,7 @@ pub fn route(c: &ClientConn, req: &Req<'_>) -> Result<Arc<Pool>, Box<Response<Pr
 }
 
 /// One request, from either client-side server (hyper's for HTTP/2,
-/// [`super::serve1`] for HTTP/1.1), to its response: [`route`], then
+/// [`super::http1::server`] for HTTP/1.1), to its response: [`route`], then
 /// [`forward`]. The caller bounds its time.
 pub async fn handle(c: &ClientConn, req: Req<'_>) -> Response<ProxyBody> {
     match route(c, &req) {
@@ -513,11 +522,39 @@ fn h2_request(
     r
 }
 
+/// One attempt's request for an h2c backend, from the header map
+/// [`rewrite_map`] made for an h2c pool. The map is copied only while a
+/// retry after sending is possible (`keep`); otherwise it and the body are
+/// moved out.
+fn h2_attempt(
+    headers: &mut Headers<'_>,
+    keep: bool,
+    method: &Method,
+    uri: &Uri,
+    host: Option<&str>,
+    body: &mut Option<ReqBody>,
+) -> Result<Request<ReqBody>, BoxError> {
+    let Headers::Map(m) = headers else {
+        return Err("request fields not rewritten for HTTP/2".into());
+    };
+    let map = if keep { m.clone() } else { std::mem::take(m) };
+    let up_body = body.take().unwrap_or(ReqBody::Empty);
+    Ok(h2_request(method.clone(), uri, map, host, up_body))
+}
+
 /// Most backends one request tries (first attempt and retries).
 const MAX_TRIES: usize = 8;
 
 /// Sends a routed request to a backend of `pool` (retrying on others as
 /// the pool allows) and returns the response, its body still streaming.
+///
+/// Phases: prepare the request once (affinity key, host, header rewrite),
+/// pass the pool's concurrency gate, then one attempt per turn of the
+/// loop: [`Attempts::pick`], breaker and admission, checkout, send, and
+/// [`Attempts::answered`] or [`Attempts::failed`] to book the outcome and
+/// decide between answering and trying again. The awaits stay here: the
+/// checkout and send futures are made in place in this future, where a
+/// helper `async fn` would copy them once per attempt.
 pub async fn forward(c: &ClientConn, pool: &Pool, req: Req<'_>) -> Response<ProxyBody> {
     let mut timed = Timed {
         l7: &c.l7,
@@ -548,85 +585,35 @@ pub async fn forward(c: &ClientConn, pool: &Pool, req: Req<'_>) -> Response<Prox
     let mut body = Some(body);
 
     pool.retry.on_request(timed.started);
-    let mut limit: Option<ConcurrencyPermit> = None;
-    if let Some(cl) = &pool.concurrency {
-        match cl.try_acquire() {
-            Some(p) => limit = Some(p),
-            None => {
-                l7.metrics.here().overloaded.fetch_add(1, Relaxed);
-                return local(
-                    l7,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "pool at its concurrency limit\n",
-                );
-            }
-        }
-    }
-    let worker = worker();
-    let retries = pool.config.retry.retries;
-    let mut tried = [usize::MAX; MAX_TRIES];
-    let mut ntried = 0;
-    let mut attempt = 0u32;
-    let mut last_error = "no backend available (down, ejected, draining or breaker open)";
-    // What to answer when no backend is left: overload (503) or failure (502).
-    let mut give_up = StatusCode::SERVICE_UNAVAILABLE;
+    let Some(mut tries) = Attempts::admit(l7, pool, version, upgrade, replayable) else {
+        l7.metrics.here().overloaded.fetch_add(1, Relaxed);
+        let why = "pool at its concurrency limit\n";
+        return local(l7, StatusCode::SERVICE_UNAVAILABLE, why);
+    };
     loop {
         // The first attempt reads no clock of its own.
-        let now = if ntried == 0 {
+        let now = if tries.ntried == 0 {
             timed.started
         } else {
             precise_ns()
         };
-        let ctx = PickContext {
-            now,
-            hash,
-            exclude: &tried[..ntried],
-            panic: pool.in_panic(),
-            worker,
-        };
-        let picked = if ntried < MAX_TRIES {
-            pool.picker.pick(&pool.backends, &ctx)
-        } else {
-            None
-        };
-        let Some(i) = picked else {
-            l7.metrics.here().no_backend.fetch_add(1, Relaxed);
-            return local(l7, give_up, &format!("{last_error}\n"));
+        let Some(i) = tries.pick(now, hash) else {
+            return tries.exhausted();
         };
         let b = &pool.backends[i];
-        tried[ntried] = i;
-        ntried += 1;
         if !b.breaker.on_start(now) {
-            last_error = "circuit breaker open";
+            tries.last_error = "circuit breaker open";
             continue;
         }
         let permit = match pool.admission[i].enter().await {
             Ok(p) => p,
             Err(_) => {
                 l7.metrics.here().overloaded.fetch_add(1, Relaxed);
-                last_error = "backend at its in-flight limit, queue full";
+                tries.last_error = "backend at its in-flight limit, queue full";
                 continue;
             }
         };
-        let in_flight = b.start();
-        l7.metrics.here().in_flight.fetch_add(1, Relaxed);
-        let done = || Done {
-            _in_flight: in_flight,
-            _admission: permit,
-            l7: l7.clone(),
-        };
-        let may_retry = |attempt: u32| {
-            if attempt >= retries {
-                return false;
-            }
-            if pool.retry.try_retry(precise_ns()) {
-                l7.metrics.here().retries.fetch_add(1, Relaxed);
-                true
-            } else {
-                l7.metrics.here().retries_refused.fetch_add(1, Relaxed);
-                false
-            }
-        };
+        let done = count_in(l7, b, permit);
         let conn = upstream::checkout(
             b.addr,
             pool.config.upstream,
@@ -641,19 +628,10 @@ pub async fn forward(c: &ClientConn, pool: &Pool, req: Req<'_>) -> Response<Prox
                 tracing::debug!(backend = %b.addr, error = %e, "connect failed");
                 let failed_at = precise_ns();
                 let took = failed_at.saturating_sub(now);
-                book(pool, b, Outcome::ConnectFailure, took, failed_at);
-                last_error = "could not connect to a backend";
-                give_up = StatusCode::BAD_GATEWAY;
-                l7.metrics.here().upstream_errors.fetch_add(1, Relaxed);
-                if may_retry(attempt) {
-                    attempt += 1;
-                    continue;
+                match tries.failed(b, Failure::Connect, took, failed_at) {
+                    None => continue,
+                    Some(r) => return r,
                 }
-                return local(
-                    l7,
-                    StatusCode::BAD_GATEWAY,
-                    "could not connect to a backend\n",
-                );
             }
         };
         // The latency the balancer learns is the exchange's, not a new
@@ -666,125 +644,307 @@ pub async fn forward(c: &ClientConn, pool: &Pool, req: Req<'_>) -> Response<Prox
             // is needed to keep it for a retry.
             Conn::H1(conn) => {
                 let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-                let has_length = match &headers {
-                    Headers::Raw(r) => r.has(Kind::ContentLength),
-                    Headers::Map(h) => h.contains_key(CONTENT_LENGTH),
-                };
-                let fields = |out: &mut Vec<u8>| match &headers {
-                    Headers::Raw(r) => {
-                        let rewrite = headers::Rewrite {
-                            forwarding: &c.forwarding,
-                            host,
-                            authority: uri.authority().map(|a| a.as_str()),
-                            version,
-                            via: &l7.via,
-                            upgrade,
-                        };
-                        headers::write_request(out, r, &rewrite)
-                    }
-                    Headers::Map(h) => headers::write_map(out, h),
-                };
-                conn.send(&method, pq, fields, has_length, body.take())
+                let fields = h1_fields(c, &headers, &uri, host, version, upgrade);
+                conn.send(&method, pq, fields, headers.has_length(), body.take())
                     .await
                     .map(|r| r.map(Inner::H1))
                     .map_err(Into::into)
             }
-            Conn::H2(mut s) => match &mut headers {
-                Headers::Map(m) => {
-                    // Keep a copy of the head only while a retry after
-                    // sending is possible.
-                    let map = if replayable && attempt < retries {
-                        m.clone()
-                    } else {
-                        std::mem::take(m)
-                    };
-                    let up_body = body.take().unwrap_or(ReqBody::Empty);
-                    let up = h2_request(method.clone(), &uri, map, host, up_body);
-                    s.send_request(up)
+            Conn::H2(mut s) => {
+                let keep = tries.may_resend();
+                match h2_attempt(&mut headers, keep, &method, &uri, host, &mut body) {
+                    Ok(up) => s
+                        .send_request(up)
                         .await
                         .map(|r| r.map(Inner::H2))
-                        .map_err(Into::into)
+                        .map_err(Into::into),
+                    Err(e) => Err(e),
                 }
-                // rewrite_map made the fields a map for an h2c pool.
-                Headers::Raw(_) => Err("request fields not rewritten for HTTP/2".into()),
-            },
+            }
         };
         let now = precise_ns();
         let rtt = now.saturating_sub(sent_at);
         timed.ended = now;
-        match result {
-            Ok(resp) => {
-                let status = resp.status();
-                let outcome = if status.is_server_error() {
-                    Outcome::ServerError
-                } else {
-                    Outcome::Success
-                };
-                book(pool, b, outcome, rtt, now);
-                if let Some(p) = limit.take() {
-                    // Only overload signals shrink the window, not every 5xx.
-                    let overload = matches!(
-                        status,
-                        StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
-                    );
-                    p.done(rtt, overload);
-                }
-                let retryable_status = matches!(
-                    status,
-                    StatusCode::BAD_GATEWAY
-                        | StatusCode::SERVICE_UNAVAILABLE
-                        | StatusCode::GATEWAY_TIMEOUT
-                );
-                if retryable_status && replayable && may_retry(attempt) {
-                    drop(done());
-                    attempt += 1;
-                    last_error = "backend answered 5xx";
-                    give_up = StatusCode::BAD_GATEWAY;
-                    continue;
-                }
-                if status == StatusCode::SWITCHING_PROTOCOLS && !upgrade {
-                    drop(done());
-                    l7.metrics.here().upstream_errors.fetch_add(1, Relaxed);
-                    let why = "backend switched protocols unasked\n";
-                    return local(l7, StatusCode::BAD_GATEWAY, why);
-                }
-                let (mut rparts, rbody) = resp.into_parts();
-                // An HTTP/1.1 backend's fields are rewritten as they are
-                // written out.
-                if !matches!(rbody, Inner::H1(_)) {
-                    headers::strip_hop_by_hop(&mut rparts.headers);
-                    l7.via.add(&mut rparts.headers, rparts.version);
-                }
-                rparts.version = version;
-                l7.metrics.count_status(status.as_u16());
-                return Response::from_parts(
-                    rparts,
-                    ProxyBody {
-                        inner: rbody,
-                        done: Some(done()),
-                    },
-                );
-            }
+        let answer = match result {
+            Ok(resp) => tries.answered(b, resp, rtt, now, done),
             Err(e) => {
                 drop(done());
                 tracing::debug!(backend = %b.addr, error = %e, "upstream request failed");
-                book(pool, b, Outcome::Reset, rtt, now);
-                l7.metrics.here().upstream_errors.fetch_add(1, Relaxed);
-                last_error = "backend failed the request";
-                give_up = StatusCode::BAD_GATEWAY;
-                if replayable && may_retry(attempt) {
-                    attempt += 1;
-                    continue;
-                }
-                return local(l7, StatusCode::BAD_GATEWAY, "backend failed the request\n");
+                tries.failed(b, Failure::Exchange, rtt, now)
             }
+        };
+        if let Some(r) = answer {
+            return r;
         }
+    }
+}
+
+/// Counts the request in at backend `b` and in this worker's gauge; the
+/// closure makes the [`Done`] that counts it out again, with the
+/// admission permit.
+fn count_in<'c>(
+    l7: &'c Arc<Control>,
+    b: &Arc<Backend>,
+    permit: Option<OwnedSemaphorePermit>,
+) -> impl FnOnce() -> Done + 'c {
+    let in_flight = b.start();
+    l7.metrics.here().in_flight.fetch_add(1, Relaxed);
+    move || Done {
+        _in_flight: in_flight,
+        _admission: permit,
+        l7: l7.clone(),
+    }
+}
+
+/// Writes the field lines of the request head for an HTTP/1.1 backend:
+/// fields as received are rewritten as they are written
+/// ([`headers::write_request`]); a map was rewritten already.
+fn h1_fields<'r>(
+    c: &'r ClientConn,
+    headers: &'r Headers<'r>,
+    uri: &'r Uri,
+    host: Option<&'r str>,
+    version: Version,
+    upgrade: bool,
+) -> impl FnOnce(&mut Vec<u8>) + 'r {
+    move |out| match headers {
+        Headers::Raw(r) => {
+            let rewrite = headers::Rewrite {
+                forwarding: &c.forwarding,
+                host,
+                authority: uri.authority().map(|a| a.as_str()),
+                version,
+                via: &c.l7.via,
+                upgrade,
+            };
+            headers::write_request(out, r, &rewrite)
+        }
+        Headers::Map(h) => headers::write_map(out, h),
+    }
+}
+
+/// How an attempt failed without a response.
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    /// No connection to the backend.
+    Connect,
+    /// The exchange broke (reset, malformed answer, body error).
+    Exchange,
+}
+
+/// One request's attempts at the backends of its pool: what the request
+/// allows (retries, replays, a protocol switch), which backends it tried
+/// and what went wrong. It lives in [`forward`]'s future, nothing is
+/// allocated; each phase of an attempt that does not wait is a method.
+struct Attempts<'a> {
+    l7: &'a Control,
+    pool: &'a Pool,
+    /// The request's version, which the response takes.
+    version: Version,
+    /// The client asked to switch protocols and the pool can.
+    upgrade: bool,
+    /// Idempotent and without a body: may be sent again after sending.
+    replayable: bool,
+    /// The pool's concurrency permit, fed by the first response.
+    limit: Option<ConcurrencyPermit>,
+    worker: usize,
+    /// Retries allowed after the first attempt.
+    retries: u32,
+    /// Backends already tried (indexes), the first `ntried` of them.
+    tried: [usize; MAX_TRIES],
+    ntried: usize,
+    /// Retries sent so far.
+    attempt: u32,
+    /// Why the last attempt did not answer.
+    last_error: &'static str,
+    /// What to answer when no backend is left: overload (503) or failure
+    /// (502).
+    give_up: StatusCode,
+}
+
+impl<'a> Attempts<'a> {
+    /// Admits the request to `pool`, whose concurrency limit may refuse
+    /// it (`None`), and starts its attempts.
+    fn admit(
+        l7: &'a Control,
+        pool: &'a Pool,
+        version: Version,
+        upgrade: bool,
+        replayable: bool,
+    ) -> Option<Self> {
+        let limit = match &pool.concurrency {
+            None => None,
+            Some(cl) => Some(cl.try_acquire()?),
+        };
+        Some(Attempts {
+            l7,
+            pool,
+            version,
+            upgrade,
+            replayable,
+            limit,
+            worker: worker(),
+            retries: pool.config.retry.retries,
+            tried: [usize::MAX; MAX_TRIES],
+            ntried: 0,
+            attempt: 0,
+            last_error: "no backend available (down, ejected, draining or breaker open)",
+            give_up: StatusCode::SERVICE_UNAVAILABLE,
+        })
+    }
+
+    /// The next backend to try at `now`, counted as tried; `None` when no
+    /// eligible backend is left untried (or `MAX_TRIES` were).
+    fn pick(&mut self, now: u64, hash: Option<u64>) -> Option<usize> {
+        let pool = self.pool;
+        let ctx = PickContext {
+            now,
+            hash,
+            exclude: &self.tried[..self.ntried],
+            panic: pool.in_panic(),
+            worker: self.worker,
+        };
+        let picked = if self.ntried < MAX_TRIES {
+            pool.picker.pick(&pool.backends, &ctx)
+        } else {
+            None
+        };
+        let i = picked?;
+        self.tried[self.ntried] = i;
+        self.ntried += 1;
+        Some(i)
+    }
+
+    /// The answer when no backend is left to try.
+    fn exhausted(&self) -> Response<ProxyBody> {
+        self.l7.metrics.here().no_backend.fetch_add(1, Relaxed);
+        local(self.l7, self.give_up, &format!("{}\n", self.last_error))
+    }
+
+    /// Whether a retry could still follow this attempt after sending (an
+    /// h2c head is then kept for it).
+    fn may_resend(&self) -> bool {
+        self.replayable && self.attempt < self.retries
+    }
+
+    /// Whether another attempt may be made: within the retries allowed
+    /// and paid from the pool's retry budget. If so, it is counted.
+    fn retry(&mut self) -> bool {
+        if self.attempt >= self.retries {
+            return false;
+        }
+        let m = self.l7.metrics.here();
+        if self.pool.retry.try_retry(precise_ns()) {
+            m.retries.fetch_add(1, Relaxed);
+            self.attempt += 1;
+            true
+        } else {
+            m.retries_refused.fetch_add(1, Relaxed);
+            false
+        }
+    }
+
+    /// Books an attempt at `b` that failed without a response, and
+    /// decides: `None` to try another backend (when the failure allows it
+    /// and a retry is allowed), else the 502 to answer.
+    fn failed(
+        &mut self,
+        b: &Backend,
+        f: Failure,
+        took: u64,
+        at: u64,
+    ) -> Option<Response<ProxyBody>> {
+        let (outcome, why, answer, retryable) = match f {
+            // Nothing was sent: any method may go to another backend.
+            Failure::Connect => (
+                Outcome::ConnectFailure,
+                "could not connect to a backend",
+                "could not connect to a backend\n",
+                true,
+            ),
+            Failure::Exchange => (
+                Outcome::Reset,
+                "backend failed the request",
+                "backend failed the request\n",
+                self.replayable,
+            ),
+        };
+        book(self.pool, b, outcome, took, at);
+        self.l7.metrics.here().upstream_errors.fetch_add(1, Relaxed);
+        self.last_error = why;
+        self.give_up = StatusCode::BAD_GATEWAY;
+        if retryable && self.retry() {
+            return None;
+        }
+        Some(local(self.l7, StatusCode::BAD_GATEWAY, answer))
+    }
+
+    /// Books a response from `b` and decides: `None` to retry a 502, 503
+    /// or 504 elsewhere (when the request is replayable and a retry is
+    /// allowed), else the response for the client, its body holding
+    /// `done` until its end.
+    fn answered(
+        &mut self,
+        b: &Backend,
+        resp: Response<Inner>,
+        rtt: u64,
+        now: u64,
+        done: impl FnOnce() -> Done,
+    ) -> Option<Response<ProxyBody>> {
+        let l7 = self.l7;
+        let status = resp.status();
+        let outcome = if status.is_server_error() {
+            Outcome::ServerError
+        } else {
+            Outcome::Success
+        };
+        book(self.pool, b, outcome, rtt, now);
+        if let Some(p) = self.limit.take() {
+            // Only overload signals shrink the window, not every 5xx.
+            let overload = matches!(
+                status,
+                StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+            );
+            p.done(rtt, overload);
+        }
+        let retryable_status = matches!(
+            status,
+            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+        );
+        if retryable_status && self.replayable && self.retry() {
+            drop(done());
+            self.last_error = "backend answered 5xx";
+            self.give_up = StatusCode::BAD_GATEWAY;
+            return None;
+        }
+        if status == StatusCode::SWITCHING_PROTOCOLS && !self.upgrade {
+            drop(done());
+            l7.metrics.here().upstream_errors.fetch_add(1, Relaxed);
+            let why = "backend switched protocols unasked\n";
+            return Some(local(l7, StatusCode::BAD_GATEWAY, why));
+        }
+        let (mut rparts, rbody) = resp.into_parts();
+        // An HTTP/1.1 backend's fields are rewritten as they are
+        // written out.
+        if !matches!(rbody, Inner::H1(_)) {
+            headers::strip_hop_by_hop(&mut rparts.headers);
+            l7.via.add(&mut rparts.headers, rparts.version);
+        }
+        rparts.version = self.version;
+        l7.metrics.count_status(status.as_u16());
+        Some(Response::from_parts(
+            rparts,
+            ProxyBody {
+                inner: rbody,
+                done: Some(done()),
+            },
+        ))
     }
 }
 
 /// Books the outcome of one exchange with backend `b`: latency and failure
 /// rate for the balancer, the breaker, and outlier detection.
-fn book(pool: &Pool, b: &super::backend::Backend, outcome: Outcome, rtt_ns: u64, now: u64) {
+fn book(pool: &Pool, b: &Backend, outcome: Outcome, rtt_ns: u64, now: u64) {
     let failed = !matches!(outcome, Outcome::Success);
     b.record(
         rtt_ns,

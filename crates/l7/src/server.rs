@@ -5,8 +5,9 @@
 //! served start to end on one thread with that thread's upstream
 //! connections. Plain listeners speak HTTP/1.1 and h2c (prior knowledge);
 //! TLS listeners negotiate h2 or http/1.1 by ALPN. Either way a connection
-//! opening with the HTTP/2 preface goes to hyper's HTTP/2 server and any
-//! other to boltz's own HTTP/1.1 server ([`super::serve1`]). A slow
+//! opening with the HTTP/2 preface ([`super::sniff`]) goes to hyper's
+//! HTTP/2 server and any other to boltz's own HTTP/1.1 server
+//! ([`super::http1::server`]). A slow
 //! client's request head is cut off after `timeouts.header`; an idle
 //! keep-alive connection after `timeouts.idle`. Shutdown stops accepting,
 //! lets in-flight requests finish (up to `timeouts.shutdown`) and closes
@@ -33,9 +34,10 @@ use tokio_rustls::TlsAcceptor;
 use super::body::{BoxError, ReqBody};
 use super::config::{ListenerConfig, TlsConfig};
 use super::control::Control;
+use super::http1;
 use super::idle::{self, Activity, IdleIo};
 use super::proxy::{self, ClientConn};
-use super::serve1::{self, Protocol, Rewind};
+use super::sniff::{sniff, Protocol, Rewind};
 
 /// A listener ready to be served by the workers.
 pub struct Bound {
@@ -331,12 +333,12 @@ async fn session<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut buf = BytesMut::with_capacity(serve1::READ_CHUNK);
-    let proto = serve1::sniff(&mut io, &mut buf).await?;
+    let mut buf = BytesMut::with_capacity(http1::READ_CHUNK);
+    let proto = sniff(&mut io, &mut buf).await?;
     activity.set_between(false);
     match proto {
         None => Ok(()),
-        Some(Protocol::Http1) => Ok(serve1::serve(c, io, buf, &activity).await?),
+        Some(Protocol::Http1) => Ok(http1::server::serve(c, io, buf, &activity).await?),
         Some(Protocol::Http2) => {
             // HTTP/2 has no per-request head to time; hyper drains it, and
             // each request has its own timer.

@@ -1,5 +1,5 @@
 //! Connections to backends, pooled per worker thread. Each worker keeps its
-//! own idle HTTP/1.1 connections ([`super::h1`]) and one multiplexed
+//! own idle HTTP/1.1 connections ([`super::http1::client`]) and one multiplexed
 //! HTTP/2 connection (hyper's client) per backend address in a thread-local
 //! map, so taking and returning a connection is a plain `Vec` operation
 //! with no lock shared between threads (the nginx/Envoy worker model). A
@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 
 use super::body::ReqBody;
 use super::config::Upstream;
-use super::h1::H1Conn;
+use super::http1::client::H1Conn;
 
 type H2Cell = Arc<tokio::sync::OnceCell<http2::SendRequest<ReqBody>>>;
 

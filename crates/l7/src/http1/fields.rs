@@ -4,7 +4,7 @@
 //! once by its name), so an HTTP/1.1-to-HTTP/1.1 exchange is forwarded
 //! without building a `HeaderMap` on either side: framing fields are read
 //! by kind, and the head is rewritten line by line
-//! ([`super::headers::write_request`], [`super::headers::write_response`]).
+//! ([`crate::headers::write_request`], [`crate::headers::write_response`]).
 //! A map is built only when the other side is HTTP/2 ([`RawFields::to_map`]).
 //! Each connection keeps one `RawFields` and reuses it for every head.
 

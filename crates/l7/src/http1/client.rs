@@ -1,13 +1,14 @@
-//! A lean HTTP/1.1 client for the upstream side, run inline in the task
-//! that serves the client: the request head is written straight to the
-//! backend socket, the response head parsed with `httparse`, and the
-//! response body framed (Content-Length, chunked, or until close) by
-//! [`ResponseBody`], which hands data out as zero-copy slices of its read
-//! buffer. Compared with hyper's client connection this saves a task, two
-//! channels and their wake-ups per request; the proxy's CPU per request is
-//! what decides its throughput when proxy, clients and backends share the
-//! cores. A connection goes back to the worker's pool only after its
-//! response was read to the end with keep-alive intact.
+//! A lean HTTP/1.1 client for the upstream side (the backend-facing twin
+//! of [`super::server`]), run inline in the task that serves the client:
+//! the request head is written straight to the backend socket, the
+//! response head parsed with `httparse`, and the response body framed
+//! (Content-Length, chunked, or until close) by [`ResponseBody`], which
+//! hands data out as zero-copy slices of its read buffer. Compared with
+//! hyper's client connection this saves a task, two channels and their
+//! wake-ups per request; the proxy's CPU per request is what decides its
+//! throughput when proxy, clients and backends share the cores. A
+//! connection goes back to the worker's pool only after its response was
+//! read to the end with keep-alive intact.
 
 use std::io;
 use std::net::SocketAddr;
@@ -21,12 +22,10 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::body::{BoxError, ReqBody};
 use super::fields::{self, Kind, RawFields};
 use super::framing::{self, Decoder, Step, COALESCE};
-
-/// Read size.
-const READ_CHUNK: usize = 16 * 1024;
+use super::READ_CHUNK;
+use crate::body::{BoxError, ReqBody};
 
 /// One kept-alive connection to a backend.
 #[derive(Debug)]
@@ -93,16 +92,7 @@ impl H1Conn {
         }
         let chunked = body.is_some() && !has_length;
         let mut head = std::mem::take(&mut self.wbuf);
-        head.clear();
-        head.extend_from_slice(method.as_str().as_bytes());
-        head.push(b' ');
-        head.extend_from_slice(path_and_query.as_bytes());
-        head.extend_from_slice(b" HTTP/1.1\r\n");
-        fields(&mut head);
-        if chunked {
-            head.extend_from_slice(b"transfer-encoding: chunked\r\n");
-        }
-        head.extend_from_slice(b"\r\n");
+        request_head(&mut head, method, path_and_query, fields, chunked);
         self.stream
             .write_all(&head)
             .await
@@ -132,28 +122,7 @@ impl H1Conn {
                 // 100 Continue and friends: the real answer follows.
                 continue;
             }
-            let f = &self.fields;
-            let dec = if *method == Method::HEAD
-                || status == StatusCode::NO_CONTENT
-                || status == StatusCode::NOT_MODIFIED
-                || status.is_informational()
-            {
-                Decoder::length(0)
-            } else if f
-                .values(Kind::TransferEncoding)
-                .any(|v| v.eq_ignore_ascii_case(b"chunked"))
-            {
-                Decoder::chunked()
-            } else if let Some(n) = f
-                .values(Kind::ContentLength)
-                .next()
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-            {
-                Decoder::length(n)
-            } else {
-                Decoder::until_close()
-            };
+            let dec = response_decoder(method, status, &self.fields);
             // After a switch the connection speaks another protocol: it is
             // a tunnel's ([`ResponseBody::take_switched`]) or nobody's.
             let switched = status == StatusCode::SWITCHING_PROTOCOLS;
@@ -237,6 +206,54 @@ impl H1Conn {
                 return Err(H1Error::Closed(addr));
             }
         }
+    }
+}
+
+/// Writes a request head into `head` (cleared first): the request line,
+/// the field lines `fields` writes, and `Transfer-Encoding: chunked` when
+/// the body goes chunked.
+fn request_head(
+    head: &mut Vec<u8>,
+    method: &Method,
+    path_and_query: &str,
+    fields: impl FnOnce(&mut Vec<u8>),
+    chunked: bool,
+) {
+    head.clear();
+    head.extend_from_slice(method.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(path_and_query.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    fields(head);
+    if chunked {
+        head.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+}
+
+/// How the body of a response to `method` with `status` and these fields
+/// is framed (RFC 9112 §6.3): none, chunked, a length, or until close.
+fn response_decoder(method: &Method, status: StatusCode, f: &RawFields) -> Decoder {
+    if *method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || status.is_informational()
+    {
+        Decoder::length(0)
+    } else if f
+        .values(Kind::TransferEncoding)
+        .any(|v| v.eq_ignore_ascii_case(b"chunked"))
+    {
+        Decoder::chunked()
+    } else if let Some(n) = f
+        .values(Kind::ContentLength)
+        .next()
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        Decoder::length(n)
+    } else {
+        Decoder::until_close()
     }
 }
 
