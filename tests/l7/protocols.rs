@@ -226,6 +226,15 @@ async fn a_request_over_its_time_gets_504_and_the_connection_lives_on() {
             .any(|l| l == "boltz_l7_local_answers_total{reason=\"timeout\"} 2"),
         "{m}"
     );
+    // The requests cut off by their limit are counted out again: the
+    // in-flight gauge comes back to 0.
+    crate::harness::until("in flight back to 0", Duration::from_secs(3), || {
+        let (_, m) = p.api("GET", "/metrics", None);
+        m.as_str()
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l == "boltz_l7_in_flight 0")
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -624,7 +624,7 @@ pub async fn forward(c: &ClientConn, pool: &Pool, req: Req<'_>) -> Response<Prox
         let conn = match conn {
             Ok(conn) => conn,
             Err(e) => {
-                drop(done());
+                drop(done);
                 tracing::debug!(backend = %b.addr, error = %e, "connect failed");
                 let failed_at = precise_ns();
                 let took = failed_at.saturating_sub(now);
@@ -668,7 +668,7 @@ pub async fn forward(c: &ClientConn, pool: &Pool, req: Req<'_>) -> Response<Prox
         let answer = match result {
             Ok(resp) => tries.answered(b, resp, rtt, now, done),
             Err(e) => {
-                drop(done());
+                drop(done);
                 tracing::debug!(backend = %b.addr, error = %e, "upstream request failed");
                 tries.failed(b, Failure::Exchange, rtt, now)
             }
@@ -680,16 +680,14 @@ pub async fn forward(c: &ClientConn, pool: &Pool, req: Req<'_>) -> Response<Prox
 }
 
 /// Counts the request in at backend `b` and in this worker's gauge; the
-/// closure makes the [`Done`] that counts it out again, with the
-/// admission permit.
-fn count_in<'c>(
-    l7: &'c Arc<Control>,
-    b: &Arc<Backend>,
-    permit: Option<OwnedSemaphorePermit>,
-) -> impl FnOnce() -> Done + 'c {
+/// [`Done`] returned counts it out again, with the admission permit, when
+/// it is dropped: at the end of the response body, on a failure, or when
+/// the request's future is dropped mid-flight (a 504 or a client that went
+/// away), so the gauge cannot creep.
+fn count_in(l7: &Arc<Control>, b: &Arc<Backend>, permit: Option<OwnedSemaphorePermit>) -> Done {
     let in_flight = b.start();
     l7.metrics.here().in_flight.fetch_add(1, Relaxed);
-    move || Done {
+    Done {
         _in_flight: in_flight,
         _admission: permit,
         l7: l7.clone(),
@@ -889,7 +887,7 @@ impl<'a> Attempts<'a> {
         resp: Response<Inner>,
         rtt: u64,
         now: u64,
-        done: impl FnOnce() -> Done,
+        done: Done,
     ) -> Option<Response<ProxyBody>> {
         let l7 = self.l7;
         let status = resp.status();
@@ -912,13 +910,13 @@ impl<'a> Attempts<'a> {
             StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
         );
         if retryable_status && self.replayable && self.retry() {
-            drop(done());
+            drop(done);
             self.last_error = "backend answered 5xx";
             self.give_up = StatusCode::BAD_GATEWAY;
             return None;
         }
         if status == StatusCode::SWITCHING_PROTOCOLS && !self.upgrade {
-            drop(done());
+            drop(done);
             l7.metrics.here().upstream_errors.fetch_add(1, Relaxed);
             let why = "backend switched protocols unasked\n";
             return Some(local(l7, StatusCode::BAD_GATEWAY, why));
@@ -936,7 +934,7 @@ impl<'a> Attempts<'a> {
             rparts,
             ProxyBody {
                 inner: rbody,
-                done: Some(done()),
+                done: Some(done),
             },
         ))
     }
