@@ -412,7 +412,7 @@ fn write_totals(e: &mut Exposition, st: &super::metrics::Metrics) {
         "boltz_l7_client_connections",
         Kind::Gauge,
         "Client connections open.",
-        super::server::OPEN_CONNECTIONS.load(Relaxed),
+        super::listen::OPEN_CONNECTIONS.load(Relaxed),
     );
     e.single(
         "boltz_l7_in_flight",

@@ -1,7 +1,7 @@
 //! Time limits on client connections without a timer per request.
 //! [`IdleIo`] wraps the socket and stamps every read and write; the server
 //! stamps when a request head starts and ends and when a request is being
-//! answered ([`Activity`]). One watcher task per connection ([`watch`])
+//! answered ([`Activity`]). One watcher task per connection ([`watch()`])
 //! reads the stamps and sleeps until the earliest deadline they give:
 //! - idle: no byte moved either way for `idle` while no request is being
 //!   answered: the connection is dropped (socket closed);

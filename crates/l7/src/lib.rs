@@ -9,7 +9,7 @@
 //!
 //! - `config`: the TOML file and the API's bodies ([`Config`]), validated
 //!   by path with `file:line:col`.
-//! - `server`: listeners, worker threads, TLS/ALPN, shutdown; `worker`:
+//! - `listen`: listeners, worker threads, TLS/ALPN, shutdown; `worker`:
 //!   the calling thread's worker index; `sniff`: HTTP/2 preface or
 //!   HTTP/1.1; `idle`: the per-connection watcher of time limits.
 //! - `http1/`: HTTP/1.1 on both sides, boltz's own (hyper serves HTTP/2
@@ -18,9 +18,11 @@
 //!   backends), and `fields`, `framing` that both sides share.
 //! - `headers`, `body`: header rewriting and request bodies, shared by
 //!   the HTTP/1.1 and HTTP/2 sides.
-//! - `proxy`: the request path (route, then forward with retries);
-//!   `route`: host and path matching; `upstream`: per-worker connection
-//!   pools.
+//! - `proxy/`: the request path (route, then forward with retries), with
+//!   the request it forwards (`request`), the response body that flows back
+//!   and what it releases (`response`) and the attempts at backends
+//!   (`attempts`); `route`: host and path matching; `upstream`: per-worker
+//!   connection pools.
 //! - `control`: [`Control`], the state owner: pools and routes as a
 //!   lock-free snapshot, API updates, health-check tasks.
 //! - `pool`, `backend`: per-backend shared state (atomics).
@@ -44,13 +46,13 @@ mod headers;
 mod http1;
 mod idle;
 mod limits;
+mod listen;
 mod metrics;
 mod outlier;
 mod pick;
 mod pool;
 mod proxy;
 mod route;
-mod server;
 mod sniff;
 mod upstream;
 mod worker;
@@ -58,4 +60,4 @@ mod worker;
 pub use api::{router, sample, ApiState, Rates};
 pub use config::Config;
 pub use control::Control;
-pub use server::{bind, spawn_workers};
+pub use listen::{bind, spawn_workers};

@@ -4,7 +4,7 @@
 //! boltz's HTTP/1.1 server ([`crate::http1::server`]). The bytes read to
 //! decide are not lost: the HTTP/1.1 server continues from the buffer, and
 //! hyper reads them again through [`Rewind`]. Used by the listeners
-//! ([`crate::server`]), before either protocol's code runs.
+//! ([`crate::listen`]), before either protocol's code runs.
 
 use std::io;
 use std::pin::Pin;

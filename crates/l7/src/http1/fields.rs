@@ -11,8 +11,6 @@
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::framing::MAX_HEADERS;
-
 /// What a header field is to the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -79,6 +77,9 @@ struct Span {
     /// so it can be copied as it is.
     plain: bool,
 }
+
+/// Most header fields of a head.
+pub const MAX_HEADERS: usize = 128;
 
 /// Room for `httparse` to parse a head's fields into, left uninitialised
 /// (initialising 128 of them costs more than parsing a small head).

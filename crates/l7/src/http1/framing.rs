@@ -8,8 +8,6 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-/// Most header fields of a head.
-pub const MAX_HEADERS: usize = 128;
 /// Most bytes of a head.
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Body pieces up to this size are copied next to their framing and sent

@@ -11,35 +11,35 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::header::{
-    HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, EXPECT, HOST, RETRY_AFTER,
+    HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HOST, RETRY_AFTER,
 };
 use http::{Method, Request, Response, StatusCode, Uri, Version};
-use http_body::{Body, Frame, SizeHint};
-use http_body_util::Full;
-use hyper::body::Incoming;
+use http_body::Body;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::backend::{Backend, InFlight};
+use super::backend::Backend;
 use super::body::{BoxError, ReqBody};
 use super::config::{HashOn, Upstream};
 use super::control::Control;
 use super::headers;
-use super::http1;
-use super::http1::fields::{Kind, RawFields};
-use super::limits::ConcurrencyPermit;
-use super::outlier::{self, Outcome};
-use super::pick::{hash_key, PickContext};
+use super::http1::fields::Kind;
+use super::pick::hash_key;
 use super::pool::Pool;
 use super::upstream::{self, Conn};
-use super::worker::worker;
 use boltz_core::clock::precise_ns;
+
+mod attempts;
+mod request;
+mod response;
+
+use attempts::{Attempts, Failure};
+pub use request::{Headers, Req};
+pub use response::ProxyBody;
+use response::{Done, Inner};
 
 /// Per client connection.
 #[derive(Debug)]
@@ -57,90 +57,6 @@ impl ClientConn {
             l7,
             peer,
             forwarding: headers::Forwarding::new(peer.ip(), scheme),
-        }
-    }
-}
-
-/// A request's header fields as the client side delivered them.
-#[derive(Debug)]
-pub enum Headers<'a> {
-    /// From hyper's HTTP/2 server.
-    Map(HeaderMap),
-    /// From boltz's HTTP/1.1 server, as received: rewritten only as they
-    /// are written out to an HTTP/1.1 backend.
-    Raw(&'a RawFields),
-}
-
-impl Headers<'_> {
-    fn host_field(&self) -> Option<&[u8]> {
-        match self {
-            Headers::Map(h) => h.get(HOST).map(HeaderValue::as_bytes),
-            Headers::Raw(r) => r.values(Kind::Host).next(),
-        }
-    }
-
-    /// Whether the fields give a `Content-Length`.
-    fn has_length(&self) -> bool {
-        match self {
-            Headers::Raw(r) => r.has(Kind::ContentLength),
-            Headers::Map(h) => h.contains_key(CONTENT_LENGTH),
-        }
-    }
-
-    fn get(&self, name: &str) -> Option<&[u8]> {
-        match self {
-            Headers::Map(h) => h.get(name).map(HeaderValue::as_bytes),
-            Headers::Raw(r) => r.get(name),
-        }
-    }
-
-    /// The value of cookie `name`.
-    fn cookie(&self, name: &str) -> Option<&[u8]> {
-        match self {
-            Headers::Map(h) => h
-                .get_all(COOKIE)
-                .iter()
-                .find_map(|v| cookie_in(v.as_bytes(), name)),
-            Headers::Raw(r) => r.values(Kind::Cookie).find_map(|v| cookie_in(v, name)),
-        }
-    }
-}
-
-/// The value of cookie `name` in a `Cookie` field's value `v`.
-fn cookie_in<'v>(v: &'v [u8], name: &str) -> Option<&'v [u8]> {
-    v.split(|&b| b == b';')
-        .filter_map(|kv| {
-            let eq = kv.iter().position(|&b| b == b'=')?;
-            Some((kv[..eq].trim_ascii(), kv[eq + 1..].trim_ascii()))
-        })
-        .find(|(k, _)| *k == name.as_bytes())
-        .map(|(_, v)| v)
-}
-
-/// A request as the proxy forwards it.
-#[derive(Debug)]
-pub struct Req<'a> {
-    pub method: Method,
-    pub uri: Uri,
-    pub version: Version,
-    pub headers: Headers<'a>,
-    pub body: ReqBody,
-    /// An HTTP/1.1 client asks to switch protocols (`Connection: upgrade`
-    /// with `Upgrade`, e.g. WebSocket): passed on to an HTTP/1.1 backend,
-    /// whose `101` makes the connection a tunnel.
-    pub upgrade: bool,
-}
-
-impl From<Request<ReqBody>> for Req<'static> {
-    fn from(r: Request<ReqBody>) -> Self {
-        let (p, body) = r.into_parts();
-        Req {
-            method: p.method,
-            uri: p.uri,
-            version: p.version,
-            headers: Headers::Map(p.headers),
-            body,
-            upgrade: false,
         }
     }
 }
@@ -163,138 +79,6 @@ impl Drop for Timed<'_> {
         };
         let took = ended.saturating_sub(self.started);
         self.l7.metrics.here().latency.record_ns(took);
-    }
-}
-
-/// Everything a finished response must release, in one place.
-struct Done {
-    _in_flight: InFlight,
-    _admission: Option<OwnedSemaphorePermit>,
-    l7: Arc<Control>,
-}
-
-impl Drop for Done {
-    fn drop(&mut self) {
-        self.l7.metrics.here().in_flight.fetch_sub(1, Relaxed);
-    }
-}
-
-/// Where a response body comes from.
-enum Inner {
-    /// A backend over HTTP/1.1 (our client; the connection rides along).
-    H1(http1::client::ResponseBody),
-    /// A backend over h2c (hyper's client).
-    H2(Incoming),
-    /// An answer boltz made itself.
-    Local(Full<Bytes>),
-}
-
-/// The backend's side of a protocol switch (a WebSocket, say). The
-/// request stays counted in flight at its backend until this is dropped.
-pub struct Switched {
-    pub stream: tokio::net::TcpStream,
-    /// What the backend sent after its `101` head, already read.
-    pub read: bytes::BytesMut,
-    _done: Option<Done>,
-}
-
-/// A response body: the backend's, streamed, or one boltz wrote.
-pub struct ProxyBody {
-    inner: Inner,
-    done: Option<Done>,
-}
-
-impl ProxyBody {
-    fn local(text: &str) -> Self {
-        ProxyBody {
-            inner: Inner::Local(Full::new(Bytes::copy_from_slice(text.as_bytes()))),
-            done: None,
-        }
-    }
-
-    /// The fields of an HTTP/1.1 backend's response head as received, and
-    /// its version: the response's own header map is then empty, and the
-    /// fields still need their rewrite ([`super::headers::write_response`]).
-    pub fn raw_head(&self) -> Option<(&RawFields, Version)> {
-        match &self.inner {
-            Inner::H1(b) => b.head(),
-            _ => None,
-        }
-    }
-
-    /// After a `101 Switching Protocols` to a request that asked for it:
-    /// the backend's side of the tunnel that follows.
-    pub fn take_switched(&mut self) -> Option<Switched> {
-        let Inner::H1(b) = &mut self.inner else {
-            return None;
-        };
-        let (stream, read) = b.take_switched()?;
-        Some(Switched {
-            stream,
-            read,
-            _done: self.done.take(),
-        })
-    }
-
-    /// Lets go of [`ProxyBody::raw_head`] once it has been forwarded.
-    pub fn release_head(&mut self) {
-        if let Inner::H1(b) = &mut self.inner {
-            b.release_head();
-        }
-    }
-}
-
-impl Body for ProxyBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        let r: Poll<Option<Result<Frame<Bytes>, BoxError>>> = match &mut this.inner {
-            Inner::H1(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
-            Inner::H2(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
-            Inner::Local(f) => Pin::new(f).poll_frame(cx).map_err(|e| match e {}),
-        };
-        let ended = match &r {
-            Poll::Ready(None) => true,
-            // hyper stops polling once a body of known length says it has
-            // ended, so the last frame is the end too.
-            Poll::Ready(Some(Ok(_))) => this.is_end_stream(),
-            Poll::Ready(Some(Err(_))) => {
-                this.done = None;
-                false
-            }
-            Poll::Pending => false,
-        };
-        if ended {
-            // Read to the end: the connection can serve another request.
-            if let Inner::H1(b) = &mut this.inner {
-                if let Some(c) = b.take_reusable() {
-                    upstream::checkin(c);
-                }
-            }
-            this.done = None;
-        }
-        r
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.inner {
-            Inner::H1(b) => b.is_end_stream(),
-            Inner::H2(b) => b.is_end_stream(),
-            Inner::Local(f) => f.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.inner {
-            Inner::H1(b) => b.size_hint(),
-            Inner::H2(b) => b.size_hint(),
-            Inner::Local(f) => f.size_hint(),
-        }
     }
 }
 
@@ -718,242 +502,5 @@ fn h1_fields<'r>(
             headers::write_request(out, r, &rewrite)
         }
         Headers::Map(h) => headers::write_map(out, h),
-    }
-}
-
-/// How an attempt failed without a response.
-#[derive(Debug, Clone, Copy)]
-enum Failure {
-    /// No connection to the backend.
-    Connect,
-    /// The exchange broke (reset, malformed answer, body error).
-    Exchange,
-}
-
-/// One request's attempts at the backends of its pool: what the request
-/// allows (retries, replays, a protocol switch), which backends it tried
-/// and what went wrong. It lives in [`forward`]'s future, nothing is
-/// allocated; each phase of an attempt that does not wait is a method.
-struct Attempts<'a> {
-    l7: &'a Control,
-    pool: &'a Pool,
-    /// The request's version, which the response takes.
-    version: Version,
-    /// The client asked to switch protocols and the pool can.
-    upgrade: bool,
-    /// Idempotent and without a body: may be sent again after sending.
-    replayable: bool,
-    /// The pool's concurrency permit, fed by the first response.
-    limit: Option<ConcurrencyPermit>,
-    worker: usize,
-    /// Retries allowed after the first attempt.
-    retries: u32,
-    /// Backends already tried (indexes), the first `ntried` of them.
-    tried: [usize; MAX_TRIES],
-    ntried: usize,
-    /// Retries sent so far.
-    attempt: u32,
-    /// Why the last attempt did not answer.
-    last_error: &'static str,
-    /// What to answer when no backend is left: overload (503) or failure
-    /// (502).
-    give_up: StatusCode,
-}
-
-impl<'a> Attempts<'a> {
-    /// Admits the request to `pool`, whose concurrency limit may refuse
-    /// it (`None`), and starts its attempts.
-    fn admit(
-        l7: &'a Control,
-        pool: &'a Pool,
-        version: Version,
-        upgrade: bool,
-        replayable: bool,
-    ) -> Option<Self> {
-        let limit = match &pool.concurrency {
-            None => None,
-            Some(cl) => Some(cl.try_acquire()?),
-        };
-        Some(Attempts {
-            l7,
-            pool,
-            version,
-            upgrade,
-            replayable,
-            limit,
-            worker: worker(),
-            retries: pool.config.retry.retries,
-            tried: [usize::MAX; MAX_TRIES],
-            ntried: 0,
-            attempt: 0,
-            last_error: "no backend available (down, ejected, draining or breaker open)",
-            give_up: StatusCode::SERVICE_UNAVAILABLE,
-        })
-    }
-
-    /// The next backend to try at `now`, counted as tried; `None` when no
-    /// eligible backend is left untried (or `MAX_TRIES` were).
-    fn pick(&mut self, now: u64, hash: Option<u64>) -> Option<usize> {
-        let pool = self.pool;
-        let ctx = PickContext {
-            now,
-            hash,
-            exclude: &self.tried[..self.ntried],
-            panic: pool.in_panic(),
-            worker: self.worker,
-        };
-        let picked = if self.ntried < MAX_TRIES {
-            pool.picker.pick(&pool.backends, &ctx)
-        } else {
-            None
-        };
-        let i = picked?;
-        self.tried[self.ntried] = i;
-        self.ntried += 1;
-        Some(i)
-    }
-
-    /// The answer when no backend is left to try.
-    fn exhausted(&self) -> Response<ProxyBody> {
-        self.l7.metrics.here().no_backend.fetch_add(1, Relaxed);
-        local(self.l7, self.give_up, &format!("{}\n", self.last_error))
-    }
-
-    /// Whether a retry could still follow this attempt after sending (an
-    /// h2c head is then kept for it).
-    fn may_resend(&self) -> bool {
-        self.replayable && self.attempt < self.retries
-    }
-
-    /// Whether another attempt may be made: within the retries allowed
-    /// and paid from the pool's retry budget. If so, it is counted.
-    fn retry(&mut self) -> bool {
-        if self.attempt >= self.retries {
-            return false;
-        }
-        let m = self.l7.metrics.here();
-        if self.pool.retry.try_retry(precise_ns()) {
-            m.retries.fetch_add(1, Relaxed);
-            self.attempt += 1;
-            true
-        } else {
-            m.retries_refused.fetch_add(1, Relaxed);
-            false
-        }
-    }
-
-    /// Books an attempt at `b` that failed without a response, and
-    /// decides: `None` to try another backend (when the failure allows it
-    /// and a retry is allowed), else the 502 to answer.
-    fn failed(
-        &mut self,
-        b: &Backend,
-        f: Failure,
-        took: u64,
-        at: u64,
-    ) -> Option<Response<ProxyBody>> {
-        let (outcome, why, answer, retryable) = match f {
-            // Nothing was sent: any method may go to another backend.
-            Failure::Connect => (
-                Outcome::ConnectFailure,
-                "could not connect to a backend",
-                "could not connect to a backend\n",
-                true,
-            ),
-            Failure::Exchange => (
-                Outcome::Reset,
-                "backend failed the request",
-                "backend failed the request\n",
-                self.replayable,
-            ),
-        };
-        book(self.pool, b, outcome, took, at);
-        self.l7.metrics.here().upstream_errors.fetch_add(1, Relaxed);
-        self.last_error = why;
-        self.give_up = StatusCode::BAD_GATEWAY;
-        if retryable && self.retry() {
-            return None;
-        }
-        Some(local(self.l7, StatusCode::BAD_GATEWAY, answer))
-    }
-
-    /// Books a response from `b` and decides: `None` to retry a 502, 503
-    /// or 504 elsewhere (when the request is replayable and a retry is
-    /// allowed), else the response for the client, its body holding
-    /// `done` until its end.
-    fn answered(
-        &mut self,
-        b: &Backend,
-        resp: Response<Inner>,
-        rtt: u64,
-        now: u64,
-        done: Done,
-    ) -> Option<Response<ProxyBody>> {
-        let l7 = self.l7;
-        let status = resp.status();
-        let outcome = if status.is_server_error() {
-            Outcome::ServerError
-        } else {
-            Outcome::Success
-        };
-        book(self.pool, b, outcome, rtt, now);
-        if let Some(p) = self.limit.take() {
-            // Only overload signals shrink the window, not every 5xx.
-            let overload = matches!(
-                status,
-                StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
-            );
-            p.done(rtt, overload);
-        }
-        let retryable_status = matches!(
-            status,
-            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
-        );
-        if retryable_status && self.replayable && self.retry() {
-            drop(done);
-            self.last_error = "backend answered 5xx";
-            self.give_up = StatusCode::BAD_GATEWAY;
-            return None;
-        }
-        if status == StatusCode::SWITCHING_PROTOCOLS && !self.upgrade {
-            drop(done);
-            l7.metrics.here().upstream_errors.fetch_add(1, Relaxed);
-            let why = "backend switched protocols unasked\n";
-            return Some(local(l7, StatusCode::BAD_GATEWAY, why));
-        }
-        let (mut rparts, rbody) = resp.into_parts();
-        // An HTTP/1.1 backend's fields are rewritten as they are
-        // written out.
-        if !matches!(rbody, Inner::H1(_)) {
-            headers::strip_hop_by_hop(&mut rparts.headers);
-            l7.via.add(&mut rparts.headers, rparts.version);
-        }
-        rparts.version = self.version;
-        l7.metrics.count_status(status.as_u16());
-        Some(Response::from_parts(
-            rparts,
-            ProxyBody {
-                inner: rbody,
-                done: Some(done),
-            },
-        ))
-    }
-}
-
-/// Books the outcome of one exchange with backend `b`: latency and failure
-/// rate for the balancer, the breaker, and outlier detection.
-fn book(pool: &Pool, b: &Backend, outcome: Outcome, rtt_ns: u64, now: u64) {
-    let failed = !matches!(outcome, Outcome::Success);
-    b.record(
-        rtt_ns,
-        failed,
-        now,
-        pool.config.ewma_decay.as_nanos() as f64,
-    );
-    b.breaker.on_result(now, failed);
-    if let Some(o) = &pool.config.outlier {
-        if let Some(t) = outlier::record(o, &pool.backends, b, outcome, now) {
-            tracing::warn!(pool = %pool.name, backend = %b.addr, ejected_for = ?t, "backend ejected");
-        }
     }
 }
