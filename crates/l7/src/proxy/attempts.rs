@@ -32,7 +32,7 @@ pub(super) enum Failure {
 
 /// One request's attempts at the backends of its pool: what the request
 /// allows (retries, replays, a protocol switch), which backends it tried
-/// and what went wrong. It lives in [`forward`]'s future, nothing is
+/// and what went wrong. It lives in [`super::forward`]'s future, nothing is
 /// allocated; each phase of an attempt that does not wait is a method.
 pub(super) struct Attempts<'a> {
     l7: &'a Control,
