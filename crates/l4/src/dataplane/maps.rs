@@ -1,6 +1,6 @@
 //! The balancer's maps by file descriptor: from an object loaded in this
 //! process, or reopened from their pins after a restart. The names are
-//! those of the maps in `bpf/balancer.c`, and the pins carry the same names.
+//! those of `bpf/maps.h`, and the pins carry the same names.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
