@@ -1,8 +1,8 @@
-//! The byte layouts shared with the XDP program (`bpf/balancer.c`): map
-//! keys and values, flag bits, counter indexes and the flow hash. The C
-//! structs and these encoders must agree byte for byte; the program tests
-//! (`tests/l4_program.rs`) catch any drift by predicting the program's
-//! choice of backend from `flow_hash`.
+//! The byte layouts shared with the XDP program (`bpf/abi.h`): map keys
+//! and values, flag bits, counter indexes, and the flow hash
+//! (`bpf/hash.h`). The C structs and these encoders must agree byte for
+//! byte; the program tests (`tests/l4/program.rs`) catch any drift by
+//! predicting the program's choice of backend from `flow_hash`.
 
 use std::net::IpAddr;
 
