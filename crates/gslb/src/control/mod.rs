@@ -9,7 +9,9 @@
 //! probes only when their configuration changed.
 
 pub mod decide;
+pub mod decision_cache;
 pub mod explain;
+pub mod placement;
 pub mod world;
 
 use std::collections::HashMap;
@@ -20,8 +22,10 @@ use arc_swap::ArcSwap;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-pub use decide::{decide, steer_client, Family, Mode, Placement};
+pub use decide::{decide, Family, Mode};
+pub use decision_cache::steer_client;
 pub use explain::{explain, Explanation};
+pub use placement::Placement;
 pub use world::{DcCounters, DcStatus, DcView, World, ZoneView};
 
 use crate::load::{self, LoadConfig, LoadTracker};
