@@ -17,14 +17,22 @@
 //! its own logit and its own hash, this is weighted rendezvous hashing: a
 //! small change of one DC's probability moves only the cells whose race it
 //! just wins or loses.
+//!
+//! This file holds the logit and the draw; beside it, `temperature` (T from
+//! utilisation), `price` (μ from utilisation), `topn` (the draw's partial
+//! sort), `fastmath` (distances and logarithms) and `hash` (seeds and ids).
 
 pub mod fastmath;
 pub mod hash;
 pub mod price;
+mod temperature;
+mod topn;
 
 pub use fastmath::UnitVec;
 pub use hash::{cell_hash, hash_bytes, mix};
 pub use price::{update_price, PriceParams};
+pub use temperature::Temperature;
+pub use topn::{TopN, MAX_ANSWERS};
 
 /// A point on the Earth in degrees.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -42,40 +50,6 @@ pub struct LatLon {
 pub fn distance_km(a: LatLon, b: LatLon) -> f64 {
     use geo::{Distance, Haversine, Point};
     Haversine.distance(Point::new(a.lon, a.lat), Point::new(b.lon, b.lat)) / 1000.0
-}
-
-/// How the zone sets its temperature.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Temperature {
-    Fixed(f64),
-    /// Linear in global utilisation between `min` (idle) and `max` (at or
-    /// above capacity).
-    Auto {
-        min: f64,
-        max: f64,
-    },
-}
-
-/// The lowest temperature the maths accepts; below it `1/T` stops being a
-/// meaningful number and the choice is greedy anyway.
-pub const MIN_TEMPERATURE: f64 = 1e-3;
-
-impl Temperature {
-    /// `T` for a given global utilisation Σload/Σcapacity.
-    pub fn at(&self, global_utilisation: f64) -> f64 {
-        let t = match *self {
-            Temperature::Fixed(t) => t,
-            Temperature::Auto { min, max } => {
-                let u = if global_utilisation.is_finite() {
-                    global_utilisation.clamp(0.0, 1.0)
-                } else {
-                    1.0
-                };
-                min + (max - min) * u
-            }
-        };
-        t.max(MIN_TEMPERATURE)
-    }
 }
 
 /// One candidate DC as the policy sees it at query time.
@@ -158,65 +132,6 @@ pub fn race_key(seed: u64, c: &Candidate, scale_km: f64, t: f64) -> f64 {
 /// epoch gets the same seed, hence the same answer.
 pub fn draw_seed(cell: u64, name: u64, epoch: u64) -> u64 {
     mix(mix(cell, name), epoch)
-}
-
-/// Most answers a steered name may ask for.
-pub const MAX_ANSWERS: usize = 8;
-
-/// The `n` lowest race keys seen so far, in order, without allocating:
-/// candidates are offered one by one as they are scored.
-#[derive(Clone, Copy, Debug)]
-pub struct TopN {
-    keys: [f64; MAX_ANSWERS],
-    idx: [usize; MAX_ANSWERS],
-    want: usize,
-    len: usize,
-}
-
-impl TopN {
-    pub fn new(want: usize) -> TopN {
-        TopN {
-            keys: [f64::INFINITY; MAX_ANSWERS],
-            idx: [0; MAX_ANSWERS],
-            want: want.min(MAX_ANSWERS),
-            len: 0,
-        }
-    }
-
-    /// Offers candidate `i` with race key `key`.
-    #[inline]
-    pub fn offer(&mut self, key: f64, i: usize) {
-        if self.want == 0 {
-            return;
-        }
-        // Partial insertion sort: `want` is 1..=8, so this beats sorting.
-        let mut pos = if self.len < self.want {
-            self.len += 1;
-            self.len - 1
-        } else if key < self.keys[self.want - 1] {
-            self.want - 1
-        } else {
-            return;
-        };
-        while pos > 0 && self.keys[pos - 1] > key {
-            self.keys[pos] = self.keys[pos - 1];
-            self.idx[pos] = self.idx[pos - 1];
-            pos -= 1;
-        }
-        self.keys[pos] = key;
-        self.idx[pos] = i;
-    }
-
-    /// The chosen indices, best first.
-    pub fn as_slice(&self) -> &[usize] {
-        &self.idx[..self.len]
-    }
-
-    /// The worst key kept, once `want` keys were offered (before that,
-    /// nothing may be ruled out).
-    pub fn worst_key(&self) -> Option<f64> {
-        (self.want > 0 && self.len == self.want).then(|| self.keys[self.want - 1])
-    }
 }
 
 /// Orders `cands` by race key and writes the first `out.len()` (at most

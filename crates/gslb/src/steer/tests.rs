@@ -2,6 +2,7 @@
 //! Boltzmann probabilities, greedy cold systems, and how few cells a small
 //! price change moves.
 
+use super::temperature::MIN_TEMPERATURE;
 use super::*;
 
 fn cand(d: f64, w: f64, mu: f64, id: u64) -> Candidate {
