@@ -16,6 +16,12 @@
 //! * Identical records are stored once in the data section, and map keys are
 //!   written once and referenced by pointers afterwards, which keeps a
 //!   database of a million networks in the tens of megabytes.
+//!
+//! This file holds the writer (records in, file out); `tree` builds the
+//! search tree and numbers its nodes, `encoder` writes the data format.
+
+mod encoder;
+mod tree;
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -23,6 +29,9 @@ use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use self::encoder::{Encoder, TYPE_ARRAY, TYPE_MAP, TYPE_UINT16, TYPE_UINT32, TYPE_UINT64};
+use self::tree::Layout;
 
 /// `database_type` written into the metadata; readers such as gdnsd choose
 /// their decoding by it, so it names the record layout we imitate.
@@ -336,44 +345,6 @@ impl MmdbWriter {
         e.uint(TYPE_UINT16, u64::from(record_size.bits()))?;
         Ok(e.buf)
     }
-
-    fn build_tree(&self) -> io::Result<Tree> {
-        let mut tree = Tree {
-            nodes: vec![[EMPTY, EMPTY]],
-        };
-        // Inserting less specific networks first and letting each insert
-        // overwrite what lies under it is what gives the order-independent
-        // "more specific wins" rule; the stable sort keeps "later insert
-        // wins" for the very same network.
-        let mut order: Vec<u32> = (0..self.entries.len() as u32).collect();
-        order.sort_by_key(|&i| self.entries[i as usize].prefix);
-        for i in order {
-            let entry = self.entries[i as usize];
-            let value = DATA | entry.record;
-            if entry.prefix == 0 {
-                // The root is a node, not a record, so ::/0 becomes its two
-                // halves. Nothing else is in the tree yet: /0 sorts first.
-                tree.nodes[0] = [value, value];
-                continue;
-            }
-            let (node, bit) = tree.slot(entry.addr, entry.prefix)?;
-            tree.nodes[node][bit] = value;
-        }
-
-        #[cfg(test)]
-        if self.skip_ipv4_subtree {
-            return Ok(tree);
-        }
-
-        // Readers find the IPv4 root by following 96 zero bits; if the tree
-        // stopped earlier they would misreport IPv4 prefixes (the maxminddb
-        // crate's network() does), so the path always exists.
-        let (node, bit) = tree.slot(0, IPV4_PREFIX_BITS)?;
-        let ipv4_root = tree.nodes[node][bit];
-        let (node, bit) = tree.slot(MAPPED_PREFIX, IPV4_PREFIX_BITS)?;
-        tree.nodes[node][bit] = ipv4_root;
-        Ok(tree)
-    }
 }
 
 /// Normalises a network the way the writer stores it: host bits cleared,
@@ -400,209 +371,6 @@ pub(crate) fn whole_space(ip: IpAddr) -> IpNet {
 
 fn invalid(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg.into())
-}
-
-struct Tree {
-    nodes: Vec<[u32; 2]>,
-}
-
-impl Tree {
-    /// Walks to the child slot that holds `addr/prefix` (prefix >= 1),
-    /// creating nodes on the way. A leaf met on the way becomes a node whose
-    /// two children carry the leaf's value, so a less specific network keeps
-    /// covering everything around the more specific one being inserted.
-    fn slot(&mut self, addr: u128, prefix: u8) -> io::Result<(usize, usize)> {
-        let mut node = 0usize;
-        for depth in 0..prefix - 1 {
-            let bit = bit_at(addr, depth);
-            let child = self.nodes[node][bit];
-            node = if child == EMPTY || child & DATA != 0 {
-                let id = self.nodes.len();
-                if id >= DATA as usize {
-                    return Err(invalid("search tree too large"));
-                }
-                self.nodes.push([child, child]);
-                self.nodes[node][bit] = id as u32;
-                id
-            } else {
-                child as usize
-            };
-        }
-        Ok((node, bit_at(addr, prefix - 1)))
-    }
-}
-
-fn bit_at(addr: u128, depth: u8) -> usize {
-    ((addr >> (127 - depth)) & 1) as usize
-}
-
-/// Final node numbering and the encoded data section.
-struct Layout {
-    /// Build-time node indices in output order.
-    order: Vec<u32>,
-    /// Build-time node index → output node number.
-    new_ids: Vec<u32>,
-    /// Record id → offset in the data section (only for referenced ones).
-    record_offsets: Vec<u32>,
-    data: Vec<u8>,
-}
-
-impl Layout {
-    fn new(tree: &Tree, writer: &MmdbWriter) -> io::Result<Self> {
-        const UNSEEN: u32 = u32::MAX;
-        // Numbering by a breadth-first walk from the root drops nodes that an
-        // overwrite left unreachable, copes with the alias making the tree a
-        // DAG, and keeps the hot top levels together in the file.
-        let mut new_ids = vec![UNSEEN; tree.nodes.len()];
-        let mut order = Vec::with_capacity(tree.nodes.len());
-        let mut record_offsets = vec![UNSEEN; writer.records.len()];
-        let mut enc = Encoder::default();
-        new_ids[0] = 0;
-        order.push(0u32);
-        let mut next = 0;
-        while let Some(&node) = order.get(next) {
-            next += 1;
-            for child in tree.nodes[node as usize] {
-                if child == EMPTY {
-                    continue;
-                }
-                if child & DATA != 0 {
-                    let id = (child & !DATA) as usize;
-                    if record_offsets[id] == UNSEEN {
-                        record_offsets[id] = u32::try_from(enc.buf.len())
-                            .map_err(|_| invalid("data section too large"))?;
-                        enc.record(writer, &writer.records[id])?;
-                    }
-                } else if new_ids[child as usize] == UNSEEN {
-                    new_ids[child as usize] = order.len() as u32;
-                    order.push(child);
-                }
-            }
-        }
-        Ok(Layout {
-            order,
-            new_ids,
-            record_offsets,
-            data: enc.buf,
-        })
-    }
-}
-
-const TYPE_POINTER: u8 = 1;
-const TYPE_STRING: u8 = 2;
-const TYPE_DOUBLE: u8 = 3;
-const TYPE_UINT16: u8 = 5;
-const TYPE_UINT32: u8 = 6;
-const TYPE_MAP: u8 = 7;
-const TYPE_UINT64: u8 = 9;
-const TYPE_ARRAY: u8 = 11;
-
-/// Encoder for the MaxMind DB data format.
-#[derive(Default)]
-struct Encoder {
-    buf: Vec<u8>,
-    /// Offsets of map keys already written, for pointer reuse.
-    keys: HashMap<&'static str, usize>,
-}
-
-impl Encoder {
-    fn header(&mut self, type_num: u8, size: usize) -> io::Result<()> {
-        // Sizes from 29 on spill into 1-3 big-endian bytes after the control
-        // (and extended type) byte, each band starting where the last ended.
-        let (size_bits, extra_len, extra) = match size {
-            0..=28 => (size as u8, 0, 0),
-            29..=284 => (29, 1, size - 29),
-            285..=65_820 => (30, 2, size - 285),
-            65_821..=16_843_036 => (31, 3, size - 65_821),
-            _ => return Err(invalid(format!("value of {size} bytes is too large"))),
-        };
-        let extra = (extra as u32).to_be_bytes();
-        let extra = &extra[4 - extra_len..];
-        if type_num <= 7 {
-            self.buf.push((type_num << 5) | size_bits);
-        } else {
-            self.buf.push(size_bits);
-            self.buf.push(type_num - 7);
-        }
-        self.buf.extend_from_slice(extra);
-        Ok(())
-    }
-
-    fn string(&mut self, s: &str) -> io::Result<()> {
-        self.header(TYPE_STRING, s.len())?;
-        self.buf.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
-
-    fn uint(&mut self, type_num: u8, v: u64) -> io::Result<()> {
-        let bytes = v.to_be_bytes();
-        let skip = bytes.iter().take_while(|&&b| b == 0).count();
-        self.header(type_num, bytes.len() - skip)?;
-        self.buf.extend_from_slice(&bytes[skip..]);
-        Ok(())
-    }
-
-    fn double(&mut self, v: f64) -> io::Result<()> {
-        self.header(TYPE_DOUBLE, 8)?;
-        self.buf.extend_from_slice(&v.to_be_bytes());
-        Ok(())
-    }
-
-    fn pointer(&mut self, offset: usize) {
-        let ptr = TYPE_POINTER << 5;
-        if offset < 2048 {
-            self.buf.push(ptr | (offset >> 8) as u8);
-            self.buf.push(offset as u8);
-        } else if offset < 526_336 {
-            let v = offset - 2048;
-            self.buf.push(ptr | (1 << 3) | (v >> 16) as u8);
-            self.buf.extend_from_slice(&(v as u16).to_be_bytes());
-        } else if offset < 134_744_064 {
-            let v = offset - 526_336;
-            self.buf.push(ptr | (2 << 3) | (v >> 24) as u8);
-            self.buf.extend_from_slice(&(v as u32).to_be_bytes()[1..]);
-        } else {
-            self.buf.push(ptr | (3 << 3));
-            self.buf.extend_from_slice(&(offset as u32).to_be_bytes());
-        }
-    }
-
-    fn key(&mut self, key: &'static str) -> io::Result<()> {
-        match self.keys.get(key) {
-            Some(&offset) => self.pointer(offset),
-            None => {
-                self.keys.insert(key, self.buf.len());
-                self.string(key)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn record(&mut self, writer: &MmdbWriter, rec: &RecordKey) -> io::Result<()> {
-        let country = writer.code(rec.country);
-        let continent = writer.code(rec.continent);
-        let entries = 1 + usize::from(country.is_some()) + usize::from(continent.is_some());
-        self.header(TYPE_MAP, entries)?;
-        self.key("location")?;
-        self.header(TYPE_MAP, 2)?;
-        self.key("latitude")?;
-        self.double(f64::from_bits(rec.lat))?;
-        self.key("longitude")?;
-        self.double(f64::from_bits(rec.lon))?;
-        if let Some(country) = country {
-            self.key("country")?;
-            self.header(TYPE_MAP, 1)?;
-            self.key("iso_code")?;
-            self.string(country)?;
-        }
-        if let Some(continent) = continent {
-            self.key("continent")?;
-            self.header(TYPE_MAP, 1)?;
-            self.key("code")?;
-            self.string(continent)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! both record sizes, overlap rules, mapped aliases and a randomised check
 //! against longest-prefix match.
 
+use super::encoder::TYPE_STRING;
 use super::*;
 use maxminddb::Reader;
 use std::collections::BTreeMap;
