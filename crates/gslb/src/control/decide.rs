@@ -179,7 +179,6 @@ pub fn decide(
     rows: Option<&mut Vec<ExplainRow>>,
 ) -> Decision {
     let client = location.map(UnitVec::from_latlon);
-    let scales = steer::Scales::new(zone.steering.distance_scale_km, view.temperature);
     let n = st.datacenters.len();
     let mut on_stack = [f64::NEG_INFINITY; STACK_CANDIDATES];
     let mut on_heap = Vec::new();
@@ -189,9 +188,11 @@ pub fn decide(
         on_heap.resize(n, f64::NEG_INFINITY);
         &mut on_heap
     };
-    let scored = score(zone, view, st, family, client, &scales, logits);
+    let mut best = TopN::new(st.answers);
+    let scored = score(zone, view, st, family, client, logits, &mut best);
     let seed = steer::draw_seed(cell, st.name_hash, zone.steering.epoch);
-    let drawn = draw(zone, st, logits, &scored.best, seed);
+    let mut drawn = TopN::new(st.answers);
+    draw(zone, st, logits, &best, seed, &mut drawn);
     let ttl = answer_ttl(zone, st, scored.degraded);
     let mode = mode_of(zone, scored.any_family, &drawn);
     if let Some(rows) = rows {
@@ -205,10 +206,8 @@ pub fn decide(
     }
 }
 
-/// What scoring learned besides the logits.
+/// What scoring learned besides the logits and the N best.
 struct Scored {
-    /// The N best logits (as negated keys, lower is better).
-    best: TopN,
     /// Some candidate has an address of the family.
     any_family: bool,
     /// Some candidate is degraded (shortens the TTL).
@@ -216,22 +215,22 @@ struct Scored {
 }
 
 /// Pass 1: logits into `logits` (aligned with `st.datacenters`, −∞ for
-/// candidates never scored), and the N-th best of them. The Gumbel noise
-/// spans less than GUMBEL_SPAN, so a DC whose logit trails N others by more
-/// cannot be drawn: pass 2 skips its noise (two logarithms), which in a
-/// cold system is nearly every DC. Pure pruning: the draw is unchanged.
-#[inline]
+/// candidates never scored), and the N best of them into `best`. The Gumbel
+/// noise spans less than GUMBEL_SPAN, so a DC whose logit trails N others
+/// by more cannot be drawn: pass 2 skips its noise (two logarithms), which
+/// in a cold system is nearly every DC. Pure pruning: the draw is unchanged.
+#[inline(always)]
 fn score(
     zone: &Zone,
     view: &ZoneView,
     st: &Steered,
     family: Family,
     client: Option<UnitVec>,
-    scales: &steer::Scales,
     logits: &mut [f64],
+    best: &mut TopN,
 ) -> Scored {
+    let scales = steer::Scales::new(zone.steering.distance_scale_km, view.temperature);
     let mut s = Scored {
-        best: TopN::new(st.answers),
         any_family: false,
         degraded: false,
     };
@@ -249,12 +248,12 @@ fn score(
         // the real one from above: a DC already hopeless by the bound skips
         // the asin as well.
         let half_chord = client.map_or(0.0, |c| c.half_chord(&dc.unit));
-        if let Some(worst) = s.best.worst_key() {
+        if let Some(worst) = best.worst_key() {
             let upper = steer::logit(
                 dc.ln_weight,
                 2.0 * EARTH_RADIUS_KM * half_chord,
                 v.mu,
-                scales,
+                &scales,
             );
             if upper < -worst - steer::GUMBEL_SPAN {
                 continue;
@@ -264,19 +263,18 @@ fn score(
             dc.ln_weight,
             UnitVec::km_of_half_chord(half_chord),
             v.mu,
-            scales,
+            &scales,
         );
         logits[k] = logit;
-        s.best.offer(-logit, k);
+        best.offer(-logit, k);
     }
     s
 }
 
 /// Pass 2: the Gumbel race among the candidates within GUMBEL_SPAN of the
-/// N-th best logit; the drawn DCs as indices into `Zone::datacenters`.
-#[inline]
-fn draw(zone: &Zone, st: &Steered, logits: &[f64], best: &TopN, seed: u64) -> TopN {
-    let mut drawn = TopN::new(st.answers);
+/// N-th best logit, into `drawn` as indices into `Zone::datacenters`.
+#[inline(always)]
+fn draw(zone: &Zone, st: &Steered, logits: &[f64], best: &TopN, seed: u64, drawn: &mut TopN) {
     let cutoff = best
         .worst_key()
         .map_or(f64::NEG_INFINITY, |k| -k - steer::GUMBEL_SPAN);
@@ -286,7 +284,6 @@ fn draw(zone: &Zone, st: &Steered, logits: &[f64], best: &TopN, seed: u64) -> To
             drawn.offer(steer::gumbel(seed, zone.datacenters[i].id) - logits[k], i);
         }
     }
-    drawn
 }
 
 /// The name's TTL, shortened (never to 0) while a candidate is degraded.
@@ -317,7 +314,9 @@ fn mode_of(zone: &Zone, any_family: bool, drawn: &TopN) -> Mode {
 
 /// One [`ExplainRow`] per candidate. Probabilities over the usable
 /// candidates of the family are computed again here (with the exact
-/// distance), so the query path never builds this table.
+/// distance), so the query path never builds this table. Kept out of line:
+/// it is explain's, and would only crowd the query path's code.
+#[inline(never)]
 fn explain_rows(
     zone: &Zone,
     view: &ZoneView,
