@@ -25,6 +25,10 @@
 //!
 //! Health probes come from `boltz-health`; clocks, hashing, counters and
 //! the Prometheus writer from `boltz-core`.
+//!
+//! Each module's own doc names its files, one concept each. Unit tests too
+//! long to sit under the code they test live beside it: those of `x.rs` in
+//! `x/tests.rs`, those of `dir/mod.rs` in `dir/tests.rs`.
 
 #![warn(missing_docs)]
 

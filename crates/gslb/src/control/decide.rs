@@ -8,7 +8,6 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::world::{DcStatus, ZoneView};
-use crate::geo::LocationCache;
 use crate::steer::fastmath::EARTH_RADIUS_KM;
 use crate::steer::{self, LatLon, TopN, UnitVec};
 use crate::zone::{AllDown, Datacenter, Steered, Zone};
@@ -166,6 +165,10 @@ const STACK_CANDIDATES: usize = 64;
 /// unknown and the zone chose weight-only steering; `cell` is the hash of the
 /// client's geo cell. Allocation free; with `rows`, every candidate's numbers
 /// are recorded as well (explain).
+///
+/// Phases: score the candidates (logits, and the N best of them), draw
+/// among those the noise can still carry into the top N, then the TTL and
+/// the mode; explain rows last, off the query path.
 pub fn decide(
     zone: &Zone,
     view: &ZoneView,
@@ -175,19 +178,7 @@ pub fn decide(
     cell: u64,
     rows: Option<&mut Vec<ExplainRow>>,
 ) -> Decision {
-    let scale = zone.steering.distance_scale_km;
-    let t = view.temperature;
     let client = location.map(UnitVec::from_latlon);
-    let distance = |dc: &Datacenter| client.map(|c| c.distance_km(&dc.unit));
-    let scales = steer::Scales::new(scale, t);
-    let seed = steer::draw_seed(cell, st.name_hash, zone.steering.epoch);
-    let mut drawn = TopN::new(st.answers);
-    let mut any_family = false;
-    let mut degraded = false;
-    // Pass 1: logits, and the N-th best of them. The Gumbel noise spans
-    // less than GUMBEL_SPAN, so a DC whose logit trails N others by more
-    // cannot be drawn: pass 2 skips its noise (two logarithms), which in a
-    // cold system is nearly every DC. Pure pruning: the draw is unchanged.
     let n = st.datacenters.len();
     let mut on_stack = [f64::NEG_INFINITY; STACK_CANDIDATES];
     let mut on_heap = Vec::new();
@@ -198,13 +189,58 @@ pub fn decide(
         &mut on_heap
     };
     let mut best = TopN::new(st.answers);
+    let scored = score(zone, view, st, family, client, logits, &mut best);
+    let seed = steer::draw_seed(cell, st.name_hash, zone.steering.epoch);
+    let mut drawn = TopN::new(st.answers);
+    draw(zone, st, logits, &best, seed, &mut drawn);
+    let ttl = answer_ttl(zone, st, scored.degraded);
+    let mode = mode_of(zone, scored.any_family, &drawn);
+    if let Some(rows) = rows {
+        explain_rows(zone, view, st, family, client, &drawn, rows);
+    }
+    Decision {
+        mode,
+        ttl,
+        family,
+        drawn: Drawn::of(&drawn),
+    }
+}
+
+/// What scoring learned besides the logits and the N best.
+struct Scored {
+    /// Some candidate has an address of the family.
+    any_family: bool,
+    /// Some candidate is degraded (shortens the TTL).
+    degraded: bool,
+}
+
+/// Pass 1: logits into `logits` (aligned with `st.datacenters`, −∞ for
+/// candidates never scored), and the N best of them into `best`. The Gumbel
+/// noise spans less than GUMBEL_SPAN, so a DC whose logit trails N others
+/// by more cannot be drawn: pass 2 skips its noise (two logarithms), which
+/// in a cold system is nearly every DC. Pure pruning: the draw is unchanged.
+#[inline(always)]
+fn score(
+    zone: &Zone,
+    view: &ZoneView,
+    st: &Steered,
+    family: Family,
+    client: Option<UnitVec>,
+    logits: &mut [f64],
+    best: &mut TopN,
+) -> Scored {
+    let scales = steer::Scales::new(zone.steering.distance_scale_km, view.temperature);
+    let mut s = Scored {
+        any_family: false,
+        degraded: false,
+    };
     for (k, &i) in st.datacenters.iter().enumerate() {
         let (dc, v) = (&zone.datacenters[i], &view.dcs[i]);
-        degraded |= v.degraded();
+        s.degraded |= v.degraded();
         if !has_family(dc, family) {
             continue;
         }
-        any_family = true;
+        s.any_family = true;
         if !v.usable() {
             continue;
         }
@@ -232,6 +268,13 @@ pub fn decide(
         logits[k] = logit;
         best.offer(-logit, k);
     }
+    s
+}
+
+/// Pass 2: the Gumbel race among the candidates within GUMBEL_SPAN of the
+/// N-th best logit, into `drawn` as indices into `Zone::datacenters`.
+#[inline(always)]
+fn draw(zone: &Zone, st: &Steered, logits: &[f64], best: &TopN, seed: u64, drawn: &mut TopN) {
     let cutoff = best
         .worst_key()
         .map_or(f64::NEG_INFINITY, |k| -k - steer::GUMBEL_SPAN);
@@ -241,12 +284,22 @@ pub fn decide(
             drawn.offer(steer::gumbel(seed, zone.datacenters[i].id) - logits[k], i);
         }
     }
-    let ttl = if degraded && st.ttl > 0 {
+}
+
+/// The name's TTL, shortened (never to 0) while a candidate is degraded.
+#[inline]
+fn answer_ttl(zone: &Zone, st: &Steered, degraded: bool) -> u32 {
+    if degraded && st.ttl > 0 {
         ((f64::from(st.ttl) * zone.steering.degraded_ttl_factor).round() as u32).max(1)
     } else {
         st.ttl
-    };
-    let mode = if !any_family {
+    }
+}
+
+/// How the answer came about: steered, NODATA, or the zone's all-down policy.
+#[inline]
+fn mode_of(zone: &Zone, any_family: bool, drawn: &TopN) -> Mode {
+    if !any_family {
         Mode::NoAddressFamily
     } else if drawn.as_slice().is_empty() {
         match &zone.steering.all_down {
@@ -256,185 +309,60 @@ pub fn decide(
         }
     } else {
         Mode::Steered
-    };
-
-    if let Some(rows) = rows {
-        // Probabilities over the usable candidates of the family, computed
-        // again here so the query path never builds this table.
-        let logits: Vec<Option<f64>> = st
-            .datacenters
-            .iter()
-            .map(|&i| {
-                let (dc, v) = (&zone.datacenters[i], &view.dcs[i]);
-                (has_family(dc, family) && v.usable())
-                    .then(|| steer::logit(dc.ln_weight, distance(dc).unwrap_or(0.0), v.mu, &scales))
-            })
-            .collect();
-        let max = logits
-            .iter()
-            .flatten()
-            .copied()
-            .fold(f64::NEG_INFINITY, f64::max);
-        let z: f64 = logits.iter().flatten().map(|l| (l - max).exp()).sum();
-        for (k, &i) in st.datacenters.iter().enumerate() {
-            let (dc, v) = (&zone.datacenters[i], &view.dcs[i]);
-            let d = distance(dc);
-            let de = d.unwrap_or(0.0) / scale;
-            rows.push(ExplainRow {
-                datacenter: dc.name.clone(),
-                distance_km: d,
-                distance_energy: de,
-                mu: v.mu,
-                energy: de + v.mu,
-                weight: dc.weight,
-                utilisation: v.utilisation,
-                status: v.status(),
-                has_family: has_family(dc, family),
-                usable: v.usable(),
-                probability: logits[k].map_or(0.0, |l| (l - max).exp() / z),
-                drawn: drawn.as_slice().iter().position(|&c| c == i).map(|p| p + 1),
-            });
-        }
-    }
-    Decision {
-        mode,
-        ttl,
-        family,
-        drawn: Drawn::of(&drawn),
     }
 }
 
-thread_local! {
-    /// Each worker thread has its own cache: no sharing, no locks.
-    static LOCATIONS: std::cell::RefCell<LocationCache> = std::cell::RefCell::new(LocationCache::default());
-}
-
-/// Where a client is, as far as steering cares.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Placement {
-    /// The location the database gave, if any.
-    pub geo: Option<LatLon>,
-    /// The geo database's network containing the address: the cell. Every
-    /// address in it gets the same answer, so its prefix is the ECS scope.
-    pub cell: ipnet::IpNet,
-    /// Hash of `cell`, the client part of the draw's seed.
-    pub cell_hash: u64,
-}
-
-impl Placement {
-    /// Looks `ip` up; without a database every client is in one cell, `/0`.
-    /// Decoded locations are cached per thread (see [`LocationCache`]).
-    pub fn of(geo: Option<&crate::geo::GeoDb>, ip: IpAddr) -> Placement {
-        let ip = crate::geo::normalise_ip(ip);
-        let (geo, cell) = match geo {
-            Some(db) => {
-                let (loc, cell) = LOCATIONS.with(|c| db.locate(ip, &mut c.borrow_mut()));
-                (
-                    loc.map(|l| LatLon {
-                        lat: l.lat,
-                        lon: l.lon,
-                    }),
-                    cell,
-                )
-            }
-            None => (
-                None,
-                ipnet::IpNet::new(ecs_zero(ip), 0).expect("prefix 0 is valid"),
-            ),
-        };
-        Placement {
-            geo,
-            cell,
-            cell_hash: steer::cell_hash(cell.network(), cell.prefix_len()),
-        }
-    }
-
-    /// The location steering uses, after the zone's rule for unknown clients.
-    pub fn location_for(&self, zone: &Zone) -> Option<LatLon> {
-        self.geo.or(match zone.steering.unknown_location {
-            crate::zone::UnknownLocation::WeightOnly => None,
-            crate::zone::UnknownLocation::At(l) => Some(l),
-        })
-    }
-}
-
-fn ecs_zero(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-    }
-}
-
-/// Everything a steering decision depends on: the snapshot (health, load,
-/// prices, zones), the name, the family, the cell and its location.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct DecisionKey {
-    generation: u64,
-    steered: usize,
-    family: u8,
-    cell: u64,
-    location: Option<(u64, u64)>,
-}
-
-/// A per-thread, fixed-size, direct-mapped cache of decisions. Every query
-/// of a cell for a name in one snapshot has the same answer by design, so it
-/// is computed once per snapshot; the size is fixed, so a flood of distinct
-/// cells only evicts.
-struct DecisionCache {
-    slots: Box<[Option<(DecisionKey, Decision)>]>,
-}
-
-impl DecisionCache {
-    const SLOTS: usize = 32768;
-
-    fn get_or_insert(&mut self, key: DecisionKey, f: impl FnOnce() -> Decision) -> Decision {
-        let h = crate::steer::mix(
-            crate::steer::mix(key.cell, key.steered as u64),
-            key.generation ^ u64::from(key.family),
-        );
-        let slot = &mut self.slots[(h as usize) & (Self::SLOTS - 1)];
-        match slot {
-            Some((k, d)) if *k == key => *d,
-            _ => {
-                let d = f();
-                *slot = Some((key, d));
-                d
-            }
-        }
-    }
-}
-
-thread_local! {
-    static DECISIONS: std::cell::RefCell<DecisionCache> =
-        std::cell::RefCell::new(DecisionCache { slots: vec![None; DecisionCache::SLOTS].into_boxed_slice() });
-}
-
-/// The decision for one client address: geo placement, then [`decide`],
-/// cached per thread for the current snapshot. What both DNS paths call.
-pub fn steer_client(
-    world: &super::World,
-    zone_index: usize,
+/// One [`ExplainRow`] per candidate. Probabilities over the usable
+/// candidates of the family are computed again here (with the exact
+/// distance), so the query path never builds this table. Kept out of line:
+/// it is explain's, and would only crowd the query path's code.
+#[inline(never)]
+fn explain_rows(
+    zone: &Zone,
+    view: &ZoneView,
     st: &Steered,
     family: Family,
-    geo: Option<&crate::geo::GeoDb>,
-    addr: IpAddr,
-) -> (Decision, Placement) {
-    let (zone, view) = (&world.zones.zones[zone_index], &world.views[zone_index]);
-    let place = Placement::of(geo, addr);
-    let location = place.location_for(zone);
-    let key = DecisionKey {
-        generation: world.generation,
-        steered: st as *const Steered as usize,
-        family: family as u8,
-        cell: place.cell_hash,
-        location: location.map(|l| (l.lat.to_bits(), l.lon.to_bits())),
-    };
-    let d = DECISIONS.with(|c| {
-        c.borrow_mut().get_or_insert(key, || {
-            decide(zone, view, st, family, location, place.cell_hash, None)
+    client: Option<UnitVec>,
+    drawn: &TopN,
+    rows: &mut Vec<ExplainRow>,
+) {
+    let scale = zone.steering.distance_scale_km;
+    let scales = &steer::Scales::new(scale, view.temperature);
+    let distance = |dc: &Datacenter| client.map(|c| c.distance_km(&dc.unit));
+    let logits: Vec<Option<f64>> = st
+        .datacenters
+        .iter()
+        .map(|&i| {
+            let (dc, v) = (&zone.datacenters[i], &view.dcs[i]);
+            (has_family(dc, family) && v.usable())
+                .then(|| steer::logit(dc.ln_weight, distance(dc).unwrap_or(0.0), v.mu, scales))
         })
-    });
-    (d, place)
+        .collect();
+    let max = logits
+        .iter()
+        .flatten()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    let z: f64 = logits.iter().flatten().map(|l| (l - max).exp()).sum();
+    for (k, &i) in st.datacenters.iter().enumerate() {
+        let (dc, v) = (&zone.datacenters[i], &view.dcs[i]);
+        let d = distance(dc);
+        let de = d.unwrap_or(0.0) / scale;
+        rows.push(ExplainRow {
+            datacenter: dc.name.clone(),
+            distance_km: d,
+            distance_energy: de,
+            mu: v.mu,
+            energy: de + v.mu,
+            weight: dc.weight,
+            utilisation: v.utilisation,
+            status: v.status(),
+            has_family: has_family(dc, family),
+            usable: v.usable(),
+            probability: logits[k].map_or(0.0, |l| (l - max).exp() / z),
+            drawn: drawn.as_slice().iter().position(|&c| c == i).map(|p| p + 1),
+        });
+    }
 }
 
 #[cfg(test)]

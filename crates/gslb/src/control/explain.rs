@@ -9,7 +9,8 @@ use std::net::IpAddr;
 use hickory_proto::rr::{LowerName, Name};
 use serde::{Deserialize, Serialize};
 
-use super::decide::{decide, ExplainRow, Family, Mode, Placement};
+use super::decide::{decide, ExplainRow, Family, Mode};
+use super::placement::Placement;
 use super::world::World;
 use crate::geo::GeoDb;
 use crate::steer::LatLon;

@@ -18,8 +18,9 @@ use hickory_proto::op::ResponseCode;
 
 use super::ecs::{mask, Ecs};
 use super::transport::{response_limit, Transport};
-use crate::control::{steer_client, Family, Mode, World};
+use crate::control::{steer_client, DcCounters, Family, Mode, World};
 use crate::geo::GeoDb;
+use crate::zone::wire::Entry;
 
 const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
@@ -157,6 +158,11 @@ fn parse_ecs(d: &[u8]) -> Option<Ecs> {
 
 /// Answers `q` into `out`, or returns `None` to leave it to the general
 /// handler. On success returns the response code and query type.
+///
+/// Phases: parse the question, write the header and question, write the
+/// answer (or find the NXDOMAIN/REFUSED case), the negative SOA, the final
+/// header fields, the OPT record; then the size check, and the DC counter
+/// only once the answer is sure to be sent.
 pub fn answer(
     world: &World,
     geo: Option<&GeoDb>,
@@ -172,6 +178,61 @@ pub fn answer(
         return None;
     }
     let lname = &name[..query.name_len];
+    write_question(q, query.question, out);
+    let body = match world.zones.index.get(lname) {
+        Some(e) if e.slow => return None,
+        Some(e) => answer_entry(world, geo, e, &query, src, out)?,
+        None => no_such_name(world, lname)?,
+    };
+    let mut ns = 0u16;
+    if let Some(z) = body.negative_zone {
+        out.extend_from_slice(&world.zones.index.zones[z].negative_soa);
+        ns = 1;
+    }
+    finish_header(out, body.rcode, body.an, ns);
+    if query.edns.is_some() {
+        write_opt(out, udp_payload, query.ecs, body.scope);
+    }
+    // Too big: the general handler truncates properly.
+    if out.len() > response_limit(transport, query.edns, udp_payload) {
+        return None;
+    }
+    if let Some(c) = body.counted {
+        c.count_answer();
+    }
+    Some((body.rcode, query.qtype))
+}
+
+/// What the answer phase wrote, and what the later phases need of it.
+struct Body<'w> {
+    rcode: ResponseCode,
+    /// Records written into the answer section.
+    an: u16,
+    /// The zone whose negative SOA goes into the authority section.
+    negative_zone: Option<usize>,
+    /// The cell's (prefix, is IPv4), when the answer depended on it.
+    scope: Option<(u8, bool)>,
+    /// The counters of the first DC answered.
+    counted: Option<&'w DcCounters>,
+}
+
+impl Body<'_> {
+    #[inline]
+    fn new(rcode: ResponseCode) -> Self {
+        Body {
+            rcode,
+            an: 0,
+            negative_zone: None,
+            scope: None,
+            counted: None,
+        }
+    }
+}
+
+/// Header (ID, QR, RD and CD copied; counts filled in by [`finish_header`])
+/// and the question as sent.
+#[inline]
+fn write_question(q: &[u8], question: &[u8], out: &mut Vec<u8>) {
     out.clear();
     // QR, RD copied, AA set below; CD copied.
     out.extend_from_slice(&[
@@ -188,128 +249,139 @@ pub fn answer(
         0,
         0,
     ]);
-    out.extend_from_slice(query.question);
+    out.extend_from_slice(question);
+}
 
-    let mut rcode = ResponseCode::NoError;
-    let (mut an, mut ns) = (0u16, 0u16);
-    let mut scope: Option<(u8, bool)> = None;
-    let mut negative_zone = None;
-    let mut counted = None;
-    match world.zones.index.get(lname) {
-        Some(e) if e.slow => return None,
+/// The name exists: its steered addresses, its static RRset of the type, or
+/// NODATA.
+#[inline]
+fn answer_entry<'w>(
+    world: &'w World,
+    geo: Option<&GeoDb>,
+    e: &Entry,
+    query: &Query<'_>,
+    src: IpAddr,
+    out: &mut Vec<u8>,
+) -> Option<Body<'w>> {
+    let mut body = Body::new(ResponseCode::NoError);
+    let family = match query.qtype {
+        TYPE_A => Some(Family::V4),
+        TYPE_AAAA => Some(Family::V6),
+        _ => None,
+    };
+    if let (Some(st), Some(family)) = (&e.steered, family) {
+        let (zone, view) = (&world.zones.zones[e.zone], &world.views[e.zone]);
+        let addr = match query.ecs {
+            Some(ecs) if ecs.source_prefix > 0 => ecs.address,
+            _ => src,
+        };
+        let (d, place) = steer_client(world, e.zone, st, family, geo, addr);
+        if d.mode == Mode::AllDownServfail {
+            return None;
+        }
+        body.scope = Some((place.cell.prefix_len(), place.cell.network().is_ipv4()));
+        body.counted = d
+            .chosen(zone, st)
+            .next()
+            .map(|first| &*view.dcs[first].counters);
+        body.an = write_addresses(out, d.addresses(zone, st), d.ttl);
+        if body.an == 0 {
+            body.negative_zone = Some(e.zone);
+        }
+    } else if let Some(t) = e.rrset(query.qtype) {
+        out.extend_from_slice(&t.bytes);
+        body.an = t.count;
+    } else {
+        body.negative_zone = Some(e.zone);
+    }
+    Some(body)
+}
+
+/// A/AAAA records owned by the question's name (a pointer to offset 12);
+/// returns how many.
+#[inline]
+fn write_addresses(out: &mut Vec<u8>, addrs: impl Iterator<Item = IpAddr>, ttl: u32) -> u16 {
+    let ttl = ttl.to_be_bytes();
+    let mut an = 0;
+    for a in addrs {
+        out.extend_from_slice(&[0xc0, 0x0c]);
+        match a {
+            IpAddr::V4(v4) => {
+                out.extend_from_slice(&[0, 1, 0, 1, ttl[0], ttl[1], ttl[2], ttl[3], 0, 4]);
+                out.extend_from_slice(&v4.octets());
+            }
+            IpAddr::V6(v6) => {
+                out.extend_from_slice(&[0, 28, 0, 1, ttl[0], ttl[1], ttl[2], ttl[3], 0, 16]);
+                out.extend_from_slice(&v6.octets());
+            }
+        }
+        an += 1;
+    }
+    an
+}
+
+/// The name does not exist. The closest existing ancestor decides: in a
+/// zone → NXDOMAIN, below a cut → referral (general handler), none →
+/// REFUSED.
+#[inline]
+fn no_such_name<'w>(world: &World, lname: &[u8]) -> Option<Body<'w>> {
+    let mut off = 0;
+    let mut found = None;
+    while lname[off] != 0 {
+        off += 1 + usize::from(lname[off]);
+        if let Some(e) = world.zones.index.get(&lname[off..]) {
+            found = Some(e);
+            break;
+        }
+    }
+    match found {
+        Some(e) if e.slow => None,
         Some(e) => {
-            let family = match query.qtype {
-                TYPE_A => Some(Family::V4),
-                TYPE_AAAA => Some(Family::V6),
-                _ => None,
-            };
-            if let (Some(st), Some(family)) = (&e.steered, family) {
-                let (zone, view) = (&world.zones.zones[e.zone], &world.views[e.zone]);
-                let addr = match query.ecs {
-                    Some(ecs) if ecs.source_prefix > 0 => ecs.address,
-                    _ => src,
-                };
-                let (d, place) = steer_client(world, e.zone, st, family, geo, addr);
-                if d.mode == Mode::AllDownServfail {
-                    return None;
-                }
-                scope = Some((place.cell.prefix_len(), place.cell.network().is_ipv4()));
-                counted = d
-                    .chosen(zone, st)
-                    .next()
-                    .map(|first| &view.dcs[first].counters);
-                let ttl = d.ttl.to_be_bytes();
-                for a in d.addresses(zone, st) {
-                    out.extend_from_slice(&[0xc0, 0x0c]);
-                    match a {
-                        IpAddr::V4(v4) => {
-                            out.extend_from_slice(&[
-                                0, 1, 0, 1, ttl[0], ttl[1], ttl[2], ttl[3], 0, 4,
-                            ]);
-                            out.extend_from_slice(&v4.octets());
-                        }
-                        IpAddr::V6(v6) => {
-                            out.extend_from_slice(&[
-                                0, 28, 0, 1, ttl[0], ttl[1], ttl[2], ttl[3], 0, 16,
-                            ]);
-                            out.extend_from_slice(&v6.octets());
-                        }
-                    }
-                    an += 1;
-                }
-                if an == 0 {
-                    negative_zone = Some(e.zone);
-                }
-            } else if let Some(t) = e.rrset(query.qtype) {
-                out.extend_from_slice(&t.bytes);
-                an = t.count;
-            } else {
-                negative_zone = Some(e.zone);
-            }
+            let mut body = Body::new(ResponseCode::NXDomain);
+            body.negative_zone = Some(e.zone);
+            Some(body)
         }
-        None => {
-            // The closest existing ancestor decides: in a zone → NXDOMAIN,
-            // below a cut → referral (general handler), none → REFUSED.
-            let mut off = 0;
-            let mut found = None;
-            while lname[off] != 0 {
-                off += 1 + usize::from(lname[off]);
-                if let Some(e) = world.zones.index.get(&lname[off..]) {
-                    found = Some(e);
-                    break;
-                }
-            }
-            match found {
-                Some(e) if e.slow => return None,
-                Some(e) => {
-                    rcode = ResponseCode::NXDomain;
-                    negative_zone = Some(e.zone);
-                }
-                None => rcode = ResponseCode::Refused,
-            }
-        }
+        None => Some(Body::new(ResponseCode::Refused)),
     }
-    if let Some(z) = negative_zone {
-        out.extend_from_slice(&world.zones.index.zones[z].negative_soa);
-        ns = 1;
-    }
+}
+
+/// AA (unless REFUSED), the response code and the section counts.
+#[inline]
+fn finish_header(out: &mut [u8], rcode: ResponseCode, an: u16, ns: u16) {
     if rcode != ResponseCode::Refused {
         out[2] |= 0x04; // AA
     }
     out[3] |= rcode.low();
     out[6..8].copy_from_slice(&an.to_be_bytes());
     out[8..10].copy_from_slice(&ns.to_be_bytes());
-    if query.edns.is_some() {
-        out[11] = 1;
-        let payload = udp_payload.to_be_bytes();
-        out.extend_from_slice(&[0, 0, 41, payload[0], payload[1], 0, 0, 0, 0]);
-        match query.ecs {
-            Some(ecs) => {
-                let scope = match scope {
-                    Some((prefix, v4)) if ecs.source_prefix > 0 => ecs.scope_for(prefix, v4),
-                    _ => 0,
-                };
-                let addr_len = usize::from(ecs.source_prefix).div_ceil(8);
-                let opt_len = (4 + addr_len) as u16;
-                out.extend_from_slice(&(opt_len + 4).to_be_bytes());
-                out.extend_from_slice(&[0, 8]);
-                out.extend_from_slice(&opt_len.to_be_bytes());
-                out.extend_from_slice(&ecs.family.to_be_bytes());
-                out.extend_from_slice(&[ecs.source_prefix, scope]);
-                match ecs.address {
-                    IpAddr::V4(a) => out.extend_from_slice(&a.octets()[..addr_len]),
-                    IpAddr::V6(a) => out.extend_from_slice(&a.octets()[..addr_len]),
-                }
+}
+
+/// Our OPT record, echoing the client's ECS option with the scope of the
+/// answer (RFC 7871 §7.2.1: 0 when it did not depend on the address or the
+/// source prefix was 0).
+#[inline]
+fn write_opt(out: &mut Vec<u8>, udp_payload: u16, ecs: Option<Ecs>, scope: Option<(u8, bool)>) {
+    out[11] = 1;
+    let payload = udp_payload.to_be_bytes();
+    out.extend_from_slice(&[0, 0, 41, payload[0], payload[1], 0, 0, 0, 0]);
+    match ecs {
+        Some(ecs) => {
+            let scope = match scope {
+                Some((prefix, v4)) if ecs.source_prefix > 0 => ecs.scope_for(prefix, v4),
+                _ => 0,
+            };
+            let addr_len = usize::from(ecs.source_prefix).div_ceil(8);
+            let opt_len = (4 + addr_len) as u16;
+            out.extend_from_slice(&(opt_len + 4).to_be_bytes());
+            out.extend_from_slice(&[0, 8]);
+            out.extend_from_slice(&opt_len.to_be_bytes());
+            out.extend_from_slice(&ecs.family.to_be_bytes());
+            out.extend_from_slice(&[ecs.source_prefix, scope]);
+            match ecs.address {
+                IpAddr::V4(a) => out.extend_from_slice(&a.octets()[..addr_len]),
+                IpAddr::V6(a) => out.extend_from_slice(&a.octets()[..addr_len]),
             }
-            None => out.extend_from_slice(&[0, 0]),
         }
+        None => out.extend_from_slice(&[0, 0]),
     }
-    // Too big: the general handler truncates properly.
-    if out.len() > response_limit(transport, query.edns, udp_payload) {
-        return None;
-    }
-    if let Some(c) = counted {
-        c.count_answer();
-    }
-    Some((rcode, query.qtype))
 }

@@ -17,14 +17,22 @@
 //! its own logit and its own hash, this is weighted rendezvous hashing: a
 //! small change of one DC's probability moves only the cells whose race it
 //! just wins or loses.
+//!
+//! This file holds the logit and the draw; beside it, `temperature` (T from
+//! utilisation), `price` (μ from utilisation), `topn` (the draw's partial
+//! sort), `fastmath` (distances and logarithms) and `hash` (seeds and ids).
 
 pub mod fastmath;
 pub mod hash;
 pub mod price;
+mod temperature;
+mod topn;
 
 pub use fastmath::UnitVec;
 pub use hash::{cell_hash, hash_bytes, mix};
 pub use price::{update_price, PriceParams};
+pub use temperature::Temperature;
+pub use topn::{TopN, MAX_ANSWERS};
 
 /// A point on the Earth in degrees.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -42,40 +50,6 @@ pub struct LatLon {
 pub fn distance_km(a: LatLon, b: LatLon) -> f64 {
     use geo::{Distance, Haversine, Point};
     Haversine.distance(Point::new(a.lon, a.lat), Point::new(b.lon, b.lat)) / 1000.0
-}
-
-/// How the zone sets its temperature.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Temperature {
-    Fixed(f64),
-    /// Linear in global utilisation between `min` (idle) and `max` (at or
-    /// above capacity).
-    Auto {
-        min: f64,
-        max: f64,
-    },
-}
-
-/// The lowest temperature the maths accepts; below it `1/T` stops being a
-/// meaningful number and the choice is greedy anyway.
-pub const MIN_TEMPERATURE: f64 = 1e-3;
-
-impl Temperature {
-    /// `T` for a given global utilisation Σload/Σcapacity.
-    pub fn at(&self, global_utilisation: f64) -> f64 {
-        let t = match *self {
-            Temperature::Fixed(t) => t,
-            Temperature::Auto { min, max } => {
-                let u = if global_utilisation.is_finite() {
-                    global_utilisation.clamp(0.0, 1.0)
-                } else {
-                    1.0
-                };
-                min + (max - min) * u
-            }
-        };
-        t.max(MIN_TEMPERATURE)
-    }
 }
 
 /// One candidate DC as the policy sees it at query time.
@@ -160,65 +134,6 @@ pub fn draw_seed(cell: u64, name: u64, epoch: u64) -> u64 {
     mix(mix(cell, name), epoch)
 }
 
-/// Most answers a steered name may ask for.
-pub const MAX_ANSWERS: usize = 8;
-
-/// The `n` lowest race keys seen so far, in order, without allocating:
-/// candidates are offered one by one as they are scored.
-#[derive(Clone, Copy, Debug)]
-pub struct TopN {
-    keys: [f64; MAX_ANSWERS],
-    idx: [usize; MAX_ANSWERS],
-    want: usize,
-    len: usize,
-}
-
-impl TopN {
-    pub fn new(want: usize) -> TopN {
-        TopN {
-            keys: [f64::INFINITY; MAX_ANSWERS],
-            idx: [0; MAX_ANSWERS],
-            want: want.min(MAX_ANSWERS),
-            len: 0,
-        }
-    }
-
-    /// Offers candidate `i` with race key `key`.
-    #[inline]
-    pub fn offer(&mut self, key: f64, i: usize) {
-        if self.want == 0 {
-            return;
-        }
-        // Partial insertion sort: `want` is 1..=8, so this beats sorting.
-        let mut pos = if self.len < self.want {
-            self.len += 1;
-            self.len - 1
-        } else if key < self.keys[self.want - 1] {
-            self.want - 1
-        } else {
-            return;
-        };
-        while pos > 0 && self.keys[pos - 1] > key {
-            self.keys[pos] = self.keys[pos - 1];
-            self.idx[pos] = self.idx[pos - 1];
-            pos -= 1;
-        }
-        self.keys[pos] = key;
-        self.idx[pos] = i;
-    }
-
-    /// The chosen indices, best first.
-    pub fn as_slice(&self) -> &[usize] {
-        &self.idx[..self.len]
-    }
-
-    /// The worst key kept, once `want` keys were offered (before that,
-    /// nothing may be ruled out).
-    pub fn worst_key(&self) -> Option<f64> {
-        (self.want > 0 && self.len == self.want).then(|| self.keys[self.want - 1])
-    }
-}
-
 /// Orders `cands` by race key and writes the first `out.len()` (at most
 /// [`MAX_ANSWERS`]) indices into `out`; returns how many were written.
 pub fn draw_into(
@@ -249,152 +164,4 @@ pub fn probabilities(cands: &[Candidate], scale_km: f64, t: f64) -> Vec<f64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cand(d: f64, w: f64, mu: f64, id: u64) -> Candidate {
-        Candidate {
-            distance_km: d,
-            weight: w,
-            mu,
-            id: hash_bytes(&id.to_le_bytes()),
-        }
-    }
-
-    #[test]
-    fn distance_frankfurt_new_york() {
-        let fra = LatLon {
-            lat: 50.11,
-            lon: 8.68,
-        };
-        let nyc = LatLon {
-            lat: 40.71,
-            lon: -74.01,
-        };
-        let d = distance_km(fra, nyc);
-        assert!((6150.0..6250.0).contains(&d), "{d}");
-    }
-
-    #[test]
-    fn auto_temperature_rises_with_utilisation() {
-        let t = Temperature::Auto {
-            min: 0.05,
-            max: 1.0,
-        };
-        assert!((t.at(0.0) - 0.05).abs() < 1e-12);
-        assert!((t.at(0.5) - 0.525).abs() < 1e-12);
-        assert!((t.at(7.0) - 1.0).abs() < 1e-12);
-        assert!((t.at(f64::NAN) - 1.0).abs() < 1e-12);
-        assert_eq!(Temperature::Fixed(0.0).at(0.3), MIN_TEMPERATURE);
-    }
-
-    #[test]
-    fn cold_system_is_greedy_and_never_underflows() {
-        let cands = [
-            cand(9000.0, 1.0, 0.0, 1),
-            cand(300.0, 1.0, 0.0, 2),
-            cand(6000.0, 1.0, 0.0, 3),
-        ];
-        let p = probabilities(&cands, 2000.0, MIN_TEMPERATURE);
-        assert!((p[1] - 1.0).abs() < 1e-12);
-        assert!(p.iter().all(|x| x.is_finite()));
-        for seed in 0..1000u64 {
-            let mut out = [0usize; 1];
-            assert_eq!(
-                draw_into(seed, &cands, 2000.0, MIN_TEMPERATURE, &mut out),
-                1
-            );
-            assert_eq!(out[0], 1);
-        }
-    }
-
-    #[test]
-    fn equal_energies_split_by_weight() {
-        let cands = [cand(100.0, 1.0, 0.0, 1), cand(100.0, 3.0, 0.0, 2)];
-        let p = probabilities(&cands, 2000.0, 0.5);
-        assert!((p[1] - 0.75).abs() < 1e-12);
-        let n = 40_000u64;
-        let mut wins = 0;
-        for seed in 0..n {
-            let mut out = [0usize; 1];
-            draw_into(mix(seed, 99), &cands, 2000.0, 0.5, &mut out);
-            wins += (out[0] == 1) as u64;
-        }
-        let share = wins as f64 / n as f64;
-        assert!((share - 0.75).abs() < 0.015, "{share}");
-    }
-
-    #[test]
-    fn draws_follow_the_boltzmann_probabilities() {
-        let cands = [
-            cand(500.0, 1.0, 0.0, 1),
-            cand(1500.0, 1.0, 0.2, 2),
-            cand(2500.0, 2.0, 0.0, 3),
-        ];
-        let t = 0.7;
-        let p = probabilities(&cands, 2000.0, t);
-        let n = 60_000u64;
-        let mut counts = [0u64; 3];
-        for seed in 0..n {
-            let mut out = [0usize; 1];
-            draw_into(mix(seed, 7), &cands, 2000.0, t, &mut out);
-            counts[out[0]] += 1;
-        }
-        for i in 0..3 {
-            let share = counts[i] as f64 / n as f64;
-            assert!((share - p[i]).abs() < 0.015, "dc {i}: {share} vs {}", p[i]);
-        }
-    }
-
-    #[test]
-    fn multiple_answers_are_distinct_and_start_with_the_first_draw() {
-        let cands: Vec<Candidate> = (0..6)
-            .map(|i| cand(100.0 * i as f64, 1.0, 0.0, i))
-            .collect();
-        for seed in 0..500u64 {
-            let mut one = [0usize; 1];
-            draw_into(seed, &cands, 2000.0, 0.3, &mut one);
-            let mut three = [0usize; 3];
-            assert_eq!(draw_into(seed, &cands, 2000.0, 0.3, &mut three), 3);
-            assert_eq!(three[0], one[0]);
-            assert!(three[0] != three[1] && three[1] != three[2] && three[0] != three[2]);
-        }
-        let mut many = [0usize; 8];
-        assert_eq!(draw_into(1, &cands[..2], 2000.0, 0.3, &mut many), 2);
-    }
-
-    #[test]
-    fn small_price_change_moves_few_cells() {
-        let base = [
-            cand(800.0, 1.0, 0.0, 1),
-            cand(900.0, 1.0, 0.0, 2),
-            cand(1000.0, 1.0, 0.0, 3),
-        ];
-        let mut bumped = base;
-        bumped[0].mu = 0.02;
-        let t = 0.5;
-        let (p0, p1) = (
-            probabilities(&base, 2000.0, t),
-            probabilities(&bumped, 2000.0, t),
-        );
-        let n = 20_000u64;
-        let mut moved = 0u64;
-        for cell in 0..n {
-            let seed = draw_seed(cell, 5, 0);
-            let (mut a, mut b) = ([0usize; 1], [0usize; 1]);
-            draw_into(seed, &base, 2000.0, t, &mut a);
-            draw_into(seed, &bumped, 2000.0, t, &mut b);
-            if a != b {
-                moved += 1;
-                // Only cells leaving the DC whose price rose may move.
-                assert_eq!(a[0], 0);
-            }
-        }
-        let expected = p0[0] - p1[0];
-        let frac = moved as f64 / n as f64;
-        assert!(
-            (frac - expected).abs() < 0.01,
-            "moved {frac}, expected {expected}"
-        );
-    }
-}
+mod tests;

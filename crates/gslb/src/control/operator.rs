@@ -1,0 +1,88 @@
+//! What an operator asks of the state owner through the local API: drain
+//! or undrain a DC, pin or release its utilisation, read every DC's health.
+
+use std::collections::HashMap;
+
+use tracing::{info, warn};
+
+use super::{Control, ControlError, Inner, Key};
+use boltz_health::HealthStatus;
+
+impl Control {
+    /// Keys of DCs named `dc`, optionally limited to one zone.
+    fn keys_for(inner: &Inner, dc: &str, zone: Option<&str>) -> Result<Vec<Key>, ControlError> {
+        let zone = match zone {
+            Some(z) => {
+                let zs = inner
+                    .zones
+                    .by_origin(z)
+                    .ok_or_else(|| ControlError::NoSuchZone(z.to_string()))?;
+                Some(zs.origin_str())
+            }
+            None => None,
+        };
+        let keys: Vec<Key> = inner
+            .dcs
+            .keys()
+            .filter(|(z, d)| d == dc && zone.as_ref().is_none_or(|want| want == z))
+            .cloned()
+            .collect();
+        if keys.is_empty() {
+            return Err(ControlError::NoSuchDatacenter(dc.to_string()));
+        }
+        Ok(keys)
+    }
+
+    /// Drains (or undrains) a DC in every zone, or in one.
+    pub fn set_drain(
+        &self,
+        dc: &str,
+        zone: Option<&str>,
+        drained: bool,
+    ) -> Result<usize, ControlError> {
+        let mut inner = self.lock();
+        let keys = Self::keys_for(&inner, dc, zone)?;
+        for k in &keys {
+            if let Some(st) = inner.dcs.get_mut(k) {
+                if st.drained != drained {
+                    warn!(zone = %k.0, dc = %k.1, drained, "admin drain changed");
+                }
+                st.drained = drained;
+            }
+        }
+        self.publish(&inner);
+        Ok(keys.len())
+    }
+
+    /// Sets (Some) or clears (None) an operator override of a DC's
+    /// utilisation. It acts through the price at the next load interval.
+    pub fn set_load(
+        &self,
+        dc: &str,
+        zone: Option<&str>,
+        utilisation: Option<f64>,
+    ) -> Result<usize, ControlError> {
+        let mut inner = self.lock();
+        let keys = Self::keys_for(&inner, dc, zone)?;
+        for k in &keys {
+            if let Some(st) = inner.dcs.get_mut(k) {
+                st.load
+                    .set_override(utilisation)
+                    .map_err(|e| ControlError::InvalidUtilisation(e.to_string()))?;
+                info!(zone = %k.0, dc = %k.1, ?utilisation, "load override");
+            }
+        }
+        self.publish(&inner);
+        Ok(keys.len())
+    }
+
+    /// Health details of every DC (for the status API).
+    pub fn health_of(&self) -> HashMap<Key, HealthStatus> {
+        let inner = self.lock();
+        inner
+            .dcs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.health.clone()))
+            .collect()
+    }
+}

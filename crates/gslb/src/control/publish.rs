@@ -1,0 +1,79 @@
+//! From the state owner's maps to the immutable [`World`] the query path
+//! reads: one [`ZoneView`] per zone, aligned with its datacenters, swapped in
+//! only when something changed.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::world::{self, DcView, World, ZoneView};
+use super::{Control, Inner};
+use crate::load::LoadConfig;
+use crate::zone::ZoneSet;
+
+/// Whether `views` over `zones` say exactly what `w` already says.
+fn same_state(w: &World, zones: &Arc<ZoneSet>, views: &[ZoneView]) -> bool {
+    Arc::ptr_eq(&w.zones, zones)
+        && w.views.len() == views.len()
+        && w.views.iter().zip(views).all(|(a, b)| {
+            a.temperature == b.temperature
+                && a.dcs.len() == b.dcs.len()
+                && a.dcs.iter().zip(&b.dcs).all(|(x, y)| {
+                    x.health == y.health
+                        && x.drained == y.drained
+                        && x.utilisation == y.utilisation
+                        && x.load_source == y.load_source
+                        && x.mu == y.mu
+                })
+        })
+}
+
+fn fallback_of(cfg: Option<&LoadConfig>) -> f64 {
+    cfg.map_or(0.0, |l| l.fallback)
+}
+
+impl Control {
+    /// Builds the snapshot of `inner` and swaps it in, unless it would say
+    /// exactly what the current one says.
+    pub(super) fn publish(&self, inner: &Inner) {
+        let now = Instant::now();
+        let views: Vec<ZoneView> = inner
+            .zones
+            .zones
+            .iter()
+            .map(|zone| {
+                let zname = zone.origin_str();
+                let dcs = zone
+                    .datacenters
+                    .iter()
+                    .map(
+                        |dc| match inner.dcs.get(&(zname.clone(), dc.name.clone())) {
+                            Some(st) => {
+                                let reading = st.load.current(now);
+                                DcView {
+                                    health: st.health.state,
+                                    drained: st.drained,
+                                    utilisation: reading.utilisation,
+                                    load_source: reading.source,
+                                    mu: st.mu,
+                                    counters: st.counters.clone(),
+                                }
+                            }
+                            None => DcView::cold(fallback_of(dc.load.as_ref())),
+                        },
+                    )
+                    .collect();
+                ZoneView::new(zone, dcs)
+            })
+            .collect();
+        // A snapshot equal to the current one would only invalidate the
+        // query path's decision caches.
+        if same_state(&self.world.load(), &inner.zones, &views) {
+            return;
+        }
+        self.world.store(Arc::new(World {
+            zones: inner.zones.clone(),
+            views,
+            generation: world::next_generation(),
+        }));
+    }
+}
