@@ -37,6 +37,10 @@ fn share(counts: &std::collections::HashMap<u16, usize>, o: &Origin) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn equal_backends_get_an_even_spread() {
     let os = [Origin::start(), Origin::start(), Origin::start()];
+    // Equal backends take the same 10 ms, as in `weights_are_respected`:
+    // P2C weighs latency, and sub-millisecond answers would let the
+    // scheduling noise of a busy two-core test machine decide the spread.
+    os.iter().for_each(|o| o.set_delay(10));
     let p = proxy("", &backends_toml(&[&os[0], &os[1], &os[2]], &[]));
     let (counts, failed) = load(&client(), &p.url("/"), 3000, 12).await;
     assert_eq!(failed, 0);
@@ -282,6 +286,8 @@ async fn backends_added_by_the_api_get_reused_connections_and_an_even_spread() {
         )),
     );
     assert_eq!(code, 200, "{v}");
+    // The same latency everywhere (see `equal_backends_get_an_even_spread`).
+    os.iter().for_each(|o| o.set_delay(10));
     let (counts, failed) = load(&c, &p.url("/"), 4000, 8).await;
     assert_eq!(failed, 0);
     for o in &os {
