@@ -34,6 +34,7 @@ struct DecisionCache {
 impl DecisionCache {
     const SLOTS: usize = 32768;
 
+    #[inline(always)]
     fn get_or_insert(&mut self, key: DecisionKey, f: impl FnOnce() -> Decision) -> Decision {
         let h = mix(
             mix(key.cell, key.steered as u64),
@@ -58,6 +59,7 @@ thread_local! {
 
 /// The decision for one client address: geo placement, then [`decide`],
 /// cached per thread for the current snapshot. What both DNS paths call.
+#[inline(always)]
 pub fn steer_client(
     world: &World,
     zone_index: usize,
