@@ -32,15 +32,9 @@ fn has(out: &str, line: usize, needle: &str) {
 
 #[test]
 fn example_zone_is_clean() {
-    let out = Command::new(BOLTZ)
-        .args(["check", "zones", "--geoip", "geoip/demo.mmdb"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+    boltz_ok(
+        ["check", "zones", "--geoip", "geoip/demo.mmdb"],
+        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))),
     );
 }
 
@@ -111,15 +105,7 @@ fn serve_refuses_to_start_on_errors() {
         &[],
         "bad = { type = \"steered\", datacenters = [\"nope\"] }",
     ));
-    let out = Command::new(BOLTZ)
-        .arg("serve")
-        .arg("--zones")
-        .arg(fx.zones())
-        .arg("--geoip")
-        .arg(fx.geo())
-        .args(["--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"])
-        .output()
-        .unwrap();
+    let out = fx.serve_command().output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

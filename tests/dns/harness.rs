@@ -3,6 +3,7 @@
 //! on loopback ports, and talks to it over real sockets (a hickory-proto
 //! message over UDP/TCP, and plain HTTP/1.1 for the API).
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -98,6 +99,19 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// `boltz serve` on these zones and this database, DNS and API on
+    /// free loopback ports.
+    pub fn serve_command(&self) -> Command {
+        let mut cmd = Command::new(BOLTZ);
+        cmd.arg("serve")
+            .arg("--zones")
+            .arg(self.zones())
+            .arg("--geoip")
+            .arg(self.geo())
+            .args(["--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"]);
+        cmd
+    }
+
     pub fn new(zone: &str) -> Fixture {
         Self::with_geo(zone, GEO_CSV)
     }
@@ -107,17 +121,16 @@ impl Fixture {
         std::fs::create_dir(dir.path().join("zones")).unwrap();
         std::fs::write(dir.path().join("zones/example.com.toml"), zone).unwrap();
         std::fs::write(dir.path().join("geo.csv"), csv).unwrap();
-        let out = Command::new(BOLTZ)
-            .args(["geoip", "build"])
-            .arg(dir.path().join("geo.csv"))
-            .arg("-o")
-            .arg(dir.path().join("geo.mmdb"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "geoip build: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let (csv, mmdb) = (dir.path().join("geo.csv"), dir.path().join("geo.mmdb"));
+        boltz_ok(
+            [
+                OsStr::new("geoip"),
+                OsStr::new("build"),
+                csv.as_os_str(),
+                OsStr::new("-o"),
+                mmdb.as_os_str(),
+            ],
+            None,
         );
         std::fs::write(dir.path().join("token"), TOKEN).unwrap();
         Fixture { dir }
@@ -150,13 +163,8 @@ pub struct Server {
 
 impl Server {
     pub fn start(fx: &Fixture, extra: &[&str]) -> Server {
-        let mut child = Command::new(BOLTZ)
-            .arg("serve")
-            .arg("--zones")
-            .arg(fx.zones())
-            .arg("--geoip")
-            .arg(fx.geo())
-            .args(["--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"])
+        let mut child = fx
+            .serve_command()
             .args(if extra.contains(&"--watch-interval") {
                 &[][..]
             } else {
@@ -366,6 +374,29 @@ pub fn ecs_of(m: &Message) -> Option<(u8, u8)> {
         EdnsOption::Subnet(cs) => Some((cs.source_prefix(), cs.scope_prefix())),
         _ => None,
     }
+}
+
+/// Runs `boltz ARGS` (in `dir`, else here) and asserts it succeeded,
+/// showing its output when it did not.
+pub fn boltz_ok<I, A>(args: I, dir: Option<&Path>) -> std::process::Output
+where
+    I: IntoIterator<Item = A>,
+    A: AsRef<OsStr>,
+{
+    let mut cmd = Command::new(BOLTZ);
+    cmd.args(args);
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "boltz {:?}: {}{}",
+        cmd.get_args().collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// One HTTP/1.1 request to `boltz serve`'s local API over TCP.
