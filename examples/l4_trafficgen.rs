@@ -53,7 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     f.resize(f.len() + payload, 0);
 
     let ebpf = dataplane::load_trafficgen(f.as_slice().try_into()?)?;
-    let fd = dataplane::program_fd(&ebpf, dataplane::Program::TrafficGen)?;
+    let fd = dataplane::program_fd(&ebpf, dataplane::BenchProgram::TrafficGen)?;
     let t0 = Instant::now();
     let mut sent = 0u64;
     while sent < total {

@@ -6,13 +6,13 @@
 //!
 //! `l4_xdp_pass IFACE BPFFS_DIR [pass|sink]`
 
-use boltz_l4::dataplane::{attach_bench, Mode, Program};
+use boltz_l4::dataplane::{attach_bench, BenchProgram, Mode};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a: Vec<String> = std::env::args().collect();
     let program = match a.get(3).map(String::as_str) {
-        None | Some("pass") => Program::Pass,
-        Some("sink") => Program::Sink,
+        None | Some("pass") => BenchProgram::Pass,
+        Some("sink") => BenchProgram::Sink,
         Some(other) => return Err(format!("unknown program {other}").into()),
     };
     if a.len() < 3 {

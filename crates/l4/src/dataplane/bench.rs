@@ -6,11 +6,11 @@ use std::path::Path;
 
 use super::object::{bench_object, chain, xdp};
 use super::pin::{attach, ensure_bpffs, pin_link};
-use super::{DataplaneError, Mode, Program};
+use super::{BenchProgram, DataplaneError, Mode, XdpProgram};
 
 /// Loads the benchmarks' object for the packet generator: `frame` (a
 /// 64-byte Ethernet/IPv4/UDP frame) becomes the template that
-/// [`Program::TrafficGen`] writes into every frame of a live-frames test
+/// [`BenchProgram::TrafficGen`] writes into every frame of a live-frames test
 /// run, with a new UDP source port each.
 pub fn load_trafficgen(frame: [u8; 64]) -> Result<aya::Ebpf, DataplaneError> {
     let load = |e: &dyn std::error::Error| DataplaneError::Load(chain(e));
@@ -23,20 +23,20 @@ pub fn load_trafficgen(frame: [u8; 64]) -> Result<aya::Ebpf, DataplaneError> {
     let mut tmpl: aya::maps::Array<_, [u8; 64]> =
         aya::maps::Array::try_from(map).map_err(|e| load(&e))?;
     tmpl.set(0, frame, 0).map_err(|e| load(&e))?;
-    xdp(&mut ebpf, Program::TrafficGen)?
+    xdp(&mut ebpf, BenchProgram::TrafficGen)?
         .load()
         .map_err(|e| load(&e))?;
     Ok(ebpf)
 }
 
-/// Attaches [`Program::Pass`] or [`Program::Sink`] to `iface` and pins its
+/// Attaches [`BenchProgram::Pass`] or [`BenchProgram::Sink`] to `iface` and pins its
 /// link in `dir` (a bpffs, mounted there if needed), so it stays attached
 /// after this process; removing the pin (or unmounting) detaches it.
 pub fn attach_bench(
     dir: &Path,
     iface: &str,
     mode: Mode,
-    program: Program,
+    program: BenchProgram,
 ) -> Result<(), DataplaneError> {
     ensure_bpffs(dir)?;
     let mut ebpf = aya::EbpfLoader::new()

@@ -55,15 +55,36 @@ pub enum DataplaneError {
     },
 }
 
-/// The XDP programs built from `bpf/`: the first two are in the
-/// balancer's object ([`load`]), the others in the benchmarks' object
-/// ([`load_trafficgen`], [`attach_bench`]).
+/// An XDP program of one of the objects built from `bpf/`, known by its
+/// name there.
+pub trait XdpProgram: Copy {
+    /// The program's name in its object.
+    fn name(self) -> &'static str;
+}
+
+/// The programs of the balancer's object ([`load`], [`attach_pinned`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Program {
     /// The balancer, on the load balancer's interface.
     Balancer,
     /// IP-in-IP decapsulation, on a backend.
     Decap,
+}
+
+impl XdpProgram for Program {
+    fn name(self) -> &'static str {
+        match self {
+            Program::Balancer => "balancer",
+            Program::Decap => "decap",
+        }
+    }
+}
+
+/// The programs of the benchmarks' object ([`load_trafficgen`],
+/// [`attach_bench`]): a type of their own, so a deployment path cannot be
+/// handed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchProgram {
     /// Passes everything: for the receiving peer of a veth in benchmarks.
     Pass,
     /// Drops IP, passes ARP: a backend stand-in in benchmarks.
@@ -73,22 +94,13 @@ pub enum Program {
     TrafficGen,
 }
 
-impl Program {
-    /// The program's name in its object.
-    pub fn name(self) -> &'static str {
+impl XdpProgram for BenchProgram {
+    fn name(self) -> &'static str {
         match self {
-            Program::Balancer => "balancer",
-            Program::Decap => "decap",
-            Program::Pass => "xdp_pass",
-            Program::Sink => "xdp_sink",
-            Program::TrafficGen => "trafficgen",
+            BenchProgram::Pass => "xdp_pass",
+            BenchProgram::Sink => "xdp_sink",
+            BenchProgram::TrafficGen => "trafficgen",
         }
-    }
-
-    /// Whether the program is in the balancer's object (else in the
-    /// benchmarks').
-    fn in_balancer(self) -> bool {
-        matches!(self, Program::Balancer | Program::Decap)
     }
 }
 

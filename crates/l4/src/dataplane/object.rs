@@ -4,7 +4,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd};
 
-use super::{DataplaneError, Program};
+use super::{DataplaneError, Program, XdpProgram};
 
 #[cfg(boltz_xdp)]
 #[repr(C, align(32))]
@@ -75,7 +75,7 @@ pub(super) fn chain(e: &dyn std::error::Error) -> String {
 /// The XDP program `p` of a loaded object.
 pub(super) fn xdp(
     ebpf: &mut aya::Ebpf,
-    p: Program,
+    p: impl XdpProgram,
 ) -> Result<&mut aya::programs::Xdp, DataplaneError> {
     ebpf.program_mut(p.name())
         .ok_or_else(|| DataplaneError::Load(format!("object has no program {}", p.name())))?
@@ -84,7 +84,7 @@ pub(super) fn xdp(
 }
 
 /// The file descriptor of a loaded program (for test runs).
-pub fn program_fd(ebpf: &aya::Ebpf, p: Program) -> Result<BorrowedFd<'_>, DataplaneError> {
+pub fn program_fd(ebpf: &aya::Ebpf, p: impl XdpProgram) -> Result<BorrowedFd<'_>, DataplaneError> {
     let prog = ebpf
         .program(p.name())
         .ok_or_else(|| DataplaneError::Load(format!("object has no program {}", p.name())))?;

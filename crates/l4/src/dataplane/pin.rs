@@ -9,7 +9,7 @@ use aya::programs::links::FdLink;
 
 use super::maps::{map_fd, Maps, MAPS};
 use super::object::{chain, load, xdp};
-use super::{DataplaneError, Mode, Program};
+use super::{DataplaneError, Mode, Program, XdpProgram};
 use crate::sys;
 
 /// Result of [`attach_pinned`].
@@ -79,12 +79,6 @@ pub fn attach_pinned(
     program: Program,
     conn_table: Option<u32>,
 ) -> Result<Attached, DataplaneError> {
-    if !program.in_balancer() {
-        return Err(DataplaneError::Load(format!(
-            "{} is a benchmark program: attach it with attach_bench",
-            program.name()
-        )));
-    }
     ensure_bpffs(dir)?;
     if dir.join(LINK).exists() {
         let maps = Maps::open(dir).map_err(io_err("reopening pinned maps in", dir))?;
@@ -118,7 +112,7 @@ fn attach_err(iface: &str) -> impl Fn(String) -> DataplaneError + '_ {
 /// unlike a netlink attachment, can be pinned).
 pub(super) fn attach(
     ebpf: &mut aya::Ebpf,
-    program: Program,
+    program: impl XdpProgram,
     iface: &str,
     mode: Mode,
 ) -> Result<FdLink, DataplaneError> {
