@@ -24,13 +24,6 @@ pub fn shard() -> usize {
 #[repr(align(128))]
 pub struct Padded<T>(pub T);
 
-impl<T> std::ops::Deref for Padded<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
 /// A counter split over [`SHARDS`] cache-line-padded cells.
 pub struct ShardedCounter(Box<[Padded<AtomicU64>]>);
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -337,8 +337,7 @@ async fn load(State(s): State<ApiState>) -> Response {
 type BackendGauge = fn(&super::backend::Backend, u64) -> f64;
 
 async fn metrics(State(s): State<ApiState>) -> Response {
-    let out = render_metrics(&s.control);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    boltz_core::local_api::metrics(render_metrics(&s.control))
 }
 
 /// The Prometheus text of the proxy: totals over the workers' shards, then

@@ -2,8 +2,8 @@
 //! kind, packets, bytes and new flows per VIP and per backend).
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use boltz_core::local_api::error;
 use boltz_core::prometheus::{Exposition, Kind};
 
@@ -16,8 +16,7 @@ pub(super) async fn metrics(State(s): State<ApiState>) -> Response {
     let Ok(Ok(c)) = tokio::task::spawn_blocking(move || b.counters()).await else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "reading counters failed");
     };
-    let out = render_metrics(&c);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    boltz_core::local_api::metrics(render_metrics(&c))
 }
 
 /// The Prometheus text of the data path's counters.
