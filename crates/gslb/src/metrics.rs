@@ -242,16 +242,21 @@ fn render_world(
             |_, transitions| transitions as f64,
         ),
     ];
+    // Each (zone, DC) once: its labels, its view and its health's count of
+    // changes; every family then walks these rows.
+    let mut rows = Vec::new();
+    for (zone, view) in zones() {
+        let z = zone.origin_str();
+        for (dc, v) in zone.datacenters.iter().zip(&view.dcs) {
+            let key = (z.clone(), dc.name.clone());
+            let transitions = health.get(&key).map_or(0, |h| h.transitions);
+            rows.push((key, v, transitions));
+        }
+    }
     for (name, kind, help, value) in per_dc {
         let mut f = e.family(name, kind, help);
-        for (zone, view) in zones() {
-            let z = zone.origin_str();
-            for (dc, v) in zone.datacenters.iter().zip(&view.dcs) {
-                let transitions = health
-                    .get(&(z.clone(), dc.name.clone()))
-                    .map_or(0, |h| h.transitions);
-                f.sample(&[("zone", &z), ("dc", &dc.name)], value(v, transitions));
-            }
+        for ((z, dc), v, transitions) in &rows {
+            f.sample(&[("zone", z), ("dc", dc)], value(v, *transitions));
         }
     }
 }

@@ -333,6 +333,9 @@ async fn load(State(s): State<ApiState>) -> Response {
     Json(load_document(&s)).into_response()
 }
 
+/// Picks one counter out of a worker's shard.
+type ShardCounter = fn(&super::metrics::Shard) -> &std::sync::atomic::AtomicU64;
+
 /// Reads one gauge of a backend at a moment (now_ns).
 type BackendGauge = fn(&super::backend::Backend, u64) -> f64;
 
@@ -368,8 +371,7 @@ fn write_totals(e: &mut Exposition, st: &super::metrics::Metrics) {
         }
     }
     {
-        type Counter = fn(&super::metrics::Shard) -> &std::sync::atomic::AtomicU64;
-        let reasons: [(&str, Counter); 5] = [
+        let reasons: [(&str, ShardCounter); 5] = [
             ("no_route", |s| &s.no_route),
             ("rate_limited", |s| &s.rate_limited),
             ("no_backend", |s| &s.no_backend),
@@ -385,8 +387,7 @@ fn write_totals(e: &mut Exposition, st: &super::metrics::Metrics) {
             f.sample(&[("reason", reason)], st.total(c));
         }
     }
-    type Total = fn(&super::metrics::Shard) -> &std::sync::atomic::AtomicU64;
-    let totals: [(&str, &str, Total); 4] = [
+    let totals: [(&str, &str, ShardCounter); 4] = [
         (
             "boltz_l7_upstream_errors_total",
             "Upstream connect failures and failed exchanges.",

@@ -5,6 +5,7 @@
 //! request path never moves a cache line between cores; readers add the
 //! shards up.
 
+use boltz_core::counter::Padded;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Log-linear latency buckets: 16 per power of two from 1 µs to ~68 s,
@@ -88,9 +89,9 @@ pub fn quantile_ms(now: &[u64], then: Option<&[u64]>, q: f64) -> Option<f64> {
     None
 }
 
-/// One worker's counters.
+/// One worker's counters (kept on their own cache lines by
+/// [`Padded`]).
 #[derive(Debug, Default)]
-#[repr(align(128))]
 pub struct Shard {
     pub requests: AtomicU64,
     /// Started minus finished here (a request finishes on the worker that
@@ -114,27 +115,27 @@ pub struct Shard {
 
 #[derive(Debug)]
 pub struct Metrics {
-    shards: Box<[Shard]>,
+    shards: Box<[Padded<Shard>]>,
 }
 
 impl Metrics {
     /// Counters for `workers` worker threads (other threads share shard 0).
     pub fn new(workers: usize) -> Metrics {
         Metrics {
-            shards: (0..workers.max(1)).map(|_| Shard::default()).collect(),
+            shards: (0..workers.max(1)).map(|_| Padded::default()).collect(),
         }
     }
 
     /// The calling thread's shard (its worker's).
     pub fn here(&self) -> &Shard {
-        &self.shards[super::worker::worker() % self.shards.len()]
+        &self.shards[super::worker::worker() % self.shards.len()].0
     }
 
     /// A counter summed over the shards.
     pub fn total(&self, counter: impl Fn(&Shard) -> &AtomicU64) -> u64 {
         self.shards
             .iter()
-            .fold(0u64, |n, s| n.wrapping_add(counter(s).load(Relaxed)))
+            .fold(0u64, |n, s| n.wrapping_add(counter(&s.0).load(Relaxed)))
     }
 
     pub fn count_status(&self, code: u16) {
@@ -150,7 +151,7 @@ impl Metrics {
     pub fn latency_snapshot(&self) -> Vec<u64> {
         let mut all = vec![0u64; BUCKETS];
         for s in self.shards.iter() {
-            for (a, c) in all.iter_mut().zip(s.latency.counts.iter()) {
+            for (a, c) in all.iter_mut().zip(s.0.latency.counts.iter()) {
                 *a += c.load(Relaxed);
             }
         }
@@ -197,7 +198,7 @@ mod tests {
         assert_eq!(st.total(|s| &s.requests), 2000);
         assert_eq!(st.errors(), 2);
         assert_eq!(st.latency_snapshot().iter().sum::<u64>(), 2000);
-        assert!(st.shards.iter().all(|s| s.requests.load(Relaxed) == 1000));
+        assert!(st.shards.iter().all(|s| s.0.requests.load(Relaxed) == 1000));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! while nothing changes; a pick that finds nobody falls back to the key's
 //! first eligible backend, then to a weighted draw.
 
-use boltz_core::hash::fmix64 as mix64;
+use boltz_core::hash::fmix64;
 
 use super::random::{draw, unit_of};
 use super::{maglev, ring, Algorithm, Picker, View};
@@ -72,7 +72,7 @@ impl Picker {
             // Thinning by (key, backend) rather than at random keeps each
             // key's choice stable, and a key admitted early in the ramp
             // stays admitted as the ramp rises.
-            let thinned = x < full && unit_of(mix64(hash ^ self.key_hash[i])) * full >= x;
+            let thinned = x < full && unit_of(fmix64(hash ^ self.key_hash[i])) * full >= x;
             let over = cap.is_some_and(|cap| f64::from(b.in_flight()) + 1.0 > cap);
             if !thinned && !over {
                 return Ok(i);

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use boltz_core::hash::{fmix64 as mix64, fnv1a, FNV_OFFSET};
+use boltz_core::hash::{fmix64, fnv1a, FNV_OFFSET};
 
 use crate::backend::Backend;
 
@@ -43,7 +43,7 @@ pub(super) fn build_ring(
     for (i, (b, &n)) in backends.iter().zip(&counts).enumerate() {
         let base = fnv1a(fnv1a(FNV_OFFSET, b.key.as_bytes()), b"-");
         for j in 0..n {
-            ring.push((mix64(fnv1a(base, &j.to_le_bytes())), i as u32));
+            ring.push((fmix64(fnv1a(base, &j.to_le_bytes())), i as u32));
         }
     }
     // Colliding points are ordered by key so the ring does not depend on
