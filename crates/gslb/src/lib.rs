@@ -13,8 +13,6 @@
 //! - `geo`: MaxMind DB lookup (client address → location and "cell"
 //!   network), hot reload, and the `.mmdb` writer behind `boltz geoip build`.
 //! - `load`: per-DC utilisation feeds, smoothing and fallback.
-//! - `steer`: pure policy: energies, prices μ, temperature, Boltzmann
-//!   probabilities and the sticky rendezvous draw.
 //! - `control`: the state owner ([`Control`]: health, drain, load, prices)
 //!   and the immutable [`World`] snapshot the query path reads.
 //! - `dns`: the bytes-in, bytes-out query [`Handler`] (fast path first) and
@@ -23,7 +21,9 @@
 //! - `metrics`: the query path's counters ([`Metrics`]) and the Prometheus
 //!   rendering of them and of the [`World`]'s gauges.
 //!
-//! Health probes come from `boltz-health`; clocks, hashing, counters and
+//! The steering maths (energies, prices μ, temperature, the sticky
+//! rendezvous draw) is the `boltz-steer` crate, shared with the L7 proxy
+//! and the simulator. Health probes come from `boltz-health`; clocks, hashing, counters and
 //! the Prometheus writer from `boltz-core`.
 //!
 //! Each module's own doc names its files, one concept each. Unit tests too
@@ -38,7 +38,7 @@ mod dns;
 mod geo;
 mod load;
 mod metrics;
-mod steer;
+use boltz_steer as steer;
 mod zone;
 
 pub use api::{parse_explain_args, router, ApiState};

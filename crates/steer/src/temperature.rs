@@ -5,11 +5,14 @@
 /// How the zone sets its temperature.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Temperature {
+    /// The same T whatever the load.
     Fixed(f64),
     /// Linear in global utilisation between `min` (idle) and `max` (at or
     /// above capacity).
     Auto {
+        /// T of an idle zone.
         min: f64,
+        /// T of a zone at or above capacity.
         max: f64,
     },
 }

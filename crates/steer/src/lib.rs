@@ -1,4 +1,4 @@
-//! Steering policy: the pure maths between "where is the client" and "which
+//! boltz-steer: the pure maths between "where is the client" and "which
 //! datacenters answer". No I/O, no clocks, no locks: health, load and prices
 //! arrive as plain numbers from a snapshot, so the same code runs on the query
 //! path, in `boltz explain` and in tests.
@@ -21,6 +21,8 @@
 //! This file holds the logit and the draw; beside it, `temperature` (T from
 //! utilisation), `price` (μ from utilisation), `topn` (the draw's partial
 //! sort), `fastmath` (distances and logarithms) and `hash` (seeds and ids).
+
+#![warn(missing_docs)]
 
 pub mod fastmath;
 pub mod hash;
@@ -109,6 +111,7 @@ pub struct Scales {
 }
 
 impl Scales {
+    /// The reciprocals of a distance scale in km and a temperature.
     pub fn new(scale_km: f64, t: f64) -> Scales {
         Scales {
             inv_scale_km: 1.0 / scale_km,

@@ -15,6 +15,7 @@ pub struct TopN {
 }
 
 impl TopN {
+    /// Keeps the `want` lowest keys (at most [`MAX_ANSWERS`]).
     pub fn new(want: usize) -> TopN {
         TopN {
             keys: [f64::INFINITY; MAX_ANSWERS],

@@ -13,12 +13,16 @@ pub const EARTH_RADIUS_KM: f64 = 6371.0088;
 /// A point on the unit sphere.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct UnitVec {
+    /// Towards latitude 0, longitude 0.
     pub x: f64,
+    /// Towards latitude 0, longitude 90° E.
     pub y: f64,
+    /// Towards the North Pole.
     pub z: f64,
 }
 
 impl UnitVec {
+    /// The point of a latitude and longitude in degrees.
     pub fn from_latlon(p: LatLon) -> UnitVec {
         let (sin_lat, cos_lat) = p.lat.to_radians().sin_cos();
         let (sin_lon, cos_lon) = p.lon.to_radians().sin_cos();
