@@ -10,6 +10,7 @@ mod geoip;
 mod l4;
 mod l7;
 mod serve;
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +48,9 @@ enum Cmd {
     L4(l4::L4Args),
     /// The L7 HTTP reverse proxy (HTTP/1.1, h2, TLS) with its local API.
     L7(l7::L7Args),
+    /// Run the server's steering against a synthetic world and scenarios:
+    /// settle times, distance against the optimum, time series and plots.
+    Simulate(simulate::SimulateArgs),
     /// GeoIP database tools.
     Geoip {
         #[command(subcommand)]
@@ -63,6 +67,7 @@ pub fn main() -> ExitCode {
         Cmd::Explain(a) => explain::run(a),
         Cmd::L4(a) => l4::run(a),
         Cmd::L7(a) => l7::run(a),
+        Cmd::Simulate(a) => simulate::run(a),
         Cmd::Geoip { cmd } => geoip::run(cmd),
     };
     match result {

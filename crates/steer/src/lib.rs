@@ -19,7 +19,7 @@
 //! just wins or loses.
 //!
 //! This file holds the logit and the draw; beside it, `temperature` (T from
-//! utilisation), `price` (μ from utilisation), `topn` (the draw's partial
+//! staleness of the load feeds), `price` (the controller of μ), `topn` (the draw's partial
 //! sort), `fastmath` (distances and logarithms) and `hash` (seeds and ids).
 
 #![warn(missing_docs)]
@@ -32,7 +32,9 @@ mod topn;
 
 pub use fastmath::UnitVec;
 pub use hash::{cell_hash, hash_bytes, mix};
-pub use price::{update_price, PriceParams};
+pub use price::{
+    step_prices, Controller, DcInput, PriceParams, PricePhase, PriceState, ZoneOutcome,
+};
 pub use temperature::Temperature;
 pub use topn::{TopN, MAX_ANSWERS};
 

@@ -29,16 +29,24 @@ fn distance_frankfurt_new_york() {
 }
 
 #[test]
-fn auto_temperature_rises_with_utilisation() {
+fn auto_temperature_rises_with_blindness_not_with_demand() {
     let t = Temperature::Auto {
         min: 0.05,
         max: 1.0,
     };
-    assert!((t.at(0.0) - 0.05).abs() < 1e-12);
-    assert!((t.at(0.5) - 0.525).abs() < 1e-12);
-    assert!((t.at(7.0) - 1.0).abs() < 1e-12);
-    assert!((t.at(f64::NAN) - 1.0).abs() < 1e-12);
-    assert_eq!(Temperature::Fixed(0.0).at(0.3), MIN_TEMPERATURE);
+    // Total demand does not move it: steering cannot change that.
+    assert!((t.at(0.0, 0.0) - 0.05).abs() < 1e-12);
+    assert!((t.at(0.0, 0.95) - 0.05).abs() < 1e-12);
+    // Stale feeds do.
+    assert!((t.at(0.5, 0.3) - 0.525).abs() < 1e-12);
+    assert!((t.at(7.0, 0.3) - 1.0).abs() < 1e-12);
+    assert!((t.at(f64::NAN, 0.3) - 1.0).abs() < 1e-12);
+    assert_eq!(Temperature::Fixed(0.0).at(0.3, 0.3), MIN_TEMPERATURE);
+    let old = Temperature::Utilisation {
+        min: 0.05,
+        max: 1.0,
+    };
+    assert!((old.at(0.0, 0.5) - 0.525).abs() < 1e-12);
 }
 
 #[test]

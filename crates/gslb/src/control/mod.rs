@@ -39,6 +39,7 @@ pub use placement::Placement;
 pub use world::{DcCounters, DcStatus, DcView, World, ZoneView};
 
 use crate::load::{self, LoadConfig, LoadTracker};
+use crate::steer::{PriceState, ZoneOutcome};
 use crate::zone::ZoneSet;
 use boltz_health::{HealthConfig, HealthStatus, Prober};
 
@@ -48,7 +49,7 @@ struct DcState {
     health: HealthStatus,
     drained: bool,
     load: LoadTracker,
-    mu: f64,
+    price: PriceState,
     counters: Arc<DcCounters>,
     health_task: Option<(HealthConfig, JoinHandle<()>)>,
     load_task: Option<(LoadConfig, f64, JoinHandle<()>)>,
@@ -69,6 +70,8 @@ struct Inner {
     zones: Arc<ZoneSet>,
     dcs: HashMap<Key, DcState>,
     last_price_update: HashMap<String, Instant>,
+    /// The last price step's conclusion per zone.
+    outcomes: HashMap<String, ZoneOutcome>,
 }
 
 /// Runtime state and the published snapshot.
@@ -109,6 +112,7 @@ impl Control {
                 zones: zones.clone(),
                 dcs: HashMap::new(),
                 last_price_update: HashMap::new(),
+                outcomes: HashMap::new(),
             }),
             world: ArcSwap::from_pointee(World::cold(zones.clone())),
             prober: Arc::new(prober),
@@ -142,13 +146,19 @@ impl Control {
         let mut old = std::mem::take(&mut inner.dcs);
         for zone in &zones.zones {
             let zname = zone.origin_str();
+            // A DC added to a zone whose prices already run slow-starts.
+            let running = inner.last_price_update.contains_key(&zname);
             for dc in &zone.datacenters {
                 let key = (zname.clone(), dc.name.clone());
                 let mut st = old.remove(&key).unwrap_or_else(|| DcState {
                     health: HealthStatus::default(),
                     drained: false,
                     load: LoadTracker::new(dc.load.as_ref()),
-                    mu: 0.0,
+                    price: if running {
+                        PriceState::joining()
+                    } else {
+                        PriceState::default()
+                    },
                     counters: Arc::default(),
                     health_task: None,
                     load_task: None,

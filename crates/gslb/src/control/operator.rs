@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use tracing::{info, warn};
 
 use super::{Control, ControlError, Inner, Key};
-use boltz_health::HealthStatus;
+use boltz_health::{Health, HealthStatus};
 
 impl Control {
     /// Keys of DCs named `dc`, optionally limited to one zone.
@@ -70,6 +70,25 @@ impl Control {
                     .set_override(utilisation)
                     .map_err(|e| ControlError::InvalidUtilisation(e.to_string()))?;
                 info!(zone = %k.0, dc = %k.1, ?utilisation, "load override");
+            }
+        }
+        self.publish(&inner);
+        Ok(keys.len())
+    }
+
+    /// Sets a DC's health as a probe would report it: what an offline
+    /// driver (`boltz simulate`) uses for a DC that fails and recovers.
+    pub fn set_health(
+        &self,
+        dc: &str,
+        zone: Option<&str>,
+        up: bool,
+    ) -> Result<usize, ControlError> {
+        let mut inner = self.lock();
+        let keys = Self::keys_for(&inner, dc, zone)?;
+        for k in &keys {
+            if let Some(st) = inner.dcs.get_mut(k) {
+                st.health.state = if up { Health::Up } else { Health::Down };
             }
         }
         self.publish(&inner);

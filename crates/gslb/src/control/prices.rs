@@ -1,20 +1,24 @@
-//! The price loop: every zone's load interval, each DC's smoothed
-//! utilisation moves its price μ one bounded step
-//! ([`update_price`](crate::steer::update_price)), and the snapshot is
-//! republished.
+//! The price loop: every zone's load interval, the zone's DCs' smoothed
+//! utilisations go through one step of the controller
+//! ([`step_prices`](crate::steer::step_prices)), and the snapshot is
+//! republished. Given the same readings in the same intervals, every DNS
+//! node computes the same prices: the step is a pure function of them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::info;
 
+use super::world::blind_share;
 use super::Control;
-use crate::steer::update_price;
+use crate::load::LoadSource;
+use crate::steer::{step_prices, DcInput};
+use crate::zone::Zone;
 
 impl Control {
     /// One step of the price loop for every zone whose load interval has
-    /// elapsed. Called from a ticker; `now` is passed for tests.
-    /// Returns when the next zone is due.
+    /// elapsed. Called from a ticker; `now` is passed for tests and for the
+    /// simulator. Returns when the next zone is due.
     pub fn tick(&self, now: Instant) -> Instant {
         let mut inner = self.lock();
         let zones = inner.zones.clone();
@@ -31,16 +35,51 @@ impl Control {
                 _ => next = next.min(now + interval),
             }
             inner.last_price_update.insert(zname.clone(), now);
-            for dc in &zone.datacenters {
-                if let Some(st) = inner.dcs.get_mut(&(zname.clone(), dc.name.clone())) {
-                    let rho = st.load.current(now).utilisation;
-                    let mu = update_price(st.mu, rho, &zone.steering.price);
-                    if mu != st.mu {
-                        if (mu > 0.0) != (st.mu > 0.0) {
-                            info!(zone = %zname, dc = %dc.name, mu, utilisation = rho, "price {}", if mu > 0.0 { "raised" } else { "back to zero" });
-                        }
-                        st.mu = mu;
-                    }
+            let keys: Vec<_> = zone
+                .datacenters
+                .iter()
+                .map(|dc| (zname.clone(), dc.name.clone()))
+                .collect();
+            let mut inputs = Vec::with_capacity(keys.len());
+            let mut states = Vec::with_capacity(keys.len());
+            let mut stale = Vec::with_capacity(keys.len());
+            for (dc, key) in zone.datacenters.iter().zip(&keys) {
+                let st = inner.dcs.get(key);
+                let reading = st.map(|s| s.load.current(now));
+                stale.push(reading.is_some_and(|r| r.source == LoadSource::Stale));
+                inputs.push(DcInput {
+                    usable: st.is_some_and(|s| s.health.state.is_usable() && !s.drained),
+                    capacity: dc.capacity,
+                    utilisation: reading.map_or(0.0, |r| r.utilisation),
+                });
+                states.push(st.map(|s| s.price.clone()).unwrap_or_default());
+            }
+            let before: Vec<f64> = states.iter().map(|s| s.mu).collect();
+            let outcome = step_prices(
+                &mut states,
+                &inputs,
+                &pair_energies(zone),
+                zone.steering
+                    .temperature
+                    .at(blind_share(zone, &stale), outcome_global(&inputs)),
+                &zone.steering.price,
+            );
+            if inner.outcomes.get(&zname).map(|o| o.infeasible) != Some(outcome.infeasible)
+                && outcome.infeasible
+            {
+                info!(zone = %zname, global = outcome.global_utilisation, target = outcome.target, "demand exceeds the target utilisation of the usable capacity: filling every DC evenly");
+            }
+            inner.outcomes.insert(zname.clone(), outcome);
+            for ((key, state), (dc, mu0)) in keys
+                .iter()
+                .zip(states)
+                .zip(zone.datacenters.iter().zip(before))
+            {
+                if (state.mu > 0.0) != (mu0 > 0.0) {
+                    info!(zone = %zname, dc = %dc.name, mu = state.mu, phase = ?state.phase, "price {}", if state.mu > 0.0 { "raised" } else { "back to zero" });
+                }
+                if let Some(st) = inner.dcs.get_mut(key) {
+                    st.price = state;
                 }
             }
             changed = true;
@@ -60,4 +99,26 @@ impl Control {
             tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
         }
     }
+}
+
+/// Σ load / Σ capacity over every DC of the zone (what the published view
+/// calls the global utilisation).
+fn outcome_global(inputs: &[DcInput]) -> f64 {
+    let load: f64 = inputs.iter().map(|d| d.utilisation * d.capacity).sum();
+    let cap: f64 = inputs.iter().map(|d| d.capacity).sum();
+    if cap > 0.0 {
+        load / cap
+    } else {
+        0.0
+    }
+}
+
+/// Distance energy between every two DCs of the zone, row-major: what the
+/// controller needs to price a returning DC out of every cell.
+fn pair_energies(zone: &Zone) -> Vec<f64> {
+    let scale = zone.steering.distance_scale_km;
+    let dcs = &zone.datacenters;
+    dcs.iter()
+        .flat_map(|a| dcs.iter().map(move |b| a.unit.distance_km(&b.unit) / scale))
+        .collect()
 }

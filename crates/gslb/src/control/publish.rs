@@ -16,6 +16,7 @@ fn same_state(w: &World, zones: &Arc<ZoneSet>, views: &[ZoneView]) -> bool {
         && w.views.len() == views.len()
         && w.views.iter().zip(views).all(|(a, b)| {
             a.temperature == b.temperature
+                && a.price == b.price
                 && a.dcs.len() == b.dcs.len()
                 && a.dcs.iter().zip(&b.dcs).all(|(x, y)| {
                     x.health == y.health
@@ -23,6 +24,7 @@ fn same_state(w: &World, zones: &Arc<ZoneSet>, views: &[ZoneView]) -> bool {
                         && x.utilisation == y.utilisation
                         && x.load_source == y.load_source
                         && x.mu == y.mu
+                        && x.phase == y.phase
                 })
         })
 }
@@ -54,7 +56,8 @@ impl Control {
                                     drained: st.drained,
                                     utilisation: reading.utilisation,
                                     load_source: reading.source,
-                                    mu: st.mu,
+                                    mu: st.price.mu,
+                                    phase: st.price.phase,
                                     counters: st.counters.clone(),
                                 }
                             }
@@ -62,7 +65,8 @@ impl Control {
                         },
                     )
                     .collect();
-                ZoneView::new(zone, dcs)
+                let outcome = inner.outcomes.get(&zname).copied().unwrap_or_default();
+                ZoneView::new(zone, dcs, outcome)
             })
             .collect();
         // A snapshot equal to the current one would only invalidate the

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::load::LoadSource;
+use crate::steer::{PricePhase, ZoneOutcome};
 use crate::zone::{Zone, ZoneSet};
 use boltz_core::counter::ShardedCounter;
 use boltz_health::Health;
@@ -36,6 +37,8 @@ pub struct DcView {
     pub load_source: LoadSource,
     /// Price μ ≥ 0.
     pub mu: f64,
+    /// What the price did at the last step.
+    pub phase: PricePhase,
     pub counters: Arc<DcCounters>,
 }
 
@@ -49,6 +52,7 @@ impl DcView {
             utilisation: fallback_utilisation,
             load_source: LoadSource::Static,
             mu: 0.0,
+            phase: PricePhase::Free,
             counters: Arc::default(),
         }
     }
@@ -72,18 +76,46 @@ pub struct ZoneView {
     /// Σ utilisation·capacity / Σ capacity over the zone's DCs.
     pub global_utilisation: f64,
     pub temperature: f64,
+    /// The last price step's conclusion: the target DCs are held at, and
+    /// whether demand made ρ* infeasible.
+    pub price: ZoneOutcome,
+}
+
+/// The share of the zone's capacity whose load feed has gone stale: what
+/// `auto` temperature rises with.
+pub fn blind_share(zone: &Zone, stale: &[bool]) -> f64 {
+    let (mut blind, mut cap) = (0.0, 0.0);
+    for (dc, &s) in zone.datacenters.iter().zip(stale) {
+        cap += dc.capacity;
+        if s {
+            blind += dc.capacity;
+        }
+    }
+    if cap > 0.0 {
+        blind / cap
+    } else {
+        0.0
+    }
 }
 
 impl ZoneView {
-    pub fn new(zone: &Zone, dcs: Vec<DcView>) -> Self {
+    pub fn new(zone: &Zone, dcs: Vec<DcView>, price: ZoneOutcome) -> Self {
         let (mut load, mut cap) = (0.0, 0.0);
         for (dc, v) in zone.datacenters.iter().zip(&dcs) {
             load += v.utilisation * dc.capacity;
             cap += dc.capacity;
         }
         let global_utilisation = if cap > 0.0 { load / cap } else { 0.0 };
+        let stale: Vec<bool> = dcs
+            .iter()
+            .map(|v| v.load_source == LoadSource::Stale)
+            .collect();
         ZoneView {
-            temperature: zone.steering.temperature.at(global_utilisation),
+            temperature: zone
+                .steering
+                .temperature
+                .at(blind_share(zone, &stale), global_utilisation),
+            price,
             global_utilisation,
             dcs,
         }
@@ -121,7 +153,7 @@ impl World {
                     .iter()
                     .map(|d| DcView::cold(d.load.as_ref().map_or(0.0, |l| l.fallback)))
                     .collect();
-                ZoneView::new(z, dcs)
+                ZoneView::new(z, dcs, ZoneOutcome::default())
             })
             .collect();
         World {

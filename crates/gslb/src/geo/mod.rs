@@ -75,6 +75,12 @@ impl GeoDb {
         self.current.load().lookup(normalise_ip(ip))
     }
 
+    /// Every IPv4 network the database holds a record for: the address
+    /// space a simulation draws its clients from.
+    pub fn ipv4_networks(&self) -> Vec<IpNet> {
+        self.current.load().ipv4_networks()
+    }
+
     /// Location and cell of `ip` (normalised like [`GeoDb::lookup`]), with
     /// decoded locations cached in `cache`: the query path's lookup.
     pub fn locate(&self, ip: IpAddr, cache: &mut LocationCache) -> (Option<Location>, IpNet) {

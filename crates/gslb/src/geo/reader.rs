@@ -11,7 +11,7 @@ use maxminddb::{Mmap, Reader};
 
 use super::record::{GeoHit, RawRecord};
 use super::writer::whole_space;
-use super::GeoError;
+use super::{normalise_ip, GeoError};
 
 /// What identifies the file a reader was loaded from. Replacing the file by
 /// rename changes the inode, and as long as we keep the old file mapped its
@@ -121,6 +121,26 @@ impl Loaded {
             identity: FileIdentity::of(&meta),
             has_ipv4_subtree,
         })
+    }
+
+    /// Every IPv4 network the database holds a record for.
+    pub(super) fn ipv4_networks(&self) -> Vec<IpNet> {
+        let all = ipnetwork::IpNetwork::V4(
+            ipnetwork::Ipv4Network::new(std::net::Ipv4Addr::UNSPECIFIED, 0).expect("/0 is valid"),
+        );
+        let Ok(iter) = self.reader.within(all, Default::default()) else {
+            return Vec::new();
+        };
+        iter.filter_map(|r| r.ok()?.network().ok())
+            .filter_map(|n| {
+                IpNet::new(
+                    normalise_ip(n.ip()),
+                    n.prefix()
+                        .saturating_sub(if n.ip().is_ipv6() { 96 } else { 0 }),
+                )
+                .ok()
+            })
+            .collect()
     }
 
     /// The full hit for `ip` (already normalised).

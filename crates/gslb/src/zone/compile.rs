@@ -79,6 +79,10 @@ pub(super) fn compile(file: &Path, text: &str) -> Result<Zone, Vec<Diagnostic>> 
         .collect();
     let Records { delegations, spans } =
         records(&mut cx, &zf, &origin, ttl, &datacenters, &mut nodes);
+    let mut steering = steering;
+    if steering.auto_lag {
+        steering.price.lag = self::steering::auto_lag(&nodes, steering.load_interval);
+    }
     node_rules(&mut cx, &nodes, &spans, &delegations, &origin);
     let origin = LowerName::new(&origin);
     add_empty_non_terminals(&mut nodes, &origin);

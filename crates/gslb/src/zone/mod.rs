@@ -60,6 +60,8 @@ pub struct Steering {
     pub temperature: Temperature,
     pub distance_scale_km: f64,
     pub price: PriceParams,
+    /// The demand lag is derived from the steered names' TTL (`auto`).
+    pub auto_lag: bool,
     /// How often prices μ are updated from utilisation.
     pub load_interval: Duration,
     pub all_down: AllDown,

@@ -58,6 +58,12 @@ pub struct SteeringDef {
     pub unknown_location: Option<Spanned<toml::Value>>,
     pub epoch: Option<Spanned<i64>>,
     pub degraded_ttl_factor: Option<Spanned<f64>>,
+    /// `"balance"` or `"step"`.
+    pub controller: Option<Spanned<String>>,
+    /// `"auto"` or a whole number of load intervals.
+    pub demand_lag: Option<Spanned<toml::Value>>,
+    /// A duration: how long a returning DC ramps its target.
+    pub slow_start: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,9 +8,13 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::Ctx;
-use crate::steer::{LatLon, PriceParams, Temperature};
+use std::collections::HashMap;
+
+use hickory_proto::rr::LowerName;
+
+use crate::steer::{Controller, LatLon, PriceParams, Temperature};
 use crate::zone::model::SteeringDef;
-use crate::zone::{AllDown, Steering, UnknownLocation};
+use crate::zone::{AllDown, Node, Steering, UnknownLocation};
 
 pub(super) fn steering(cx: &mut Ctx<'_>, def: Option<&Spanned<SteeringDef>>) -> Steering {
     let mut s = default_steering();
@@ -18,7 +22,7 @@ pub(super) fn steering(cx: &mut Ctx<'_>, def: Option<&Spanned<SteeringDef>>) -> 
     let d = def.get_ref();
     numbers(cx, d, &mut s);
     if let Some(t) = &d.temperature {
-        if let Some(fixed) = fixed_temperature(cx, t) {
+        if let Some(fixed) = fixed_temperature(cx, t, s.temperature) {
             s.temperature = fixed;
         }
     }
@@ -29,6 +33,40 @@ pub(super) fn steering(cx: &mut Ctx<'_>, def: Option<&Spanned<SteeringDef>>) -> 
             Err(m) => cx.err(li.span(), format!("steering.load_interval: {m}")),
         }
     }
+    if let Some(c) = &d.controller {
+        match c.get_ref().as_str() {
+            "balance" => s.price.controller = Controller::Balance,
+            "step" => s.price.controller = Controller::Step,
+            other => cx.err(
+                c.span(),
+                format!("steering.controller must be \"balance\" or \"step\", not {other:?}"),
+            ),
+        }
+    }
+    if let Some(l) = &d.demand_lag {
+        match l.get_ref() {
+            toml::Value::String(a) if a == "auto" => {}
+            toml::Value::Integer(n) if (1..=MAX_LAG).contains(n) => {
+                s.price.lag = *n as u32;
+                s.auto_lag = false;
+            }
+            other => cx.err(
+                l.span(),
+                format!("steering.demand_lag must be \"auto\" or a whole number of load intervals from 1 to {MAX_LAG}, not {other}"),
+            ),
+        }
+    }
+    let slow = match &d.slow_start {
+        Some(v) => match boltz_core::duration::parse_duration(v.get_ref()) {
+            Ok(v) => v,
+            Err(m) => {
+                cx.err(v.span(), format!("steering.slow_start: {m}"));
+                DEFAULT_SLOW_START
+            }
+        },
+        None => DEFAULT_SLOW_START,
+    };
+    s.price.slow_start = intervals(slow, s.load_interval);
     if let Some(e) = &d.epoch {
         if *e.get_ref() < 0 {
             cx.err(e.span(), "steering.epoch must be ≥ 0");
@@ -49,6 +87,36 @@ pub(super) fn steering(cx: &mut Ctx<'_>, def: Option<&Spanned<SteeringDef>>) -> 
     s
 }
 
+/// The default ρ*: high enough that the settled distance stays near the
+/// capacity-respecting optimum, low enough that the settled band (4 % under
+/// it) and a step's overshoot keep every DC under capacity.
+const DEFAULT_TARGET: f64 = 0.97;
+/// How long a returning DC ramps by default.
+const DEFAULT_SLOW_START: Duration = Duration::from_secs(30);
+/// The default load interval.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+/// The largest demand lag, in load intervals.
+const MAX_LAG: i64 = 60;
+
+/// Whole load intervals in `d`, rounded up.
+fn intervals(d: Duration, interval: Duration) -> u32 {
+    let n = d.as_secs_f64() / interval.as_secs_f64().max(1e-3);
+    n.ceil().clamp(0.0, 1e6) as u32
+}
+
+/// `demand_lag = "auto"`: answers are cached for up to the longest steered
+/// TTL, so demand answers a price after that many load intervals (at
+/// least one: a load sample is taken over the interval after the price).
+pub(super) fn auto_lag(nodes: &HashMap<LowerName, Node>, interval: Duration) -> u32 {
+    let ttl = nodes
+        .values()
+        .filter_map(|n| n.steered.as_ref())
+        .map(|s| s.ttl)
+        .max()
+        .unwrap_or(0);
+    intervals(Duration::from_secs(u64::from(ttl)), interval).clamp(1, MAX_LAG as u32)
+}
+
 /// A zone's steering without a `[steering]` table.
 fn default_steering() -> Steering {
     Steering {
@@ -58,11 +126,15 @@ fn default_steering() -> Steering {
         },
         distance_scale_km: 2000.0,
         price: PriceParams {
-            target_utilisation: 0.85,
-            step: 0.5,
+            controller: Controller::Balance,
+            target_utilisation: DEFAULT_TARGET,
+            step: 1.0,
             max: 20.0,
+            lag: 1,
+            slow_start: intervals(DEFAULT_SLOW_START, DEFAULT_INTERVAL),
         },
-        load_interval: Duration::from_secs(5),
+        auto_lag: true,
+        load_interval: DEFAULT_INTERVAL,
         all_down: AllDown::ServeAll,
         unknown_location: UnknownLocation::WeightOnly,
         epoch: 0,
@@ -140,17 +212,31 @@ fn positive(
     }
 }
 
-/// `temperature`: `Some` for a fixed number, `None` for `"auto"` (keep the
+/// `temperature`: `Some` for a fixed number or `"utilisation"` (the first
+/// design's automatic T, for comparisons), `None` for `"auto"` (keep the
 /// automatic bounds) or an error.
-fn fixed_temperature(cx: &mut Ctx<'_>, t: &Spanned<toml::Value>) -> Option<Temperature> {
+fn fixed_temperature(
+    cx: &mut Ctx<'_>,
+    t: &Spanned<toml::Value>,
+    cx_bounds: Temperature,
+) -> Option<Temperature> {
     match t.get_ref() {
         toml::Value::String(a) if a == "auto" => None,
+        toml::Value::String(a) if a == "utilisation" => {
+            let (min, max) = match cx_bounds {
+                Temperature::Auto { min, max } | Temperature::Utilisation { min, max } => {
+                    (min, max)
+                }
+                Temperature::Fixed(t) => (t, t),
+            };
+            Some(Temperature::Utilisation { min, max })
+        }
         toml::Value::Float(x) if *x > 0.0 && x.is_finite() => Some(Temperature::Fixed(*x)),
         toml::Value::Integer(x) if *x > 0 => Some(Temperature::Fixed(*x as f64)),
         other => {
             cx.err(
                 t.span(),
-                format!("steering.temperature must be \"auto\" or a number > 0 (got {other})"),
+                format!("steering.temperature must be \"auto\", \"utilisation\" or a number > 0 (got {other})"),
             );
             None
         }

@@ -1,0 +1,127 @@
+//! The policies compared, each one a zone: the operator's zone file with
+//! its `[steering]` table changed, compiled by the server's own zone
+//! compiler and run by the server's own control plane. So "balance" is
+//! exactly what `boltz serve` does with that file.
+
+use std::path::Path;
+
+use boltz_gslb::ZoneSet;
+
+/// A steering policy the simulator can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// The zone as written (the controller `boltz serve` runs).
+    Zone,
+    /// The first controller with its defaults: fixed-step dual ascent,
+    /// T following global utilisation, target 0.85.
+    Step,
+    /// The first controller at a fixed T of 0.1.
+    StepCold,
+    /// Boltzmann softening at T = 0.1 and no load prices at all.
+    FixedT,
+    /// The nearest DC, always (what gdnsd's distance mode does).
+    Nearest,
+}
+
+impl Policy {
+    /// Every policy, in table order.
+    pub const ALL: [Policy; 5] = [
+        Policy::Nearest,
+        Policy::FixedT,
+        Policy::Step,
+        Policy::StepCold,
+        Policy::Zone,
+    ];
+
+    /// Its name in tables, files and `--policies`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Zone => "balance",
+            Policy::Step => "step",
+            Policy::StepCold => "step-t0.1",
+            Policy::FixedT => "fixed-t0.1",
+            Policy::Nearest => "nearest",
+        }
+    }
+
+    /// The policy of a name.
+    pub fn parse(s: &str) -> Option<Policy> {
+        Policy::ALL.into_iter().find(|p| p.name() == s)
+    }
+
+    /// `[steering]` keys this policy sets over the zone's.
+    fn overrides(self) -> &'static [(&'static str, Setting)] {
+        use Setting::*;
+        match self {
+            Policy::Zone => &[],
+            Policy::Step => &[
+                ("controller", Str("step")),
+                ("temperature", Str("utilisation")),
+                ("target_utilisation", Num(0.85)),
+                ("price_step", Num(0.5)),
+            ],
+            Policy::StepCold => &[
+                ("controller", Str("step")),
+                ("temperature", Num(0.1)),
+                ("target_utilisation", Num(0.85)),
+                ("price_step", Num(0.5)),
+            ],
+            Policy::FixedT => &[
+                ("controller", Str("step")),
+                ("temperature", Num(0.1)),
+                ("price_step", Num(0.0)),
+            ],
+            Policy::Nearest => &[
+                ("controller", Str("step")),
+                ("temperature", Num(0.001)),
+                ("price_step", Num(0.0)),
+            ],
+        }
+    }
+}
+
+/// A value of a `[steering]` key.
+#[derive(Clone, Copy, Debug)]
+enum Setting {
+    Str(&'static str),
+    Num(f64),
+}
+
+/// The zone of `text` (from `file`) as `policy` runs it, with every steered
+/// name's TTL set to `ttl` seconds (resolvers cache for the scenario's
+/// lag). Errors are the zone compiler's, `file:line:col`.
+pub fn zone_for(file: &Path, text: &str, policy: Policy, ttl: u32) -> Result<ZoneSet, String> {
+    // The zone as written must compile: its errors name real lines.
+    ZoneSet::parse_one(file, text).map_err(|d| d.to_string())?;
+    let mut doc: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    let steering = doc
+        .entry("steering")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(t) = steering {
+        for (k, v) in policy.overrides() {
+            let v = match *v {
+                Setting::Str(s) => toml::Value::String(s.into()),
+                Setting::Num(x) => toml::Value::Float(x),
+            };
+            t.insert((*k).into(), v);
+        }
+    }
+    if let Some(toml::Value::Table(records)) = doc.get_mut("records") {
+        for (_, v) in records.iter_mut() {
+            set_steered_ttl(v, ttl);
+        }
+    }
+    let text = toml::to_string(&doc).map_err(|e| e.to_string())?;
+    let zone = ZoneSet::parse_one(file, &text).map_err(|d| d.to_string())?;
+    Ok(ZoneSet::new(vec![zone]))
+}
+
+fn set_steered_ttl(v: &mut toml::Value, ttl: u32) {
+    match v {
+        toml::Value::Array(items) => items.iter_mut().for_each(|i| set_steered_ttl(i, ttl)),
+        toml::Value::Table(t) if t.get("type").and_then(|x| x.as_str()) == Some("steered") => {
+            t.insert("ttl".into(), toml::Value::Integer(i64::from(ttl)));
+        }
+        _ => {}
+    }
+}
