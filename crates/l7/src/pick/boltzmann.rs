@@ -73,8 +73,9 @@ fn d_t_min() -> f64 {
     0.05
 }
 /// At 0.5 a hot pool still weighs a 20% load difference (e^−0.4) but
-/// follows the weights within that; see ARCHITECTURE.md for the measured
-/// choice.
+/// follows the weights within that; at 2 it all but ignores load and
+/// feeds a degraded backend (measured with `benches/compare/l7-lb.sh`,
+/// see ARCHITECTURE.md).
 fn d_t_max() -> f64 {
     0.5
 }
