@@ -28,7 +28,8 @@
 # BOLTZ / BACKEND (other binaries; default under CARGO_TARGET_DIR or
 # target/). Needs root (apt-get installs wrk, curl if missing). Every
 # process it started is killed by PID on exit (lib.sh).
-# Record: benches/compare/results/l7-lb-<date>-<time>.txt.
+# Record: benches/compare/results/l7-lb-<date>-<time>.txt (seconds in the
+# time, so runs of one minute with different options do not overwrite).
 set -euo pipefail
 
 QUICK=${QUICK:-0}
@@ -55,7 +56,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BOLTZ=${BOLTZ:-$TARGET/release/boltz}
 BACKEND=${BACKEND:-$TARGET/release/examples/l7_backend}
 RESULTS_DIR=$HERE/results
-RESULT=$RESULTS_DIR/l7-lb-$(date +%Y-%m-%d-%H%M).txt
+RESULT=$RESULTS_DIR/l7-lb-$(date +%Y-%m-%d-%H%M%S).txt
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "l7-lb.sh: $*"; exit 1; }
