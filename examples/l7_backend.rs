@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! l7_backend --listen 127.0.0.1:18081 [--threads N] [--body-bytes N] [--delay-ms N]
+//!            [--degraded-delay-ms N]
 //! ```
 //!
 //! Every request, whatever its method and path, is answered `200 OK` with a
@@ -9,6 +10,9 @@
 //! and `X-Backend: <port>`, so a client behind a proxy can tell which
 //! backend served it. Connections are kept alive; a request body is read and
 //! dropped. `--delay-ms` holds every answer back that long (a slow backend).
+//! With `--degraded-delay-ms`, SIGUSR1 switches the delay to that (a
+//! backend degrading mid-run, for `benches/compare/l7-lb.sh`) and SIGUSR2
+//! back to `--delay-ms`.
 //!
 //! Each of the `--threads` threads runs its own current-thread tokio runtime
 //! with its own `SO_REUSEPORT` listener on the same address, so the kernel
@@ -20,6 +24,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -48,7 +53,14 @@ struct Args {
     /// Delay before every answer, in milliseconds.
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
+    /// The delay after SIGUSR1 (SIGUSR2 restores --delay-ms).
+    #[arg(long)]
+    degraded_delay_ms: Option<u64>,
 }
+
+/// The current delay before every answer, in milliseconds (0 = none),
+/// shared by every thread: the signal thread changes it.
+static DELAY_MS: AtomicU64 = AtomicU64::new(0);
 
 /// What every response carries, built once and shared by all threads.
 #[derive(Clone)]
@@ -56,7 +68,6 @@ struct Reply {
     body: Bytes,
     length: HeaderValue,
     backend: HeaderValue,
-    delay: Option<Duration>,
 }
 
 static X_BACKEND: HeaderName = HeaderName::from_static("x-backend");
@@ -99,8 +110,9 @@ async fn answer(
             }
         }
     }
-    if let Some(d) = reply.delay {
-        tokio::time::sleep(d).await;
+    let delay = DELAY_MS.load(Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let mut resp = Response::new(Full::new(reply.body.clone()));
     let h = resp.headers_mut();
@@ -147,6 +159,27 @@ fn run(std_listener: std::net::TcpListener, reply: Reply) -> std::io::Result<()>
     })
 }
 
+/// SIGUSR1: every answer waits `degraded` ms from now on; SIGUSR2: back to
+/// `normal`.
+fn degrade_on_signal(normal: u64, degraded: u64) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut usr1 = signal(SignalKind::user_defined1())?;
+        let mut usr2 = signal(SignalKind::user_defined2())?;
+        loop {
+            let ms = tokio::select! {
+                _ = usr1.recv() => degraded,
+                _ = usr2.recv() => normal,
+            };
+            DELAY_MS.store(ms, Relaxed);
+            eprintln!("l7_backend: delay now {ms} ms");
+        }
+    })
+}
+
 fn main() -> std::io::Result<()> {
     let args = Args::parse();
     let threads = args.threads.max(1);
@@ -173,8 +206,13 @@ fn main() -> std::io::Result<()> {
         body: body_of(args.body_bytes),
         length: HeaderValue::from(args.body_bytes),
         backend: HeaderValue::from(addr.port()),
-        delay: (args.delay_ms > 0).then(|| Duration::from_millis(args.delay_ms)),
     };
+    DELAY_MS.store(args.delay_ms, Relaxed);
+    if let Some(degraded) = args.degraded_delay_ms {
+        std::thread::Builder::new()
+            .name("l7-backend-signals".into())
+            .spawn(move || degrade_on_signal(args.delay_ms, degraded))?;
+    }
     eprintln!(
         "l7_backend: listening on {addr} ({threads} thread(s), {}-byte body)",
         args.body_bytes

@@ -1,7 +1,7 @@
 //! `boltz l7` balancing with real origins on loopback: spread, weights,
-//! PeakEWMA avoiding a slow backend, outlier ejection and return, a killed
-//! backend under load, panic mode, drain, and backends added through the
-//! API getting an even spread over reused connections.
+//! PeakEWMA and `boltzmann` avoiding a slow backend, outlier ejection and
+//! return, a killed backend under load, panic mode, drain, and backends
+//! added through the API getting an even spread over reused connections.
 
 use std::time::Duration;
 
@@ -98,6 +98,37 @@ async fn a_slow_backend_gets_less_traffic() {
     assert_eq!(failed, 0);
     let slow = share(&counts, &os[2]);
     assert!(slow < 0.05, "the slow backend took {slow} of {counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boltzmann_gives_a_slow_origin_a_smaller_share_and_loses_nothing() {
+    // With the latency term (the default) the 40 ms origin is all but
+    // avoided; on load alone (capacity 4 each) it holds more requests in
+    // flight for longer (Little's law), which is what pushes it down.
+    for (extra, most) in [
+        ("", 0.1),
+        ("boltzmann = { latency_weight = 0, capacity = 4 }", 0.25),
+    ] {
+        let os = [Origin::start(), Origin::start(), Origin::start()];
+        os[0].set_delay(5);
+        os[1].set_delay(5);
+        os[2].set_delay(40);
+        let p = proxy(
+            &format!("lb = \"boltzmann\"\n{extra}"),
+            &backends_toml(&[&os[0], &os[1], &os[2]], &[]),
+        );
+        let (counts, failed) = load(&client(), &p.url("/"), 1200, 8).await;
+        assert_eq!(failed, 0, "{extra}: {counts:?}");
+        let (a, b, slow) = (
+            share(&counts, &os[0]),
+            share(&counts, &os[1]),
+            share(&counts, &os[2]),
+        );
+        assert!(
+            slow < most && a > slow && b > slow,
+            "{extra}: the slow origin took {slow} ({a}, {b}) of {counts:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

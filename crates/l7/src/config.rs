@@ -17,7 +17,7 @@ use super::backend::AdminState;
 use super::breaker::BreakerConfig;
 use super::limits::{AdmissionConfig, ConcurrencyConfig, RateLimitConfig, RetryConfig};
 use super::outlier::OutlierConfig;
-use super::pick::Algorithm;
+use super::pick::{validate_capacity, Algorithm, BoltzmannConfig, DEFAULT_CAPACITY};
 use boltz_core::diag::Positions;
 use boltz_core::duration::serde_duration;
 
@@ -181,6 +181,22 @@ pub struct BackendConfig {
     pub weight: f64,
     #[serde(default)]
     pub state: AdminState,
+    /// `lb = "boltzmann"`: requests in flight at which this backend counts
+    /// as fully loaded (default: the pool's `boltzmann.capacity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<f64>,
+}
+
+impl BackendConfig {
+    /// The capacity `lb = "boltzmann"` balances with: its own, else the
+    /// pool's `boltzmann.capacity`, else the pool's
+    /// `admission.max_in_flight`, else [`DEFAULT_CAPACITY`].
+    pub fn capacity_in(&self, pool: &PoolConfig) -> f64 {
+        self.capacity
+            .or(pool.boltzmann.capacity)
+            .or(pool.admission.max_in_flight.map(f64::from))
+            .unwrap_or(DEFAULT_CAPACITY)
+    }
 }
 
 fn d_weight() -> f64 {
@@ -195,6 +211,9 @@ pub const MAX_WEIGHT: f64 = 10_000.0;
 pub struct PoolConfig {
     #[serde(default)]
     pub lb: Algorithm,
+    /// Temperatures, latency weight and capacity of `lb = "boltzmann"`.
+    #[serde(default)]
+    pub boltzmann: BoltzmannConfig,
     /// Affinity key for `ring-hash` and `maglev` (default: client IP).
     #[serde(default)]
     pub hash_on: Option<HashOn>,
@@ -363,6 +382,7 @@ impl PoolConfig {
                 e.push(format!("{at}.bounded_load: must be at least 1.0, got {c}"));
             }
         }
+        e.extend(self.boltzmann.validate(&format!("{at}.boltzmann")));
         if self.ewma_decay.is_zero() {
             e.push(format!("{at}.ewma_decay: must be more than 0"));
         }
@@ -412,6 +432,9 @@ impl PoolConfig {
                     b.address
                 ));
             }
+            if let Some(c) = b.capacity {
+                e.extend(validate_capacity(c, &format!("{bat}.capacity")));
+            }
             if !seen.insert(b.address) {
                 e.push(format!("{bat}.address: {} is listed twice", b.address));
             }
@@ -439,6 +462,11 @@ backends = [
   { address = "127.0.0.1:9001" },
   { address = "127.0.0.1:9002", weight = 2, state = "drain" },
 ]
+[pools.steer]
+lb = "boltzmann"
+boltzmann = { t_min = 0.1, t_max = 1.5, capacity = 50 }
+admission = { max_in_flight = 20 }
+backends = [{ address = "127.0.0.1:9004", capacity = 80 }, { address = "127.0.0.1:9005" }]
 [pools.api]
 lb = "ring-hash"
 hash_on = { header = "x-user" }
@@ -468,6 +496,17 @@ pool = "web"
             Some(HashOn::Header("x-user".into()))
         );
         assert_eq!(c.routes[1].path, "/");
+        let steer = &c.pools["steer"];
+        assert_eq!(steer.lb, Algorithm::Boltzmann);
+        assert_eq!(steer.boltzmann.t_max, 1.5);
+        assert_eq!(steer.boltzmann.latency_weight, 1.0);
+        assert_eq!(steer.backends[0].capacity_in(steer), 80.0);
+        assert_eq!(steer.backends[1].capacity_in(steer), 50.0);
+        // Without a pool capacity, the admission cap; without that, 100.
+        let mut p = steer.clone();
+        p.boltzmann.capacity = None;
+        assert_eq!(p.backends[1].capacity_in(&p), 20.0);
+        assert_eq!(web.backends[0].capacity_in(web), DEFAULT_CAPACITY);
     }
 
     #[test]
@@ -486,7 +525,9 @@ pool = "web"
             .replace("weight = 2", "weight = -1")
             .replace("pool = \"api\"", "pool = \"apj\"")
             .replace("path = \"/v1\"", "path = \"v1\"")
-            .replace("bounded_load = 1.25", "bounded_load = 0.5");
+            .replace("bounded_load = 1.25", "bounded_load = 0.5")
+            .replace("t_min = 0.1, t_max = 1.5", "t_min = 3, t_max = 1.5")
+            .replace("capacity = 80", "capacity = -1");
         let e = Config::parse(Path::new("l7.toml"), &bad)
             .unwrap_err()
             .to_string();
@@ -495,6 +536,8 @@ pool = "web"
             "routes[0].pool: no pool named \"apj\"",
             "routes[0].path",
             "pools.api.bounded_load",
+            "pools.steer.boltzmann: t_min (3) must not exceed t_max (1.5)",
+            "pools.steer.backends[0].capacity: must be a positive number, got -1",
         ] {
             assert!(e.contains(want), "{want} missing from {e}");
         }

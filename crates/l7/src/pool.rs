@@ -71,6 +71,12 @@ impl Pool {
             slow_start_ns: config.slow_start.map_or(0, |d| d.as_nanos() as u64),
             bounded_load: config.bounded_load,
             workers: workers.max(1),
+            boltzmann: config.boltzmann.clone(),
+            capacity: config
+                .backends
+                .iter()
+                .map(|b| b.capacity_in(&config))
+                .collect(),
             ..PickOptions::default()
         };
         let picker = Picker::new(config.lb, &backends, opts);

@@ -25,10 +25,13 @@ pub enum Algorithm {
     Random,
     RingHash,
     Maglev,
+    /// `P ∝ w · exp(−E/T)`, E = load against capacity (plus latency), T
+    /// rising with the pool's utilisation.
+    Boltzmann,
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 10] = [
+    pub const ALL: [Algorithm; 11] = [
         Algorithm::P2cPeakEwma,
         Algorithm::RoundRobin,
         Algorithm::WeightedRoundRobin,
@@ -39,6 +42,7 @@ impl Algorithm {
         Algorithm::Random,
         Algorithm::RingHash,
         Algorithm::Maglev,
+        Algorithm::Boltzmann,
     ];
 
     /// The configuration name (the same as serde's).
@@ -54,6 +58,7 @@ impl Algorithm {
             Algorithm::Random => "random",
             Algorithm::RingHash => "ring-hash",
             Algorithm::Maglev => "maglev",
+            Algorithm::Boltzmann => "boltzmann",
         }
     }
 
@@ -71,7 +76,7 @@ impl fmt::Display for Algorithm {
 
 /// An algorithm name that is not in the catalogue.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown balancing algorithm {0:?} (valid: p2c-peak-ewma (or p2c), round-robin, weighted-round-robin, smooth-weighted-round-robin, least-request, least-connections, least-time, random, ring-hash, maglev)")]
+#[error("unknown balancing algorithm {0:?} (valid: p2c-peak-ewma (or p2c), round-robin, weighted-round-robin, smooth-weighted-round-robin, least-request, least-connections, least-time, random, ring-hash, maglev, boltzmann)")]
 pub struct UnknownAlgorithm(pub String);
 
 impl FromStr for Algorithm {
@@ -114,7 +119,7 @@ mod tests {
         assert_eq!(p.algorithm, Algorithm::SmoothWeightedRoundRobin);
         let e = "wrr".parse::<Algorithm>().unwrap_err().to_string();
         assert!(
-            e.contains("\"wrr\"") && e.contains("least-time") && e.contains("maglev"),
+            e.contains("\"wrr\"") && e.contains("least-time") && e.contains("boltzmann"),
             "{e}"
         );
         assert!(toml::from_str::<Pool>("algorithm = \"wrr\"").is_err());

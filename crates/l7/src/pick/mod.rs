@@ -23,8 +23,12 @@
 //! - `ring`, `maglev`: the consistent-hash structures (`ring-hash`,
 //!   `maglev`); `consistent`: the walk both share, with slow-start
 //!   thinning and bounded loads.
+//! - `boltzmann`: `boltzmann`, `P ∝ w · exp(−E/T)` with E the backend's
+//!   load against its capacity and T rising with the pool's utilisation
+//!   (the maths is `boltz_steer`'s).
 
 mod algorithm;
+mod boltzmann;
 mod consistent;
 mod least;
 mod maglev;
@@ -42,6 +46,7 @@ use boltz_core::counter::Padded;
 pub use boltz_core::hash::hash_key;
 
 pub use self::algorithm::Algorithm;
+pub use self::boltzmann::{validate_capacity, BoltzmannConfig, DEFAULT_CAPACITY};
 use super::backend::{AdminState, Backend};
 
 /// Tuning shared by the algorithms; fixed for a picker's lifetime.
@@ -59,6 +64,12 @@ pub struct PickOptions {
     pub maglev_size: u32,
     /// Worker threads calling `pick` (each gets its own smooth-WRR state).
     pub workers: usize,
+    /// Temperatures and latency weight of `boltzmann`.
+    pub boltzmann: BoltzmannConfig,
+    /// `boltzmann`: each backend's capacity (requests in flight at energy
+    /// 1), in the order of the backends; a missing entry is
+    /// `boltzmann.capacity`, else [`DEFAULT_CAPACITY`].
+    pub capacity: Vec<f64>,
 }
 
 impl Default for PickOptions {
@@ -70,6 +81,8 @@ impl Default for PickOptions {
             maglev_size: boltz_core::maglev::DEFAULT_RING_SIZE,
             // Tokio's multi-threaded runtime starts this many workers.
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            boltzmann: BoltzmannConfig::default(),
+            capacity: Vec::new(),
         }
     }
 }
@@ -121,6 +134,8 @@ pub struct Picker {
     cursor: Padded<AtomicUsize>,
     /// Smooth-WRR current weights, one vector per worker.
     swrr: Vec<Padded<Mutex<Vec<f64>>>>,
+    /// `boltzmann`: each backend's capacity, all positive.
+    capacity: Vec<f64>,
 }
 
 /// Sizes rather than contents: a pool's `Debug` would otherwise print a
@@ -168,6 +183,17 @@ impl Picker {
         } else {
             Vec::new()
         };
+        let capacity = if algorithm == Algorithm::Boltzmann {
+            let fallback = opts.boltzmann.capacity.unwrap_or(DEFAULT_CAPACITY);
+            (0..backends.len())
+                .map(|i| match opts.capacity.get(i) {
+                    Some(&c) if c > 0.0 && c.is_finite() => c,
+                    _ => fallback,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Picker {
             algorithm,
             opts,
@@ -177,6 +203,7 @@ impl Picker {
             key_hash,
             cursor: Padded(AtomicUsize::new(0)),
             swrr,
+            capacity,
         }
     }
 
@@ -248,6 +275,7 @@ impl Picker {
             Algorithm::RoundRobin => self.round_robin(&v),
             Algorithm::WeightedRoundRobin => self.wrr(&v),
             Algorithm::SmoothWeightedRoundRobin => self.swrr(&v, ctx.worker),
+            Algorithm::Boltzmann => self.boltzmann(&v),
             Algorithm::RingHash | Algorithm::Maglev => match ctx.hash {
                 Some(h) => self.consistent(v, h),
                 None => p2c::peak_ewma(&v),

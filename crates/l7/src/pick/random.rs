@@ -23,7 +23,7 @@ fn rng_seed() -> u64 {
 }
 
 /// wyrand: one add and one 64×64→128 multiply per number, passes BigCrush.
-fn next_u64() -> u64 {
+pub(super) fn next_u64() -> u64 {
     RNG.with(|s| {
         let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
         s.set(x);
