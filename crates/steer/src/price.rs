@@ -87,7 +87,7 @@ pub enum PricePhase {
 }
 
 /// A DC's price and what the controller remembers about it.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PriceState {
     /// The price μ ≥ 0.
     pub mu: f64,
@@ -100,6 +100,8 @@ pub struct PriceState {
     hold: u32,
     elasticity: f64,
     last_move: Option<(f64, f64)>,
+    last_error: Option<f64>,
+    trust: f64,
     probe: f64,
 }
 
@@ -112,7 +114,27 @@ impl PriceState {
             ..PriceState::default()
         }
     }
+}
 
+impl Default for PriceState {
+    fn default() -> Self {
+        PriceState {
+            mu: 0.0,
+            phase: PricePhase::Free,
+            ramp: None,
+            seen: false,
+            usable_before: false,
+            hold: 0,
+            elasticity: 0.0,
+            last_move: None,
+            last_error: None,
+            trust: 1.0,
+            probe: 1.0,
+        }
+    }
+}
+
+impl PriceState {
     /// The share of its target a ramping DC may take now (1 when not).
     fn ramp_share(&self, p: &PriceParams) -> f64 {
         match self.ramp {
@@ -241,6 +263,8 @@ fn enter(
         s.hold = p.lag;
         s.elasticity = 0.0;
         s.last_move = None;
+        s.last_error = None;
+        s.trust = 1.0;
         s.probe = 1.0;
         // Alone in the zone: nothing to protect it from, no entry price.
         s.mu = if cheapest.is_finite() {
@@ -267,6 +291,8 @@ fn balance_one(s: &mut PriceState, rho: f64, tau: f64, t: f64, p: &PriceParams) 
     if s.mu <= 0.0 && rho <= tau {
         s.phase = PricePhase::Free;
         s.last_move = None;
+        s.last_error = None;
+        s.trust = 1.0;
         s.elasticity = 0.0;
         s.hold = 0;
         return;
@@ -306,16 +332,28 @@ fn balance_one(s: &mut PriceState, rho: f64, tau: f64, t: f64, p: &PriceParams) 
             };
         }
     }
-    // Before any move has been measured, assume the least elasticity: the
-    // first step is then as large as the step bound allows, which is what
-    // a cold start (demand inelastic until μ nears the distance to the
-    // next DC) needs; the next step measures and corrects.
+    // Before any move has been measured, assume the most elastic demand
+    // (the Sinkhorn step): it cannot overshoot alone, whereas assuming
+    // inelastic demand sends every DC's whole region elsewhere at once
+    // where demand is dense. The next step measures and goes faster if
+    // demand turns out stiffer.
     let el = if s.elasticity > 0.0 {
         s.elasticity
     } else {
-        max_el * MIN_ELASTICITY
+        max_el
     };
-    let mut dmu = e / el;
+    // A trust region: a move whose error changed sign overshot (other DCs
+    // moved at once, or the elasticity was misjudged), so the next ones
+    // shrink; moves that keep the sign earn it back.
+    if let Some(last) = s.last_error {
+        s.trust = if (last > 0.0) != (e > 0.0) {
+            (s.trust * 0.5).max(1.0 / 16.0)
+        } else {
+            (s.trust * 1.5).min(1.0)
+        };
+    }
+    s.last_error = Some(e);
+    let mut dmu = s.trust * e / el;
     if at_floor && e < 0.0 {
         // No demand at all tells nothing about elasticity: probe down in
         // growing steps until some arrives.
@@ -396,3 +434,6 @@ fn update_price_step(mu: f64, utilisation: f64, p: &PriceParams) -> f64 {
         next
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -125,11 +125,13 @@ impl BoltzmannConfig {
 
     /// T at pool utilisation `u` (linear from `t_min` at 0 to `t_max` at 1).
     pub fn temperature(&self, u: f64) -> f64 {
-        Temperature::Auto {
+        // Inside a pool, utilisation is what the pick changes (unlike a
+        // zone's total demand), so T follows it here.
+        Temperature::Utilisation {
             min: self.t_min,
             max: self.t_max,
         }
-        .at(u)
+        .at(0.0, u)
     }
 }
 
