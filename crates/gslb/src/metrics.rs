@@ -186,7 +186,7 @@ fn render_world(
     health: &HashMap<(String, String), HealthStatus>,
 ) {
     let zones = || world.zones.zones.iter().zip(&world.views);
-    let per_zone: [(&str, &str, ZoneGauge); 2] = [
+    let per_zone: [(&str, &str, ZoneGauge); 4] = [
         (
             "boltz_temperature",
             "Current Boltzmann temperature T of the zone.",
@@ -196,6 +196,16 @@ fn render_world(
             "boltz_global_utilisation",
             "Sum of load over sum of capacity in the zone.",
             |v| v.global_utilisation,
+        ),
+        (
+            "boltz_price_target_utilisation",
+            "The utilisation the price controller holds DCs at: the zone's target, or the global utilisation when demand makes the target infeasible.",
+            |v| v.price.target,
+        ),
+        (
+            "boltz_price_target_infeasible",
+            "1 while total demand exceeds the target share of usable capacity, so every DC is filled evenly.",
+            |v| if v.price.infeasible { 1.0 } else { 0.0 },
         ),
     ];
     for (name, help, value) in per_zone {

@@ -27,6 +27,7 @@ use crate::control::{explain, Control, ControlError, DcStatus, Family};
 use crate::geo::GeoDb;
 use crate::load::LoadSource;
 use crate::metrics::Metrics;
+use crate::steer::PricePhase;
 use boltz_health::HealthStatus;
 
 /// What the API serves from.
@@ -80,6 +81,7 @@ struct DcOut {
     utilisation: f64,
     load_source: LoadSource,
     price: f64,
+    price_phase: PricePhase,
     weight: f64,
     capacity: f64,
     location: [f64; 2],
@@ -108,6 +110,7 @@ async fn status(State(s): State<ApiState>) -> Response {
                     utilisation: dv.utilisation,
                     load_source: dv.load_source,
                     price: dv.mu,
+                    price_phase: dv.phase,
                     weight: d.weight,
                     capacity: d.capacity,
                     location: [d.location.lat, d.location.lon],
@@ -119,6 +122,8 @@ async fn status(State(s): State<ApiState>) -> Response {
                 "file": z.file.display().to_string(),
                 "temperature": v.temperature,
                 "global_utilisation": v.global_utilisation,
+                "price_target": v.price.target,
+                "price_infeasible": v.price.infeasible,
                 "datacenters": dcs,
             })
         })

@@ -65,7 +65,10 @@ impl Toy {
                 load[i] += p * demand;
             }
         }
-        load.iter().zip(&self.capacity).map(|(l, c)| l / c).collect()
+        load.iter()
+            .zip(&self.capacity)
+            .map(|(l, c)| l / c)
+            .collect()
     }
 
     fn inputs(&self, rho: &[f64], usable: &[bool]) -> Vec<DcInput> {
@@ -81,7 +84,13 @@ impl Toy {
     }
 
     /// Runs `steps` closed-loop steps; returns the utilisations seen.
-    fn run(&self, states: &mut [PriceState], usable: &[bool], steps: usize, p: &PriceParams) -> Vec<Vec<f64>> {
+    fn run(
+        &self,
+        states: &mut [PriceState],
+        usable: &[bool],
+        steps: usize,
+        p: &PriceParams,
+    ) -> Vec<Vec<f64>> {
         let pair = self.pair_energy();
         let mut seen = Vec::new();
         for _ in 0..steps {
@@ -102,7 +111,10 @@ fn under_target_every_price_stays_zero() {
     let toy = Toy::new(vec![1000.0, 1000.0, 1000.0]);
     let mut s = vec![PriceState::default(); 3];
     toy.run(&mut s, &[true; 3], 10, &params(Controller::Balance));
-    assert!(s.iter().all(|s| s.mu == 0.0 && s.phase == PricePhase::Free), "{s:?}");
+    assert!(
+        s.iter().all(|s| s.mu == 0.0 && s.phase == PricePhase::Free),
+        "{s:?}"
+    );
 }
 
 #[test]
@@ -118,7 +130,10 @@ fn an_overloaded_dc_sheds_to_capacity_and_the_cheapest_stays_at_zero() {
     let seen = toy.run(&mut s, &[true; 3], 30, &params(Controller::Balance));
     assert!(seen[0][0] > 1.3, "starts overloaded: {:?}", seen[0]);
     for rho in &seen[20..] {
-        assert!(rho.iter().all(|&r| r <= 1.0), "settled under capacity: {rho:?}");
+        assert!(
+            rho.iter().all(|&r| r <= 1.0),
+            "settled under capacity: {rho:?}"
+        );
     }
     let least = s.iter().map(|s| s.mu).fold(f64::INFINITY, f64::min);
     assert_eq!(least, 0.0, "anchored: {s:?}");
