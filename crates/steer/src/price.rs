@@ -9,19 +9,28 @@
 //! over it holds the price at which the demand it sheds just fits. Two
 //! controllers reach it:
 //!
-//! - [`Controller::Balance`] (the default): prices are relative, so they are
-//!   anchored (the cheapest usable DC has μ = 0); a target that total demand
-//!   makes infeasible becomes "fill evenly" (every DC at the global
-//!   utilisation, reported as such) instead of every price inflating; each
-//!   move is a Newton step `Δμ = ln(ρ/τ) / ε` on the DC's elasticity
-//!   `ε = −∂ln ρ/∂μ`, measured from its last move and bounded between
-//!   `1/(40T)` and `1/T` (the most elastic demand can be: at that bound the
-//!   step is Sinkhorn's), within the step bound; a DC holds its price for the demand
-//!   lag (the answers' TTL in load intervals) after a move, so it judges a
-//!   move by its whole effect and caching cannot make it swing; and a DC
-//!   that comes back (undrain, health up, added) enters at a price no cell
-//!   prefers (by the triangle inequality) and ramps its target over the
-//!   slow-start window.
+//! - [`Controller::Balance`] (the default):
+//!   - *Anchored.* Prices are relative, so the cheapest usable DC has
+//!     μ = 0.
+//!   - *Infeasible targets.* A target that total demand makes infeasible
+//!     becomes "fill evenly" (every DC at the global utilisation, reported
+//!     as such) instead of every price inflating.
+//!   - *Quasi-Newton moves.* Every move is a Newton step on the errors
+//!     `ln(ρ_i/τ_i)` of all priced DCs at once, through a Jacobian
+//!     `∂ln ρ_i/∂μ_j` that Broyden's update learns from the zone's own
+//!     moves. It starts as `−I/T`: Sinkhorn's step, the most elastic
+//!     demand can be, which never overshoots alone. It learns where demand
+//!     is stiffer (a region far from any other DC hardly moves until μ nears
+//!     the distance to it). It also learns the coupling: clients one DC
+//!     sheds land on its neighbours. So two neighbours over target do not
+//!     each mistake the other's shed clients for stiff demand.
+//!   - *Trust factor.* It halves the step after a move that overshot.
+//!   - *Lag.* After a move, the prices hold for the demand lag (the
+//!     answers' TTL in load intervals), so a move is judged by its whole
+//!     effect and caching cannot make it swing.
+//!   - *Slow start.* A DC that comes back (undrain, health up, added)
+//!     enters at a price no cell prefers (the triangle inequality gives
+//!     it). Its target then ramps over the slow-start window.
 //! - [`Controller::Step`]: the first design, `μ ← clamp(μ + clamp(η(ρ − ρ*),
 //!   −η, η), 0, μ_max)`, kept so `boltz simulate` can show what it does.
 
@@ -73,8 +82,8 @@ pub enum PricePhase {
     /// Under its target with μ = 0: geography decides.
     #[default]
     Free,
-    /// Within the settled band just under its target, or holding a price
-    /// while the effect of the last move arrives.
+    /// Within the settled band around its target, or holding a price while
+    /// the effect of the last move arrives.
     Holding,
     /// Over its target: the price rose.
     Raising,
@@ -86,7 +95,7 @@ pub enum PricePhase {
     Unusable,
 }
 
-/// A DC's price and what the controller remembers about it.
+/// A DC's price and its slow start.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PriceState {
     /// The price μ ≥ 0.
@@ -97,12 +106,21 @@ pub struct PriceState {
     ramp: Option<u32>,
     seen: bool,
     usable_before: bool,
-    hold: u32,
-    elasticity: f64,
-    last_move: Option<(f64, f64)>,
-    last_error: Option<f64>,
-    trust: f64,
+    /// Grows while the DC has no demand at all and its price falls.
     probe: f64,
+}
+
+impl Default for PriceState {
+    fn default() -> Self {
+        PriceState {
+            mu: 0.0,
+            phase: PricePhase::Free,
+            ramp: None,
+            seen: false,
+            usable_before: false,
+            probe: 1.0,
+        }
+    }
 }
 
 impl PriceState {
@@ -114,33 +132,54 @@ impl PriceState {
             ..PriceState::default()
         }
     }
-}
 
-impl Default for PriceState {
-    fn default() -> Self {
-        PriceState {
-            mu: 0.0,
-            phase: PricePhase::Free,
-            ramp: None,
-            seen: false,
-            usable_before: false,
-            hold: 0,
-            elasticity: 0.0,
-            last_move: None,
-            last_error: None,
-            trust: 1.0,
-            probe: 1.0,
-        }
-    }
-}
-
-impl PriceState {
     /// The share of its target a ramping DC may take now (1 when not).
     fn ramp_share(&self, p: &PriceParams) -> f64 {
         match self.ramp {
             Some(k) if p.slow_start > 0 => (f64::from(k) + 1.0) / (f64::from(p.slow_start) + 1.0),
             _ => 1.0,
         }
+    }
+}
+
+/// What the zone's controller has learned from its own moves: each DC's
+/// elasticity and trust, and the last move it is judging. Zone-wide,
+/// because whether a move measured its own DC depends on the others'.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PriceMemory {
+    n: usize,
+    /// `T · (−∂ln ρ_i/∂μ_i)` per DC, 0 until measured: dimensionless, so a
+    /// change of T does not invalidate it.
+    elasticity: Vec<f64>,
+    /// Per DC: a factor on its steps, halved when it overshoots.
+    trust: Vec<f64>,
+    /// Per DC: the error its last move acted on.
+    last_error: Vec<f64>,
+    /// Prices and log-utilisations when the last move was made.
+    last: Option<(Vec<f64>, Vec<f64>)>,
+    hold: u32,
+}
+
+impl PriceMemory {
+    /// Fits the memory to `n` DCs, starting over if the zone changed.
+    fn fit(&mut self, n: usize) {
+        if self.n != n || self.trust.len() != n {
+            *self = PriceMemory {
+                n,
+                elasticity: vec![0.0; n],
+                trust: vec![1.0; n],
+                last_error: vec![0.0; n],
+                last: None,
+                hold: 0,
+            };
+        }
+    }
+
+    /// Drops what was learned about DC `i`.
+    fn forget(&mut self, i: usize) {
+        self.elasticity[i] = 0.0;
+        self.trust[i] = 1.0;
+        self.last_error[i] = 0.0;
     }
 }
 
@@ -158,13 +197,17 @@ pub struct ZoneOutcome {
 }
 
 /// The settled band: a DC with a price whose utilisation is within this
-/// fraction of its target is left alone (no move, so no cell flips). Without
-/// it, a DC a hair over its target keeps raising its price by hairs while
-/// its neighbours' moves push it back over: the prices creep.
+/// fraction of its target counts as on target (no move of its own, so no
+/// cell flips). Without it, a DC a hair over its target keeps raising its
+/// price by hairs while its neighbours' moves push it back over: the prices
+/// creep.
 const BAND: f64 = 0.02;
-/// The least elasticity assumed, relative to `1/T`: demand far from any
-/// other DC hardly moves until μ nears the distance to the next DC.
-const MIN_ELASTICITY: f64 = 1.0 / 40.0;
+/// The stiffest own response the Jacobian may claim, relative to `1/T`:
+/// demand far from any other DC hardly moves until μ nears the distance to
+/// the next DC.
+const MIN_OWN: f64 = 1.0 / 40.0;
+/// The trust factor shrinks after overshoots to at least this.
+const MIN_TRUST: f64 = 1.0 / 16.0;
 /// Utilisation below this share of the target counts as "no demand" (a
 /// logarithm needs a floor).
 const FLOOR: f64 = 0.02;
@@ -177,6 +220,7 @@ const ENTRY_MARGIN: f64 = 5.0;
 /// places a returning DC's entry price. `t` is the zone's temperature.
 pub fn step_prices(
     states: &mut [PriceState],
+    memory: &mut PriceMemory,
     inputs: &[DcInput],
     pair_energy: &[f64],
     t: f64,
@@ -192,16 +236,18 @@ pub fn step_prices(
             }
         }
         Controller::Balance => {
-            enter(states, inputs, pair_energy, t, p);
-            for (s, d) in states.iter_mut().zip(inputs) {
-                if d.usable {
-                    let tau = outcome.target * s.ramp_share(p);
-                    balance_one(s, d.utilisation, tau, t, p);
-                } else {
-                    s.phase = PricePhase::Unusable;
+            memory.fit(inputs.len());
+            let entering = enter(states, inputs, pair_energy, t, p);
+            balance(states, memory, inputs, &entering, outcome.target, t, p);
+            let shift = anchor(states, inputs);
+            // The move being judged is kept in the anchored frame.
+            if let Some((mu, _)) = memory.last.as_mut() {
+                for (m, d) in mu.iter_mut().zip(inputs) {
+                    if d.usable {
+                        *m -= shift;
+                    }
                 }
             }
-            anchor(states, inputs);
         }
     }
     for (s, d) in states.iter_mut().zip(inputs) {
@@ -240,31 +286,25 @@ fn targets(states: &[PriceState], inputs: &[DcInput], p: &PriceParams) -> ZoneOu
 /// step, so a cold start does not slow-start everything) enter at a price
 /// no cell prefers: by the triangle inequality, a client's energy at DC `i`
 /// is then at least ENTRY_MARGIN·T above its energy at some usable `j`.
+/// Returns which DCs entered.
 fn enter(
     states: &mut [PriceState],
     inputs: &[DcInput],
     pair_energy: &[f64],
     t: f64,
     p: &PriceParams,
-) {
+) -> Vec<bool> {
     let n = inputs.len();
-    for i in 0..n {
-        let coming_back = inputs[i].usable && states[i].seen && !states[i].usable_before;
-        if !coming_back {
-            continue;
-        }
+    let entering: Vec<bool> = (0..n)
+        .map(|i| inputs[i].usable && states[i].seen && !states[i].usable_before)
+        .collect();
+    for i in (0..n).filter(|&i| entering[i]) {
         let cheapest = (0..n)
-            .filter(|&j| j != i && inputs[j].usable && !is_entering(&states[j], &inputs[j]))
+            .filter(|&j| j != i && inputs[j].usable && !entering[j])
             .map(|j| pair_energy[i * n + j] + states[j].mu)
             .fold(f64::INFINITY, f64::min);
         let s = &mut states[i];
         s.ramp = (p.slow_start > 0).then_some(0);
-        // Its first judgement waits for the demand lag, as after any move.
-        s.hold = p.lag;
-        s.elasticity = 0.0;
-        s.last_move = None;
-        s.last_error = None;
-        s.trust = 1.0;
         s.probe = 1.0;
         // Alone in the zone: nothing to protect it from, no entry price.
         s.mu = if cheapest.is_finite() {
@@ -274,114 +314,177 @@ fn enter(
         };
         s.phase = PricePhase::Ramping;
     }
+    entering
 }
 
-fn is_entering(s: &PriceState, d: &DcInput) -> bool {
-    d.usable && s.seen && !s.usable_before
-}
-
-/// One DC's move toward its target `tau`.
-fn balance_one(s: &mut PriceState, rho: f64, tau: f64, t: f64, p: &PriceParams) {
-    let rho = finite(rho);
-    if let Some(k) = s.ramp {
-        let next = k + 1;
-        s.ramp = (next < p.slow_start).then_some(next);
+/// One quasi-Newton move of the priced DCs' prices (or a hold).
+fn balance(
+    states: &mut [PriceState],
+    m: &mut PriceMemory,
+    inputs: &[DcInput],
+    entering: &[bool],
+    target: f64,
+    t: f64,
+    p: &PriceParams,
+) {
+    let n = inputs.len();
+    for s in states.iter_mut() {
+        if let Some(k) = s.ramp {
+            let next = k + 1;
+            s.ramp = (next < p.slow_start).then_some(next);
+        }
     }
-    let ramping = s.ramp.is_some();
-    if s.mu <= 0.0 && rho <= tau {
-        s.phase = PricePhase::Free;
-        s.last_move = None;
-        s.last_error = None;
-        s.trust = 1.0;
-        s.elasticity = 0.0;
-        s.hold = 0;
-        return;
-    }
-    if s.hold > 0 {
-        s.hold -= 1;
-        s.phase = if ramping {
+    // Per DC: its target, log-utilisation, error, and whether it takes
+    // part in the move (has a price or is over its target).
+    let tau: Vec<f64> = states.iter().map(|s| target * s.ramp_share(p)).collect();
+    let ln_rho: Vec<f64> = (0..n)
+        .map(|i| finite(inputs[i].utilisation).max(FLOOR * tau[i]).ln())
+        .collect();
+    let floored: Vec<bool> = (0..n)
+        .map(|i| finite(inputs[i].utilisation) < FLOOR * tau[i])
+        .collect();
+    let mut error = vec![0.0; n];
+    let mut active = vec![false; n];
+    for i in 0..n {
+        let s = &mut states[i];
+        if !inputs[i].usable {
+            s.phase = PricePhase::Unusable;
+            continue;
+        }
+        let e = ln_rho[i] - tau[i].ln();
+        if s.mu <= 0.0 && e <= 0.0 {
+            s.phase = PricePhase::Free;
+            continue;
+        }
+        active[i] = !entering[i];
+        error[i] = if e.abs() <= BAND { 0.0 } else { e };
+        s.phase = if s.ramp.is_some() {
             PricePhase::Ramping
         } else {
             PricePhase::Holding
         };
+    }
+    if m.hold > 0 {
+        m.hold -= 1;
         return;
     }
-    let ratio = rho.max(FLOOR * tau) / tau;
-    if (ratio - 1.0).abs() <= BAND {
-        s.phase = if ramping {
-            PricePhase::Ramping
-        } else {
-            PricePhase::Holding
-        };
+    learn(m, states, inputs, &ln_rho, &floored, t);
+    for i in 0..n {
+        if !active[i] || error[i] == 0.0 {
+            // On target or free: the next disturbance starts afresh.
+            m.forget(i);
+        }
+    }
+    if (0..n).all(|i| !active[i] || error[i] == 0.0) {
+        m.last = None;
         return;
     }
-    let e = ratio.ln();
-    let max_el = 1.0 / t;
-    let at_floor = rho < FLOOR * tau;
-    if let Some((mu0, ln0)) = s.last_move {
-        let dmu = s.mu - mu0;
-        let dln = e + tau.ln() - ln0;
-        if dmu.abs() > 1e-12 && !at_floor {
-            // No response (or one against the move, from other DCs moving
-            // at once) means demand here is as inelastic as it gets.
-            let observed = -dln / dmu;
-            s.elasticity = if observed.is_finite() {
-                observed.clamp(max_el * MIN_ELASTICITY, max_el)
+    let before: Vec<f64> = states.iter().map(|s| s.mu).collect();
+    for i in (0..n).filter(|&i| active[i] && error[i] != 0.0) {
+        // A move that overshot (its error changed sign) halves the DC's
+        // next ones; moves that keep the sign earn the trust back.
+        if m.last_error[i] != 0.0 {
+            m.trust[i] = if m.last_error[i] * error[i] < 0.0 {
+                (m.trust[i] * 0.5).max(MIN_TRUST)
             } else {
-                max_el * MIN_ELASTICITY
+                (m.trust[i] * 1.5).min(1.0)
+            };
+        }
+        m.last_error[i] = error[i];
+        let el = if m.elasticity[i] > 0.0 {
+            m.elasticity[i]
+        } else {
+            1.0
+        };
+        let s = &mut states[i];
+        let mut dmu = m.trust[i] * error[i] / el * t;
+        if floored[i] && error[i] < 0.0 {
+            // No demand at all tells nothing: probe down in growing steps
+            // until some arrives.
+            dmu *= s.probe;
+            s.probe = (s.probe * 2.0).min(1.0 / MIN_OWN);
+        } else {
+            s.probe = 1.0;
+        }
+        s.mu = (s.mu + dmu.clamp(-p.step, p.step)).clamp(0.0, p.max);
+        if s.mu < 1e-9 {
+            s.mu = 0.0;
+        }
+        if s.ramp.is_none() && s.mu != before[i] {
+            s.phase = if s.mu > before[i] {
+                PricePhase::Raising
+            } else {
+                PricePhase::Lowering
             };
         }
     }
-    // Before any move has been measured, assume the most elastic demand
-    // (the Sinkhorn step): it cannot overshoot alone, whereas assuming
-    // inelastic demand sends every DC's whole region elsewhere at once
-    // where demand is dense. The next step measures and goes faster if
-    // demand turns out stiffer.
-    let el = if s.elasticity > 0.0 {
-        s.elasticity
-    } else {
-        max_el
+    m.last = Some((before, ln_rho));
+    m.hold = p.lag.saturating_sub(1);
+}
+
+/// Each DC's elasticity from the last move, where that move measured it:
+/// the DC moved, and the other DCs together moved less than half as much
+/// (otherwise their shed or won clients are in the measurement, and two
+/// neighbours raising together would each take the other's shed clients
+/// for stiff demand), and it had demand at both ends (the floor hides the
+/// response). Bounded between MIN_OWN and 1 (in units of 1/T: Sinkhorn's
+/// bound, the most elastic demand can be).
+fn learn(
+    m: &mut PriceMemory,
+    states: &[PriceState],
+    inputs: &[DcInput],
+    ln_rho: &[f64],
+    floored: &[bool],
+    t: f64,
+) {
+    let n = m.n;
+    let Some((mu0, ln0)) = m.last.take() else {
+        return;
     };
-    // A trust region: a move whose error changed sign overshot (other DCs
-    // moved at once, or the elasticity was misjudged), so the next ones
-    // shrink; moves that keep the sign earn it back.
-    if let Some(last) = s.last_error {
-        s.trust = if (last > 0.0) != (e > 0.0) {
-            (s.trust * 0.5).max(1.0 / 16.0)
+    let dmu: Vec<f64> = (0..n)
+        .map(|j| {
+            if inputs[j].usable {
+                states[j].mu - mu0[j]
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let total: f64 = dmu.iter().map(|x| x.abs()).sum();
+    for i in 0..n {
+        let own = dmu[i].abs();
+        if own < 1e-12 || floored[i] {
+            continue;
+        }
+        if total - own > 0.5 * own {
+            // Not a clean measurement. If the error did not even halve,
+            // demand here is stiffer than assumed whatever the others did:
+            // halve the elasticity (double the next step).
+            let e_now = ln_rho[i] - ln0[i] + m.last_error[i];
+            if m.last_error[i] * e_now > 0.0 && e_now.abs() > 0.5 * m.last_error[i].abs() {
+                let el = if m.elasticity[i] > 0.0 {
+                    m.elasticity[i]
+                } else {
+                    1.0
+                };
+                m.elasticity[i] = (el * 0.5).max(MIN_OWN);
+            }
+            continue;
+        }
+        // No response, or one against the move, is as stiff as allowed.
+        let observed = -(ln_rho[i] - ln0[i]) / dmu[i] * t;
+        m.elasticity[i] = if observed.is_finite() {
+            observed.clamp(MIN_OWN, 1.0)
         } else {
-            (s.trust * 1.5).min(1.0)
+            MIN_OWN
         };
     }
-    s.last_error = Some(e);
-    let mut dmu = s.trust * e / el;
-    if at_floor && e < 0.0 {
-        // No demand at all tells nothing about elasticity: probe down in
-        // growing steps until some arrives.
-        dmu *= s.probe;
-        s.probe = (s.probe * 2.0).min(1.0 / MIN_ELASTICITY);
-    } else {
-        s.probe = 1.0;
-    }
-    let dmu = dmu.clamp(-p.step, p.step);
-    let before = s.mu;
-    s.mu = (s.mu + dmu).clamp(0.0, p.max);
-    if s.mu < 1e-9 {
-        s.mu = 0.0;
-    }
-    s.last_move = Some((before, rho.max(FLOOR * tau).ln()));
-    s.hold = p.lag.saturating_sub(1);
-    s.phase = if ramping {
-        PricePhase::Ramping
-    } else if s.mu > before {
-        PricePhase::Raising
-    } else {
-        PricePhase::Lowering
-    };
 }
 
 /// Prices are relative: a constant added to every usable DC's μ changes no
 /// probability. Keep the cheapest usable DC at 0 so no price inflates.
-fn anchor(states: &mut [PriceState], inputs: &[DcInput]) {
+/// Returns the constant taken off.
+fn anchor(states: &mut [PriceState], inputs: &[DcInput]) -> f64 {
     let least = states
         .iter()
         .zip(inputs)
@@ -392,11 +495,11 @@ fn anchor(states: &mut [PriceState], inputs: &[DcInput]) {
         for (s, d) in states.iter_mut().zip(inputs) {
             if d.usable {
                 s.mu -= least;
-                if let Some((mu0, _)) = s.last_move.as_mut() {
-                    *mu0 -= least;
-                }
             }
         }
+        least
+    } else {
+        0.0
     }
 }
 

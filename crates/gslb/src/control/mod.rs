@@ -39,7 +39,7 @@ pub use placement::Placement;
 pub use world::{DcCounters, DcStatus, DcView, World, ZoneView};
 
 use crate::load::{self, LoadConfig, LoadTracker};
-use crate::steer::{PriceState, ZoneOutcome};
+use crate::steer::{PriceMemory, PriceState, ZoneOutcome};
 use crate::zone::ZoneSet;
 use boltz_health::{HealthConfig, HealthStatus, Prober};
 
@@ -72,6 +72,8 @@ struct Inner {
     last_price_update: HashMap<String, Instant>,
     /// The last price step's conclusion per zone.
     outcomes: HashMap<String, ZoneOutcome>,
+    /// What each zone's price controller learned from its moves.
+    memories: HashMap<String, PriceMemory>,
 }
 
 /// Runtime state and the published snapshot.
@@ -113,6 +115,7 @@ impl Control {
                 dcs: HashMap::new(),
                 last_price_update: HashMap::new(),
                 outcomes: HashMap::new(),
+                memories: HashMap::new(),
             }),
             world: ArcSwap::from_pointee(World::cold(zones.clone())),
             prober: Arc::new(prober),

@@ -55,8 +55,10 @@ impl Control {
                 states.push(st.map(|s| s.price.clone()).unwrap_or_default());
             }
             let before: Vec<f64> = states.iter().map(|s| s.mu).collect();
+            let memory = inner.memories.entry(zname.clone()).or_default();
             let outcome = step_prices(
                 &mut states,
+                memory,
                 &inputs,
                 &pair_energies(zone),
                 zone.steering
