@@ -73,6 +73,11 @@ pub struct DcInput {
     pub capacity: f64,
     /// Measured (smoothed) utilisation, load over capacity.
     pub utilisation: f64,
+    /// A reading arrived since the last step. Steps without any fresh
+    /// reading hold (they would judge a move by a reading taken before it),
+    /// and the demand lag counts readings, not ticks: so two DNS nodes fed
+    /// the same readings compute the same prices whatever their clocks do.
+    pub fresh: bool,
 }
 
 /// Why a DC's price did what it did in the last step.
@@ -363,6 +368,9 @@ fn balance(
         } else {
             PricePhase::Holding
         };
+    }
+    if !inputs.iter().any(|d| d.fresh) {
+        return;
     }
     if m.hold > 0 {
         m.hold -= 1;

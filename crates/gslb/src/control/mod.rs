@@ -50,6 +50,8 @@ struct DcState {
     drained: bool,
     load: LoadTracker,
     price: PriceState,
+    /// A load reading arrived since the last price step.
+    fresh: bool,
     counters: Arc<DcCounters>,
     health_task: Option<(HealthConfig, JoinHandle<()>)>,
     load_task: Option<(LoadConfig, f64, JoinHandle<()>)>,
@@ -162,6 +164,7 @@ impl Control {
                     } else {
                         PriceState::default()
                     },
+                    fresh: false,
                     counters: Arc::default(),
                     health_task: None,
                     load_task: None,

@@ -69,6 +69,7 @@ impl Control {
                 st.load
                     .set_override(utilisation)
                     .map_err(|e| ControlError::InvalidUtilisation(e.to_string()))?;
+                st.fresh = true;
                 info!(zone = %k.0, dc = %k.1, ?utilisation, "load override");
             }
         }

@@ -51,6 +51,7 @@ impl Control {
                     usable: st.is_some_and(|s| s.health.state.is_usable() && !s.drained),
                     capacity: dc.capacity,
                     utilisation: reading.map_or(0.0, |r| r.utilisation),
+                    fresh: st.is_some_and(|s| s.fresh),
                 });
                 states.push(st.map(|s| s.price.clone()).unwrap_or_default());
             }
@@ -82,6 +83,7 @@ impl Control {
                 }
                 if let Some(st) = inner.dcs.get_mut(key) {
                     st.price = state;
+                    st.fresh = false;
                 }
             }
             changed = true;

@@ -112,7 +112,10 @@ impl Control {
         if let Some(st) = inner.dcs.get_mut(key) {
             let now = Instant::now();
             match r {
-                Ok(v) => st.load.observe(v, now),
+                Ok(v) => {
+                    st.load.observe(v, now);
+                    st.fresh = true;
+                }
                 Err(e) => st.load.observe_error(e, now),
             }
         }

@@ -81,6 +81,7 @@ impl Toy {
                 usable: ok,
                 capacity: c,
                 utilisation: u,
+                fresh: true,
             })
             .collect()
     }
