@@ -13,6 +13,7 @@ mod wait;
 
 mod admin_api;
 mod check_cli;
+mod closed_loop;
 mod demo_data;
 mod ecs_scope;
 mod fast_path;
