@@ -262,6 +262,28 @@ pub fn step_prices(
     outcome
 }
 
+/// Prices DCs that just became usable (undrained, healthy again) out of
+/// every cell at once, without a price step: the server calls it the
+/// moment a DC comes back, so no query is answered with the price it had
+/// when it left (which would stampede it until the next step).
+pub fn admit(
+    states: &mut [PriceState],
+    inputs: &[DcInput],
+    pair_energy: &[f64],
+    t: f64,
+    p: &PriceParams,
+) {
+    if p.controller != Controller::Balance {
+        return;
+    }
+    let entering = enter(states, inputs, pair_energy, t, p);
+    for ((s, d), e) in states.iter_mut().zip(inputs).zip(entering) {
+        if e {
+            s.usable_before = d.usable;
+        }
+    }
+}
+
 /// The zone's target: ρ*, or the global utilisation when that is higher
 /// (fill evenly). Ramping DCs count with the share of capacity they may take.
 fn targets(states: &[PriceState], inputs: &[DcInput], p: &PriceParams) -> ZoneOutcome {
@@ -378,8 +400,10 @@ fn balance(
     }
     learn(m, states, inputs, &ln_rho, &floored, t);
     for i in 0..n {
-        if !active[i] || error[i] == 0.0 {
-            // On target or free: the next disturbance starts afresh.
+        if !active[i] {
+            // Free: the next disturbance starts afresh. (A DC on target
+            // keeps its memory: where a metro's clients flip together, the
+            // trust it lost to an overshoot is what stops the see-saw.)
             m.forget(i);
         }
     }

@@ -50,6 +50,7 @@ impl Control {
                 st.drained = drained;
             }
         }
+        self.admit_returning(&mut inner);
         self.publish(&inner);
         Ok(keys.len())
     }
@@ -92,6 +93,7 @@ impl Control {
                 st.health.state = if up { Health::Up } else { Health::Down };
             }
         }
+        self.admit_returning(&mut inner);
         self.publish(&inner);
         Ok(keys.len())
     }

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use tracing::info;
 
 use super::world::blind_share;
-use super::Control;
+use super::{Control, Inner, Key};
 use crate::load::LoadSource;
-use crate::steer::{step_prices, DcInput};
+use crate::steer::{admit, step_prices, DcInput, PriceState};
 use crate::zone::Zone;
 
 impl Control {
@@ -35,26 +35,12 @@ impl Control {
                 _ => next = next.min(now + interval),
             }
             inner.last_price_update.insert(zname.clone(), now);
-            let keys: Vec<_> = zone
-                .datacenters
-                .iter()
-                .map(|dc| (zname.clone(), dc.name.clone()))
-                .collect();
-            let mut inputs = Vec::with_capacity(keys.len());
-            let mut states = Vec::with_capacity(keys.len());
-            let mut stale = Vec::with_capacity(keys.len());
-            for (dc, key) in zone.datacenters.iter().zip(&keys) {
-                let st = inner.dcs.get(key);
-                let reading = st.map(|s| s.load.current(now));
-                stale.push(reading.is_some_and(|r| r.source == LoadSource::Stale));
-                inputs.push(DcInput {
-                    usable: st.is_some_and(|s| s.health.state.is_usable() && !s.drained),
-                    capacity: dc.capacity,
-                    utilisation: reading.map_or(0.0, |r| r.utilisation),
-                    fresh: st.is_some_and(|s| s.fresh),
-                });
-                states.push(st.map(|s| s.price.clone()).unwrap_or_default());
-            }
+            let ZoneState {
+                keys,
+                inputs,
+                mut states,
+                t,
+            } = zone_state(&inner, zone, now);
             let before: Vec<f64> = states.iter().map(|s| s.mu).collect();
             let memory = inner.memories.entry(zname.clone()).or_default();
             let outcome = step_prices(
@@ -62,9 +48,7 @@ impl Control {
                 memory,
                 &inputs,
                 &pair_energies(zone),
-                zone.steering
-                    .temperature
-                    .at(blind_share(zone, &stale), outcome_global(&inputs)),
+                t,
                 &zone.steering.price,
             );
             if inner.outcomes.get(&zname).map(|o| o.infeasible) != Some(outcome.infeasible)
@@ -94,6 +78,34 @@ impl Control {
         next
     }
 
+    /// Prices every DC that just became usable out of every cell, before
+    /// any query sees it: called by whatever made it usable (undrain, a
+    /// health probe's rise). The price step then ramps it in.
+    pub(super) fn admit_returning(&self, inner: &mut Inner) {
+        let zones = inner.zones.clone();
+        let now = Instant::now();
+        for zone in &zones.zones {
+            let ZoneState {
+                keys,
+                inputs,
+                mut states,
+                t,
+            } = zone_state(inner, zone, now);
+            admit(
+                &mut states,
+                &inputs,
+                &pair_energies(zone),
+                t,
+                &zone.steering.price,
+            );
+            for (key, state) in keys.iter().zip(states) {
+                if let Some(st) = inner.dcs.get_mut(key) {
+                    st.price = state;
+                }
+            }
+        }
+    }
+
     /// Runs the price ticker forever. It sleeps until the next zone is due
     /// (at most a second, so zones added by a reload start promptly) rather
     /// than polling: every wake-up can preempt a DNS worker on its core.
@@ -102,6 +114,49 @@ impl Control {
             let next = self.tick(Instant::now());
             tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
         }
+    }
+}
+
+/// What a price step or an admission needs of one zone.
+struct ZoneState {
+    keys: Vec<Key>,
+    inputs: Vec<DcInput>,
+    states: Vec<PriceState>,
+    t: f64,
+}
+
+/// The zone's DCs as the controller sees them now, and its temperature.
+fn zone_state(inner: &Inner, zone: &Zone, now: Instant) -> ZoneState {
+    let zname = zone.origin_str();
+    let keys: Vec<Key> = zone
+        .datacenters
+        .iter()
+        .map(|dc| (zname.clone(), dc.name.clone()))
+        .collect();
+    let mut inputs = Vec::with_capacity(keys.len());
+    let mut states = Vec::with_capacity(keys.len());
+    let mut stale = Vec::with_capacity(keys.len());
+    for (dc, key) in zone.datacenters.iter().zip(&keys) {
+        let st = inner.dcs.get(key);
+        let reading = st.map(|s| s.load.current(now));
+        stale.push(reading.is_some_and(|r| r.source == LoadSource::Stale));
+        inputs.push(DcInput {
+            usable: st.is_some_and(|s| s.health.state.is_usable() && !s.drained),
+            capacity: dc.capacity,
+            utilisation: reading.map_or(0.0, |r| r.utilisation),
+            fresh: st.is_some_and(|s| s.fresh),
+        });
+        states.push(st.map(|s| s.price.clone()).unwrap_or_default());
+    }
+    let t = zone
+        .steering
+        .temperature
+        .at(blind_share(zone, &stale), outcome_global(&inputs));
+    ZoneState {
+        keys,
+        inputs,
+        states,
+        t,
     }
 }
 
