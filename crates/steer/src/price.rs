@@ -399,13 +399,11 @@ fn balance(
         return;
     }
     learn(m, states, inputs, &ln_rho, &floored, t);
-    for i in 0..n {
-        if !active[i] {
-            // Free: the next disturbance starts afresh. (A DC on target
-            // keeps its memory: where a metro's clients flip together, the
-            // trust it lost to an overshoot is what stops the see-saw.)
-            m.forget(i);
-        }
+    // Free DCs: the next disturbance starts afresh. (A DC on target keeps
+    // its memory: where a metro's clients flip together, the trust it lost
+    // to an overshoot is what stops the see-saw.)
+    for (i, _) in active.iter().enumerate().filter(|(_, a)| !**a) {
+        m.forget(i);
     }
     if (0..n).all(|i| !active[i] || error[i] == 0.0) {
         m.last = None;
