@@ -206,8 +206,12 @@ fn run_loop(
     feed: &[&Server],
     clients: &[Client],
 ) -> (Vec<Vec<usize>>, Vec<[f64; 5]>) {
-    let period = Duration::from_millis(INTERVAL_MS + 10);
-    let start = Instant::now();
+    // Servers step their prices on wall-clock multiples of the load
+    // interval; each round runs just after one, so every server sees the
+    // whole round's readings at the next.
+    let period = Duration::from_millis(INTERVAL_MS);
+    let start = after_next_boundary();
+    std::thread::sleep(start.saturating_duration_since(Instant::now()));
     let (mut assigns, mut utils) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let a = answers(ask, clients);
@@ -226,6 +230,15 @@ fn run_loop(
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
     (assigns, utils)
+}
+
+/// 40 ms after the next wall-clock multiple of the load interval.
+fn after_next_boundary() -> Instant {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64;
+    Instant::now() + Duration::from_millis(INTERVAL_MS - unix % INTERVAL_MS + 40)
 }
 
 /// First round from which every later round is at or under capacity and
@@ -304,8 +317,9 @@ fn closed_loop_two_servers_fed_alike_agree() {
         fmt_u(&utils[utils.len() - 1])
     );
     println!("settled from round {:?}", settled_at(&assigns, &utils));
-    // One more interval after the last feed, so both have ticked on it.
-    std::thread::sleep(Duration::from_millis(INTERVAL_MS + 50));
+    // Past the next boundary, so both have stepped on the last readings;
+    // then ask both within the same interval.
+    std::thread::sleep(after_next_boundary().saturating_duration_since(Instant::now()));
 
     let (pa, pb) = (prices(&a), prices(&b));
     let worst = pa

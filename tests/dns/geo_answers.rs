@@ -92,7 +92,8 @@ distance_scale_km = 2000
 target_utilisation = 0.8
 price_step = 0.25
 price_max = 3.0
-load_interval = "150ms""#;
+load_interval = "150ms"
+demand_lag = 1"#;
     let zone = zone_toml(steering, &[], "").replace("temperature = \"auto\"\n", "");
     let (csv, cells) = european_cells();
     let fx = Fixture::with_geo(&zone, &csv);

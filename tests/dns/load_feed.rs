@@ -14,7 +14,7 @@ fn feed_drives_utilisation_and_price_and_goes_stale() {
         feed.addr
     );
     let steering =
-        "target_utilisation = 0.8\nprice_step = 0.2\nprice_max = 1.0\nload_interval = \"100ms\"";
+        "target_utilisation = 0.8\nprice_step = 0.2\nprice_max = 1.0\nload_interval = \"100ms\"\ndemand_lag = 1";
     let fx = Fixture::new(&zone_toml(steering, &[("fra", &load)], ""));
     let srv = fx.serve();
 

@@ -27,8 +27,10 @@ impl Control {
         for zone in &zones.zones {
             let zname = zone.origin_str();
             let interval = zone.steering.load_interval;
+            // A quarter of slack: the ticker wakes on wall-clock boundaries,
+            // and a wake-up a little early must not skip a whole interval.
             match inner.last_price_update.get(&zname) {
-                Some(t) if now.duration_since(*t) < interval => {
+                Some(t) if now.duration_since(*t) < interval - interval / 4 => {
                     next = next.min(*t + interval);
                     continue;
                 }
@@ -109,11 +111,39 @@ impl Control {
     /// Runs the price ticker forever. It sleeps until the next zone is due
     /// (at most a second, so zones added by a reload start promptly) rather
     /// than polling: every wake-up can preempt a DNS worker on its core.
+    /// Wake-ups fall on wall-clock multiples of the shortest load interval
+    /// (Unix time), so DNS nodes whose clocks agree step their prices at the
+    /// same instants, on the same readings.
     pub async fn run_ticker(self: Arc<Self>) {
         loop {
             let next = self.tick(Instant::now());
+            let next = self.on_boundary(next);
             tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
         }
+    }
+
+    /// The first wall-clock multiple of the shortest load interval at or
+    /// after `due`.
+    fn on_boundary(&self, due: Instant) -> Instant {
+        let step = self
+            .world()
+            .zones
+            .zones
+            .iter()
+            .map(|z| z.steering.load_interval)
+            .min()
+            .unwrap_or(Duration::from_secs(1))
+            .as_millis()
+            .max(1) as u64;
+        let now = Instant::now();
+        let Some(unix) = boltz_core::clock::unix_ms() else {
+            return due;
+        };
+        let mut at = now + Duration::from_millis(step - unix % step);
+        while at + Duration::from_millis(step) <= due {
+            at += Duration::from_millis(step);
+        }
+        at
     }
 }
 
@@ -144,7 +174,10 @@ fn zone_state(inner: &Inner, zone: &Zone, now: Instant) -> ZoneState {
             usable: st.is_some_and(|s| s.health.state.is_usable() && !s.drained),
             capacity: dc.capacity,
             utilisation: reading.map_or(0.0, |r| r.utilisation),
-            fresh: st.is_some_and(|s| s.fresh),
+            // An operator's override is a standing reading: it is new at
+            // every step, as a feed that keeps reporting it would be.
+            fresh: st.is_some_and(|s| s.fresh)
+                || reading.is_some_and(|r| r.source == LoadSource::Override),
         });
         states.push(st.map(|s| s.price.clone()).unwrap_or_default());
     }
