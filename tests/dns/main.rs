@@ -23,6 +23,7 @@ mod load_feed;
 mod protocol;
 mod quick_start;
 mod reload;
+mod simulate_cli;
 
 /// The binary under test.
 const BOLTZ: &str = env!("CARGO_BIN_EXE_boltz");

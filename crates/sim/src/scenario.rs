@@ -201,3 +201,37 @@ impl Scenario {
         Ok(s)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_scenario_parses() {
+        for (name, _) in BUILTIN {
+            let s = Scenario::load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(&s.name, name);
+        }
+    }
+
+    #[test]
+    fn errors_name_the_place() {
+        let e = Scenario::parse(
+            "x.toml",
+            "name = \"x\"\n[[events]]\nat = 1\nkind = \"melt\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("x.toml:"), "{e}");
+        assert!(e.contains("melt"), "{e}");
+        let e = Scenario::parse(
+            "y.toml",
+            "name = \"y\"\nintervals = 5\n[[events]]\nat = 9\nkind = \"drain\"\ndc = \"fra\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("past the last interval"), "{e}");
+        let e = Scenario::load("no-such-scenario").unwrap_err().to_string();
+        assert!(e.contains("no built-in scenario"), "{e}");
+    }
+}
