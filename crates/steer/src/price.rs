@@ -15,22 +15,32 @@
 //!   - *Infeasible targets.* A target that total demand makes infeasible
 //!     becomes "fill evenly" (every DC at the global utilisation, reported
 //!     as such) instead of every price inflating.
-//!   - *Quasi-Newton moves.* Every move is a Newton step on the errors
-//!     `ln(ρ_i/τ_i)` of all priced DCs at once, through a Jacobian
-//!     `∂ln ρ_i/∂μ_j` that Broyden's update learns from the zone's own
-//!     moves. It starts as `−I/T`: Sinkhorn's step, the most elastic
-//!     demand can be, which never overshoots alone. It learns where demand
-//!     is stiffer (a region far from any other DC hardly moves until μ nears
-//!     the distance to it). It also learns the coupling: clients one DC
-//!     sheds land on its neighbours. So two neighbours over target do not
-//!     each mistake the other's shed clients for stiff demand.
-//!   - *Trust factor.* It halves the step after a move that overshot.
+//!   - *Newton moves on learned elasticity.* Each priced DC moves by the
+//!     Newton step `Δμ = ln(ρ/τ) / ε`. `ε = −∂ln ρ/∂μ` starts at `1/T`,
+//!     the most elastic demand can be, which makes the first step
+//!     Sinkhorn's (it never overshoots alone). It is then measured from
+//!     the DC's own moves, but only from *clean* moves, where the other
+//!     DCs together moved less than half as much. Otherwise their shed or
+//!     won clients are in the measurement: two neighbours raising together
+//!     would each take the other's shed clients for stiff demand and jump.
+//!     When a move is not clean and did not even halve the error, ε is
+//!     halved (stiffer than assumed, whatever the others did). ε stays
+//!     between `1/(40T)` and `1/T`, and a step stays within `price_step`.
+//!   - *Settled band.* Within ±2 % of its target a DC holds.
+//!   - *Trust.* A DC's trust factor halves after a move that overshot (its
+//!     error changed sign) and recovers by half on moves that keep the
+//!     sign. A DC on target keeps it, which is what stops a metro whose
+//!     clients flip together from see-sawing between two DCs.
+//!   - *Fresh readings.* A step without any new reading holds: it would
+//!     judge a move by a reading taken before it.
 //!   - *Lag.* After a move, the prices hold for the demand lag (the
 //!     answers' TTL in load intervals), so a move is judged by its whole
 //!     effect and caching cannot make it swing.
 //!   - *Slow start.* A DC that comes back (undrain, health up, added)
-//!     enters at a price no cell prefers (the triangle inequality gives
-//!     it). Its target then ramps over the slow-start window.
+//!     enters at a price no cell prefers: the triangle inequality gives
+//!     it, and [`admit`] sets it the moment the DC comes back, before any
+//!     query sees it. Its target then ramps over the slow-start window,
+//!     while it probes down in growing steps until demand arrives.
 //! - [`Controller::Step`]: the first design, `μ ← clamp(μ + clamp(η(ρ − ρ*),
 //!   −η, η), 0, μ_max)`, kept so `boltz simulate` can show what it does.
 
