@@ -179,7 +179,7 @@ fn run_one(pick: &str, opts: &ServersOptions) -> Result<ServersRun, String> {
 /// The comparison as a table.
 pub fn servers_table(runs: &[ServersRun]) -> String {
     let mut s = format!(
-        "{:<14} {:>9} {:>10} {:>7} {:>8} {:>12}  {:<23}  {:<23}\n",
+        "{:<14} {:>9} {:>10} {:>7} {:>8} {:>12}  {:<23}  {}\n",
         "pick",
         "served/s",
         "unfinished",
@@ -198,7 +198,7 @@ pub fn servers_table(runs: &[ServersRun]) -> String {
     for r in runs {
         let _ = writeln!(
             s,
-            "{:<14} {:>9.0} {:>10} {:>7.2} {:>8.2} {:>12.2}  {:<23}  {:<23}",
+            "{:<14} {:>9.0} {:>10} {:>7.2} {:>8.2} {:>12.2}  {:<23}  {}",
             r.pick,
             r.served_per_s,
             r.unfinished,
