@@ -15,7 +15,8 @@ use boltz_sim::{Options, Policy, Scenario, BUILTIN};
 #[derive(Args, Debug)]
 pub struct SimulateArgs {
     /// Scenarios: built-in names or scenario files; "all" runs every
-    /// built-in one.
+    /// built-in one; "servers" runs the server-level scenario (one L7 pool
+    /// through `boltz l7`'s own picker).
     #[arg(default_value = "steady")]
     scenarios: Vec<String>,
     /// The zone whose DCs and steering are simulated.
@@ -40,11 +41,11 @@ pub struct SimulateArgs {
     #[arg(long)]
     cache_intervals: Option<u32>,
     /// Policies, comma-separated: nearest, fixed-t0.1, step, step-t0.1,
-    /// balance (the zone as written).
+    /// agents (the decentralised agent model), balance (the zone as written).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "nearest,fixed-t0.1,step,step-t0.1,balance"
+        default_value = "nearest,fixed-t0.1,step,step-t0.1,agents,balance"
     )]
     policies: Vec<String>,
     /// Seed of the client draw.
@@ -56,15 +57,58 @@ pub struct SimulateArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// `servers`: arrivals per second (the pool serves 22 000/s, 14 400/s
+    /// once its fourth backend degrades).
+    #[arg(long, default_value_t = 13000.0)]
+    rate: f64,
+    /// `servers`: simulated seconds.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// `servers`: pick algorithms, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "boltzmann,p2c-peak-ewma,least-request,round-robin"
+    )]
+    picks: Vec<String>,
 }
 
-pub fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
+/// `boltz simulate servers`: the pool table.
+fn servers(a: &SimulateArgs) -> anyhow::Result<()> {
+    let opts = boltz_sim::ServersOptions {
+        rate: a.rate,
+        seconds: a.seconds,
+        seed: a.seed,
+        picks: a.picks.clone(),
+    };
+    let runs = boltz_sim::servers(&opts).map_err(anyhow::Error::msg)?;
+    outln!(
+        "# servers: one pool, {} req/s for {} s; backends of 1, 2, 4, 1 ms, \
+         the fourth 20 ms from {} s; {} in service each",
+        a.rate,
+        a.seconds,
+        a.seconds / 2.0,
+        boltz_sim::SERVERS_CONCURRENCY
+    );
+    out!("{}", boltz_sim::servers_table(&runs));
+    outln!("");
+    Ok(())
+}
+
+pub fn run(mut a: SimulateArgs) -> anyhow::Result<ExitCode> {
+    if a.scenarios.iter().any(|s| s == "servers") {
+        servers(&a)?;
+        a.scenarios.retain(|s| s != "servers");
+        if a.scenarios.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let mut policies = Vec::new();
     for p in &a.policies {
         match Policy::parse(p) {
             Some(p) => policies.push(p),
             None => {
-                bail!("unknown policy {p:?}; known: nearest, fixed-t0.1, step, step-t0.1, balance")
+                bail!("unknown policy {p:?}; known: nearest, fixed-t0.1, step, step-t0.1, agents, balance")
             }
         }
     }

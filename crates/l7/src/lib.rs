@@ -33,6 +33,8 @@
 //!   `admission`).
 //! - `metrics`: per-worker counters and the latency histogram (`Metrics`).
 //! - `api`: the local HTTP API ([`ApiState`], [`router`], load sampling).
+//! - [`sim`]: a pool and its picker on a simulated clock, for
+//!   `boltz simulate servers`.
 
 #![warn(missing_docs)]
 
@@ -53,6 +55,7 @@ mod pick;
 mod pool;
 mod proxy;
 mod route;
+pub mod sim;
 mod sniff;
 mod upstream;
 mod worker;

@@ -12,19 +12,24 @@
 //! - `scenario`: the script (TOML; the standard ones built in).
 //! - `clients`: resolvers sampled from the database, or from a CSV.
 //! - `policy`: each policy as a zone the server's compiler builds.
+//! - `agents`: the decentralised agent model, the `agents` policy.
 //! - `run`: one policy through one scenario, interval by interval.
 //! - `optimum`: the capacity-respecting optimum (an LP).
 //! - `summary`: settle times and settled quality per window; the table.
 //! - `output`: CSV and JSON of the runs.
+//! - `servers`: the server-level scenario, one L7 pool through `boltz l7`'s
+//!   own picker (`boltz simulate servers`).
 
 #![warn(missing_docs)]
 
+mod agents;
 mod clients;
 mod optimum;
 mod output;
 mod policy;
 mod run;
 mod scenario;
+mod servers;
 mod summary;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +40,9 @@ pub use output::write_outputs;
 pub use policy::Policy;
 pub use run::{DcSample, Interval, Run};
 pub use scenario::{Scenario, ScenarioError, BUILTIN};
+pub use servers::{
+    servers, servers_table, ServersOptions, ServersRun, CONCURRENCY as SERVERS_CONCURRENCY,
+};
 pub use summary::{table, WindowSummary, SETTLED_MOVES};
 
 use boltz_gslb::{Control, GeoDb};
@@ -129,7 +137,7 @@ pub fn simulate(
             scenario,
         };
         let done = k as u64 * u64::from(scenario.intervals);
-        let r = run::run(p.name(), &control, &setup, k == 0, |n| {
+        let r = run::run(p, &control, &setup, k == 0, |n| {
             progress(done + u64::from(n) + 1, total)
         });
         if k == 0 {

@@ -21,15 +21,19 @@ pub enum Policy {
     FixedT,
     /// The nearest DC, always (what gdnsd's distance mode does).
     Nearest,
+    /// No controller: the decentralised agent model (`agents`), DCs that
+    /// delegate, pull and shut down on their own.
+    Agents,
 }
 
 impl Policy {
     /// Every policy, in table order.
-    pub const ALL: [Policy; 5] = [
+    pub const ALL: [Policy; 6] = [
         Policy::Nearest,
         Policy::FixedT,
         Policy::Step,
         Policy::StepCold,
+        Policy::Agents,
         Policy::Zone,
     ];
 
@@ -41,6 +45,7 @@ impl Policy {
             Policy::StepCold => "step-t0.1",
             Policy::FixedT => "fixed-t0.1",
             Policy::Nearest => "nearest",
+            Policy::Agents => "agents",
         }
     }
 
@@ -53,7 +58,9 @@ impl Policy {
     fn overrides(self) -> &'static [(&'static str, Setting)] {
         use Setting::*;
         match self {
-            Policy::Zone => &[],
+            // Agents do not use the zone's steering (the run asks the
+            // agent model instead of the decision).
+            Policy::Zone | Policy::Agents => &[],
             Policy::Step => &[
                 ("controller", Str("step")),
                 ("temperature", Str("utilisation")),

@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use boltz_gslb::{decide, Control, Family};
 use boltz_steer::{LatLon, UnitVec};
 
+use crate::agents::Agents;
 use crate::clients::Client;
 use crate::optimum;
+use crate::policy::Policy;
 use crate::scenario::{EventKind, Scenario};
 
 /// One DC in one interval.
@@ -86,10 +88,19 @@ pub struct Setup<'a> {
     pub scenario: &'a Scenario,
 }
 
+/// How a resolver whose cache expired gets its DC.
+enum Assign {
+    /// The server's own decision on the policy's zone (prices, T).
+    Decide,
+    /// The decentralised agent model (no controller; the zone gives only
+    /// its DCs, their health and drain).
+    Agents(Box<Agents>),
+}
+
 /// Runs one policy (its zone set) through the scenario. `progress` is
 /// called after every interval.
 pub fn run(
-    policy: &str,
+    policy: Policy,
     control: &Arc<Control>,
     setup: &Setup<'_>,
     with_optimum: bool,
@@ -122,6 +133,16 @@ pub fn run(
     let mut series = Vec::with_capacity(sc.intervals as usize);
     let base = Instant::now();
     let mut answers: HashMap<(u64, u64), Option<usize>> = HashMap::new();
+    let mut assign = match policy {
+        Policy::Agents => {
+            let at: Vec<LatLon> = clients.iter().map(|c| c.location).collect();
+            Assign::Agents(Box::new(Agents::new(&units, &at)))
+        }
+        _ => Assign::Decide,
+    };
+    let steered = matches!(assign, Assign::Decide);
+    // Each client's demand in the last interval (what the agents know).
+    let mut last_q = vec![0.0; clients.len()];
 
     for n in 0..sc.intervals {
         for e in sc.events.iter().filter(|e| e.at == n) {
@@ -138,6 +159,18 @@ pub fn run(
         }
         let w = control.world_full();
         let (zone, view) = (&w.zones.zones[0], &w.views[0]);
+        if let (Assign::Agents(a), Some(last)) = (&mut assign, series.last()) {
+            for e in sc.events.iter().filter(|e| e.at == n) {
+                if let EventKind::Move { client, .. } = e.kind {
+                    a.relocate(client, &units, clients[client].location);
+                }
+            }
+            let last: &Interval = last;
+            let util: Vec<f64> = last.dcs.iter().map(DcSample::utilisation).collect();
+            let cap: Vec<f64> = last.dcs.iter().map(|d| d.capacity).collect();
+            let usable: Vec<bool> = view.dcs.iter().map(|d| d.usable()).collect();
+            a.step(&util, &cap, &usable, &last_q);
+        }
         let diurnal = sc.diurnal.map_or(1.0, |d| {
             1.0 + d.amplitude
                 * (2.0 * std::f64::consts::PI * f64::from(n) / f64::from(d.period.max(1))).sin()
@@ -148,7 +181,9 @@ pub fn run(
         for (k, c) in clients.iter().enumerate() {
             let due = n == 0 || (n + c.phase) % sc.cache_intervals == 0;
             let before = held[k];
-            if due {
+            if let (true, Assign::Agents(a)) = (due, &assign) {
+                held[k] = Some(a.assigned[k]);
+            } else if due {
                 held[k] = *answers
                     .entry((
                         c.cell,
@@ -161,6 +196,7 @@ pub fn run(
                     });
             }
             let q = c.weight * per_weight * crowd[k] * diurnal;
+            last_q[k] = q;
             total += q;
             if let Some(i) = held[k] {
                 demand[i] += q;
@@ -187,7 +223,7 @@ pub fn run(
             .map(|i| DcSample {
                 demand: demand[i],
                 capacity: capacity[i],
-                mu: v.dcs[i].mu,
+                mu: if steered { v.dcs[i].mu } else { 0.0 },
                 usable: v.dcs[i].usable(),
             })
             .collect();
@@ -221,14 +257,14 @@ pub fn run(
             excess,
             moved: moved as f64 / clients.len().max(1) as f64,
             moved_demand,
-            temperature: view.temperature,
-            infeasible: v.price.infeasible,
+            temperature: if steered { view.temperature } else { 0.0 },
+            infeasible: steered && v.price.infeasible,
             optimum_km,
         });
         progress(n);
     }
     Run {
-        policy: policy.to_string(),
+        policy: policy.name().to_string(),
         series,
         last_dc: held,
     }

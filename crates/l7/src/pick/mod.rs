@@ -47,6 +47,7 @@ pub use boltz_core::hash::hash_key;
 
 pub use self::algorithm::Algorithm;
 pub use self::boltzmann::{validate_capacity, BoltzmannConfig, DEFAULT_CAPACITY};
+pub(crate) use self::random::reseed;
 use super::backend::{AdminState, Backend};
 
 /// Tuning shared by the algorithms; fixed for a picker's lifetime.

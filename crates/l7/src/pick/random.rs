@@ -43,8 +43,7 @@ pub(super) fn unit_of(x: u64) -> f64 {
 }
 
 /// Makes this thread's random sequence repeatable.
-#[cfg(test)]
-pub(super) fn reseed(seed: u64) {
+pub(crate) fn reseed(seed: u64) {
     RNG.with(|s| s.set(seed));
 }
 
