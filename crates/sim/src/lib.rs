@@ -16,12 +16,14 @@
 //! - `optimum`: the capacity-respecting optimum (an LP).
 //! - `summary`: settle times and settled quality per window; the table.
 //! - `output`: CSV and JSON of the runs.
+//! - `plot`: SVG plots of the runs (utilisation, distance, the map).
 
 #![warn(missing_docs)]
 
 mod clients;
 mod optimum;
 mod output;
+mod plot;
 mod policy;
 mod run;
 mod scenario;
@@ -32,6 +34,7 @@ use std::sync::Arc;
 
 pub use clients::{Client, ClientsError};
 pub use output::write_outputs;
+pub use plot::write_plots;
 pub use policy::Policy;
 pub use run::{DcSample, Interval, Run};
 pub use scenario::{Scenario, ScenarioError, BUILTIN};
