@@ -168,9 +168,10 @@ pub fn run(mut a: SimulateArgs) -> anyhow::Result<ExitCode> {
         out!("{}", boltz_sim::table(&report.summary));
         outln!("");
         if let Some(dir) = &a.out {
-            for f in boltz_sim::write_outputs(&report, dir)
-                .with_context(|| format!("writing into {}", dir.display()))?
-            {
+            let mut files = boltz_sim::write_outputs(&report, dir)
+                .with_context(|| format!("writing into {}", dir.display()))?;
+            files.extend(boltz_sim::write_plots(&report, dir).context("plotting")?);
+            for f in files {
                 eprintln!("wrote {}", f.display());
             }
         }

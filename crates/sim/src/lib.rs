@@ -19,6 +19,7 @@
 //! - `output`: CSV and JSON of the runs.
 //! - `servers`: the server-level scenario, one L7 pool through `boltz l7`'s
 //!   own picker (`boltz simulate servers`).
+//! - `plot`: SVG plots of the runs (utilisation, distance, the map).
 
 #![warn(missing_docs)]
 
@@ -26,6 +27,7 @@ mod agents;
 mod clients;
 mod optimum;
 mod output;
+mod plot;
 mod policy;
 mod run;
 mod scenario;
@@ -37,6 +39,7 @@ use std::sync::Arc;
 
 pub use clients::{Client, ClientsError};
 pub use output::write_outputs;
+pub use plot::write_plots;
 pub use policy::Policy;
 pub use run::{DcSample, Interval, Run};
 pub use scenario::{Scenario, ScenarioError, BUILTIN};

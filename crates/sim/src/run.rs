@@ -76,6 +76,9 @@ pub struct Run {
     pub series: Vec<Interval>,
     /// Each client's DC at the end (for the map).
     pub last_dc: Vec<Option<usize>>,
+    /// The utilisation its prices hold DCs at (`None`: no prices, as for
+    /// `nearest` and `fixed-t0.1`).
+    pub target_utilisation: Option<f64>,
 }
 
 /// The world a run needs besides its policy's zone.
@@ -267,6 +270,8 @@ pub fn run(
         policy: policy.name().to_string(),
         series,
         last_dc: held,
+        target_utilisation: (zone.steering.price.step > 0.0)
+            .then_some(zone.steering.price.target_utilisation),
     }
 }
 
