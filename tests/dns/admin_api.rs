@@ -46,6 +46,44 @@ fn drain_requires_the_token_and_moves_answers() {
 }
 
 #[test]
+fn an_undrained_dc_is_priced_out_at_once_and_ramps_back() {
+    let fx = Fixture::new(&zone_toml(
+        "load_interval = \"100ms\"\ndemand_lag = 1",
+        &[],
+        "",
+    ));
+    let srv = fx.serve();
+    assert_eq!(addrs(&europe(&srv)), vec![FRA.to_string()]);
+    let (code, body) = srv.api_send("POST", "/v1/datacenters/fra/drain", None, Some(TOKEN));
+    assert_eq!(code, 200, "{body}");
+    srv.wait_for(
+        "a price step to see the drain",
+        std::time::Duration::from_secs(5),
+        || srv.dc("fra")["price_phase"] == "unusable",
+    );
+    let (code, _) = srv.api_send("DELETE", "/v1/datacenters/fra/drain", None, Some(TOKEN));
+    assert_eq!(code, 200);
+    // No query sees it at its old price: it enters priced out of every cell.
+    let fra = srv.dc("fra");
+    assert_eq!(fra["price_phase"], "ramping", "{fra}");
+    assert!(fra["price"].as_f64().unwrap() > 0.0, "{fra}");
+    assert_eq!(addrs(&europe(&srv)), vec![IAD.to_string()]);
+    // Its price then comes down (slow start) until Europe is its own again.
+    srv.wait_for(
+        "fra back for Europe",
+        std::time::Duration::from_secs(10),
+        || addrs(&europe(&srv)) == vec![FRA.to_string()],
+    );
+    // Without a load feed it never sees demand, so the price keeps coming
+    // down to nothing.
+    srv.wait_for(
+        "fra's price back to 0",
+        std::time::Duration::from_secs(10),
+        || srv.dc("fra")["price"] == 0.0,
+    );
+}
+
+#[test]
 fn load_via_api_and_bad_bodies() {
     let fx = Fixture::new(&zone_toml("", &[], ""));
     let srv = fx.serve();

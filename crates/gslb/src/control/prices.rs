@@ -174,10 +174,13 @@ fn zone_state(inner: &Inner, zone: &Zone, now: Instant) -> ZoneState {
             usable: st.is_some_and(|s| s.health.state.is_usable() && !s.drained),
             capacity: dc.capacity,
             utilisation: reading.map_or(0.0, |r| r.utilisation),
-            // An operator's override is a standing reading: it is new at
-            // every step, as a feed that keeps reporting it would be.
+            // An operator's override and a DC's declared static load are
+            // standing readings: new at every step, as a feed that keeps
+            // reporting them would be (so a returning DC without a feed
+            // still ramps back in). A stale feed's fallback is not.
             fresh: st.is_some_and(|s| s.fresh)
-                || reading.is_some_and(|r| r.source == LoadSource::Override),
+                || reading
+                    .is_some_and(|r| matches!(r.source, LoadSource::Override | LoadSource::Static)),
         });
         states.push(st.map(|s| s.price.clone()).unwrap_or_default());
     }
