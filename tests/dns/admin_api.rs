@@ -109,7 +109,7 @@ fn load_via_api_and_bad_bodies() {
     assert!((u - 0.2).abs() < 1e-9, "global utilisation {u}");
     // Auto temperature follows stale feeds, not demand: none are stale.
     let t = s["zones"][0]["temperature"].as_f64().unwrap();
-    assert!((t - 0.05).abs() < 1e-9, "auto temperature {t}");
+    assert!((t - 0.1).abs() < 1e-9, "auto temperature {t}");
 
     for (body, field) in [
         (r#"{"utilisation": -1}"#, "utilisation"),

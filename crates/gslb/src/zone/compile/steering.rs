@@ -91,6 +91,15 @@ pub(super) fn steering(cx: &mut Ctx<'_>, def: Option<&Spanned<SteeringDef>>) -> 
 /// capacity-respecting optimum, low enough that the settled band (4 % under
 /// it) and a step's overshoot keep every DC under capacity.
 const DEFAULT_TARGET: f64 = 0.97;
+/// The default T while load feeds are fresh: within 1.5 % of the optimum's
+/// distance in the standard world, and the fastest to settle there
+/// (`simulate/results/2026-12-07-sweep.txt`: 7 intervals from a cold start
+/// at 0.1 with a step of 3, against 15 at 0.05).
+const DEFAULT_T_MIN: f64 = 0.1;
+/// The default largest move of a price in one step: the distance energy
+/// between far DCs, so a price can cross a region in a step when demand
+/// there is stiff (the step is Newton's; this only bounds it).
+const DEFAULT_STEP: f64 = 3.0;
 /// How long a returning DC ramps by default.
 const DEFAULT_SLOW_START: Duration = Duration::from_secs(30);
 /// The default load interval.
@@ -121,14 +130,14 @@ pub(super) fn auto_lag(nodes: &HashMap<LowerName, Node>, interval: Duration) -> 
 fn default_steering() -> Steering {
     Steering {
         temperature: Temperature::Auto {
-            min: 0.05,
+            min: DEFAULT_T_MIN,
             max: 1.0,
         },
         distance_scale_km: 2000.0,
         price: PriceParams {
             controller: Controller::Balance,
             target_utilisation: DEFAULT_TARGET,
-            step: 1.0,
+            step: DEFAULT_STEP,
             max: 20.0,
             lag: 1,
             slow_start: intervals(DEFAULT_SLOW_START, DEFAULT_INTERVAL),
@@ -145,7 +154,7 @@ fn default_steering() -> Steering {
 /// The numeric settings: automatic temperature bounds, distance scale,
 /// price parameters and the degraded TTL factor.
 fn numbers(cx: &mut Ctx<'_>, d: &SteeringDef, s: &mut Steering) {
-    let (mut tmin, mut tmax) = (0.05, 1.0);
+    let (mut tmin, mut tmax) = (DEFAULT_T_MIN, 1.0);
     positive(cx, &d.temperature_min, "temperature_min", false, &mut tmin);
     positive(cx, &d.temperature_max, "temperature_max", false, &mut tmax);
     positive(
