@@ -270,7 +270,9 @@ pub fn run(
         policy: policy.name().to_string(),
         series,
         last_dc: held,
-        target_utilisation: (zone.steering.price.step > 0.0)
+        // Only a policy that prices has a target (the agents hold theirs
+        // in their own thresholds).
+        target_utilisation: (steered && zone.steering.price.step > 0.0)
             .then_some(zone.steering.price.target_utilisation),
     }
 }
