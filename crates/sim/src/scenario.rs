@@ -143,6 +143,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "lagged",
         include_str!("../../../simulate/scenarios/lagged.toml"),
     ),
+    (
+        "diurnal",
+        include_str!("../../../simulate/scenarios/diurnal.toml"),
+    ),
 ];
 
 /// A scenario that cannot be read.
