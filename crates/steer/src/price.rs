@@ -24,7 +24,10 @@
 //!     won clients are in the measurement: two neighbours raising together
 //!     would each take the other's shed clients for stiff demand and jump.
 //!     When a move is not clean and did not even halve the error, ε is
-//!     halved (stiffer than assumed, whatever the others did). ε stays
+//!     halved (stiffer than assumed, whatever the others did). A DC that
+//!     has measured nothing yet starts from the geometric mean of what the
+//!     zone's other DCs measured: how stiff demand is depends on the
+//!     geography and T, which they share. ε stays
 //!     between `1/(40T)` and `1/T`, and a step stays within `price_step`.
 //!   - *Settled band.* Within ±2 % of its target a DC holds.
 //!   - *Trust.* A DC's trust factor halves after a move that overshot (its
@@ -420,6 +423,15 @@ fn balance(
         return;
     }
     let before: Vec<f64> = states.iter().map(|s| s.mu).collect();
+    // A DC with no measurement of its own starts from what the zone's other
+    // DCs measured (the geometric mean): how stiff demand is depends on the
+    // geography and T, which they share. Without any, Sinkhorn's 1/T.
+    let learned: Vec<f64> = m.elasticity.iter().copied().filter(|&e| e > 0.0).collect();
+    let pooled = if learned.is_empty() {
+        1.0
+    } else {
+        (learned.iter().map(|e| e.ln()).sum::<f64>() / learned.len() as f64).exp()
+    };
     for i in (0..n).filter(|&i| active[i] && error[i] != 0.0) {
         // A move that overshot (its error changed sign) halves the DC's
         // next ones; moves that keep the sign earn the trust back.
@@ -434,7 +446,7 @@ fn balance(
         let el = if m.elasticity[i] > 0.0 {
             m.elasticity[i]
         } else {
-            1.0
+            pooled
         };
         let s = &mut states[i];
         let mut dmu = m.trust[i] * error[i] / el * t;

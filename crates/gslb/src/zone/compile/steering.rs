@@ -94,7 +94,7 @@ const DEFAULT_TARGET: f64 = 0.97;
 /// The default T while load feeds are fresh: within 1.5 % of the optimum's
 /// distance in the standard world, and the fastest to settle there
 /// (`simulate/results/2026-12-07-sweep.txt`: 7 intervals from a cold start
-/// at 0.1 with a step of 3, against 15 at 0.05).
+/// at 0.1 with a step of 3, against 11 at 0.05 and 17 at 0.1 with a step of 1).
 const DEFAULT_T_MIN: f64 = 0.1;
 /// The default largest move of a price in one step: the distance energy
 /// between far DCs, so a price can cross a region in a step when demand
