@@ -1,6 +1,7 @@
 //! The controller in a toy world: cells on a line, DCs at points of it,
 //! demand split by the Boltzmann probabilities the query path draws from.
 
+use super::step::update_price_step;
 use super::*;
 use crate::{probabilities, Candidate};
 
