@@ -183,6 +183,6 @@ impl Control {
         // DCs that disappeared: dropping their state aborts their tasks.
         drop(old);
         inner.zones = zones;
-        self.publish(&inner);
+        self.publish(&mut inner);
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use tracing::{info, warn};
 
-use super::{Control, ControlError, Inner, Key};
+use super::{Control, ControlError, DcState, Inner, Key};
 use boltz_health::{Health, HealthStatus};
 
 impl Control {
@@ -33,6 +33,25 @@ impl Control {
         Ok(keys)
     }
 
+    /// Applies `change` to the DC named `dc` in every zone (or in one),
+    /// then publishes; returns how many zones have it.
+    fn change_dc(
+        &self,
+        dc: &str,
+        zone: Option<&str>,
+        mut change: impl FnMut(&Key, &mut DcState) -> Result<(), ControlError>,
+    ) -> Result<usize, ControlError> {
+        let mut inner = self.lock();
+        let keys = Self::keys_for(&inner, dc, zone)?;
+        for k in &keys {
+            if let Some(st) = inner.dcs.get_mut(k) {
+                change(k, st)?;
+            }
+        }
+        self.publish(&mut inner);
+        Ok(keys.len())
+    }
+
     /// Drains (or undrains) a DC in every zone, or in one.
     pub fn set_drain(
         &self,
@@ -40,19 +59,13 @@ impl Control {
         zone: Option<&str>,
         drained: bool,
     ) -> Result<usize, ControlError> {
-        let mut inner = self.lock();
-        let keys = Self::keys_for(&inner, dc, zone)?;
-        for k in &keys {
-            if let Some(st) = inner.dcs.get_mut(k) {
-                if st.drained != drained {
-                    warn!(zone = %k.0, dc = %k.1, drained, "admin drain changed");
-                }
-                st.drained = drained;
+        self.change_dc(dc, zone, |k, st| {
+            if st.drained != drained {
+                warn!(zone = %k.0, dc = %k.1, drained, "admin drain changed");
             }
-        }
-        self.admit_returning(&mut inner);
-        self.publish(&inner);
-        Ok(keys.len())
+            st.drained = drained;
+            Ok(())
+        })
     }
 
     /// Sets (Some) or clears (None) an operator override of a DC's
@@ -63,19 +76,14 @@ impl Control {
         zone: Option<&str>,
         utilisation: Option<f64>,
     ) -> Result<usize, ControlError> {
-        let mut inner = self.lock();
-        let keys = Self::keys_for(&inner, dc, zone)?;
-        for k in &keys {
-            if let Some(st) = inner.dcs.get_mut(k) {
-                st.load
-                    .set_override(utilisation)
-                    .map_err(|e| ControlError::InvalidUtilisation(e.to_string()))?;
-                st.fresh = true;
-                info!(zone = %k.0, dc = %k.1, ?utilisation, "load override");
-            }
-        }
-        self.publish(&inner);
-        Ok(keys.len())
+        self.change_dc(dc, zone, |k, st| {
+            st.load
+                .set_override(utilisation)
+                .map_err(|e| ControlError::InvalidUtilisation(e.to_string()))?;
+            st.fresh = true;
+            info!(zone = %k.0, dc = %k.1, ?utilisation, "load override");
+            Ok(())
+        })
     }
 
     /// Sets a DC's health as a probe would report it: what an offline
@@ -86,16 +94,10 @@ impl Control {
         zone: Option<&str>,
         up: bool,
     ) -> Result<usize, ControlError> {
-        let mut inner = self.lock();
-        let keys = Self::keys_for(&inner, dc, zone)?;
-        for k in &keys {
-            if let Some(st) = inner.dcs.get_mut(k) {
-                st.health.state = if up { Health::Up } else { Health::Down };
-            }
-        }
-        self.admit_returning(&mut inner);
-        self.publish(&inner);
-        Ok(keys.len())
+        self.change_dc(dc, zone, |_, st| {
+            st.health.state = if up { Health::Up } else { Health::Down };
+            Ok(())
+        })
     }
 
     /// Health details of every DC (for the status API).

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 
-use super::world::blind_share;
+use super::world::temperature;
 use super::{Control, Inner, Key};
 use crate::load::LoadSource;
 use crate::steer::{admit, step_prices, DcInput, PriceState};
@@ -75,7 +75,7 @@ impl Control {
             changed = true;
         }
         if changed {
-            self.publish(&inner);
+            self.publish(&mut inner);
         }
         next
     }
@@ -165,11 +165,11 @@ fn zone_state(inner: &Inner, zone: &Zone, now: Instant) -> ZoneState {
         .collect();
     let mut inputs = Vec::with_capacity(keys.len());
     let mut states = Vec::with_capacity(keys.len());
-    let mut stale = Vec::with_capacity(keys.len());
+    let mut readings = Vec::with_capacity(keys.len());
     for (dc, key) in zone.datacenters.iter().zip(&keys) {
         let st = inner.dcs.get(key);
         let reading = st.map(|s| s.load.current(now));
-        stale.push(reading.is_some_and(|r| r.source == LoadSource::Stale));
+        readings.push(reading.map_or((0.0, LoadSource::Static), |r| (r.utilisation, r.source)));
         inputs.push(DcInput {
             usable: st.is_some_and(|s| s.health.state.is_usable() && !s.drained),
             capacity: dc.capacity,
@@ -184,27 +184,12 @@ fn zone_state(inner: &Inner, zone: &Zone, now: Instant) -> ZoneState {
         });
         states.push(st.map(|s| s.price.clone()).unwrap_or_default());
     }
-    let t = zone
-        .steering
-        .temperature
-        .at(blind_share(zone, &stale), outcome_global(&inputs));
+    let (_, t) = temperature(zone, readings.into_iter());
     ZoneState {
         keys,
         inputs,
         states,
         t,
-    }
-}
-
-/// Σ load / Σ capacity over every DC of the zone (what the published view
-/// calls the global utilisation).
-fn outcome_global(inputs: &[DcInput]) -> f64 {
-    let load: f64 = inputs.iter().map(|d| d.utilisation * d.capacity).sum();
-    let cap: f64 = inputs.iter().map(|d| d.capacity).sum();
-    if cap > 0.0 {
-        load / cap
-    } else {
-        0.0
     }
 }
 

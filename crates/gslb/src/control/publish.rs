@@ -36,7 +36,13 @@ fn fallback_of(cfg: Option<&LoadConfig>) -> f64 {
 impl Control {
     /// Builds the snapshot of `inner` and swaps it in, unless it would say
     /// exactly what the current one says.
-    pub(super) fn publish(&self, inner: &Inner) {
+    ///
+    /// Every change reaches the query path through here, so a DC that has
+    /// just become usable, whatever made it so (undrain, a probe's rise, a
+    /// reload that adds it), is priced out of every cell before any query
+    /// sees it ([`admit_returning`](Control::admit_returning)).
+    pub(super) fn publish(&self, inner: &mut Inner) {
+        self.admit_returning(inner);
         let now = Instant::now();
         let views: Vec<ZoneView> = inner
             .zones

@@ -102,8 +102,7 @@ impl Control {
             let changed = st.health.state != status.state;
             st.health = status;
             if changed {
-                self.admit_returning(&mut inner);
-                self.publish(&inner);
+                self.publish(&mut inner);
             }
         }
     }

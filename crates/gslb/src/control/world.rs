@@ -81,40 +81,31 @@ pub struct ZoneView {
     pub price: ZoneOutcome,
 }
 
-/// The share of the zone's capacity whose load feed has gone stale: what
-/// `auto` temperature rises with.
-pub fn blind_share(zone: &Zone, stale: &[bool]) -> f64 {
-    let (mut blind, mut cap) = (0.0, 0.0);
-    for (dc, &s) in zone.datacenters.iter().zip(stale) {
+/// The zone's global utilisation Σ load / Σ capacity and its temperature,
+/// from each DC's utilisation and load source (aligned with
+/// `Zone::datacenters`). `auto` T rises with the share of capacity whose
+/// feed has gone stale. The price step and the published view both ask
+/// here, so the T a step prices with is the T queries are answered with.
+pub fn temperature(zone: &Zone, readings: impl Iterator<Item = (f64, LoadSource)>) -> (f64, f64) {
+    let (mut load, mut blind, mut cap) = (0.0, 0.0, 0.0);
+    for (dc, (utilisation, source)) in zone.datacenters.iter().zip(readings) {
+        load += utilisation * dc.capacity;
         cap += dc.capacity;
-        if s {
+        if source == LoadSource::Stale {
             blind += dc.capacity;
         }
     }
-    if cap > 0.0 {
-        blind / cap
-    } else {
-        0.0
-    }
+    let share = |x: f64| if cap > 0.0 { x / cap } else { 0.0 };
+    let global = share(load);
+    (global, zone.steering.temperature.at(share(blind), global))
 }
 
 impl ZoneView {
     pub fn new(zone: &Zone, dcs: Vec<DcView>, price: ZoneOutcome) -> Self {
-        let (mut load, mut cap) = (0.0, 0.0);
-        for (dc, v) in zone.datacenters.iter().zip(&dcs) {
-            load += v.utilisation * dc.capacity;
-            cap += dc.capacity;
-        }
-        let global_utilisation = if cap > 0.0 { load / cap } else { 0.0 };
-        let stale: Vec<bool> = dcs
-            .iter()
-            .map(|v| v.load_source == LoadSource::Stale)
-            .collect();
+        let (global_utilisation, temperature) =
+            temperature(zone, dcs.iter().map(|v| (v.utilisation, v.load_source)));
         ZoneView {
-            temperature: zone
-                .steering
-                .temperature
-                .at(blind_share(zone, &stale), global_utilisation),
+            temperature,
             price,
             global_utilisation,
             dcs,

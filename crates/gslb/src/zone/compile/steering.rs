@@ -227,18 +227,17 @@ fn positive(
 fn fixed_temperature(
     cx: &mut Ctx<'_>,
     t: &Spanned<toml::Value>,
-    cx_bounds: Temperature,
+    bounds: Temperature,
 ) -> Option<Temperature> {
     match t.get_ref() {
         toml::Value::String(a) if a == "auto" => None,
         toml::Value::String(a) if a == "utilisation" => {
-            let (min, max) = match cx_bounds {
-                Temperature::Auto { min, max } | Temperature::Utilisation { min, max } => {
-                    (min, max)
-                }
-                Temperature::Fixed(t) => (t, t),
-            };
-            Some(Temperature::Utilisation { min, max })
+            // `numbers` has set the automatic bounds; this only changes
+            // what they follow.
+            match bounds {
+                Temperature::Auto { min, max } => Some(Temperature::Utilisation { min, max }),
+                other => Some(other),
+            }
         }
         toml::Value::Float(x) if *x > 0.0 && x.is_finite() => Some(Temperature::Fixed(*x)),
         toml::Value::Integer(x) if *x > 0 => Some(Temperature::Fixed(*x as f64)),
