@@ -108,7 +108,8 @@ pub fn run(mut a: SimulateArgs) -> anyhow::Result<ExitCode> {
         match Policy::parse(p) {
             Some(p) => policies.push(p),
             None => {
-                bail!("unknown policy {p:?}; known: nearest, fixed-t0.1, step, step-t0.1, agents, balance")
+                let known: Vec<&str> = Policy::ALL.iter().map(|p| p.name()).collect();
+                bail!("unknown policy {p:?}; known: {}", known.join(", "))
             }
         }
     }

@@ -253,7 +253,7 @@ pub struct PoolConfig {
 fn d_panic() -> f64 {
     0.5
 }
-fn d_decay() -> Duration {
+pub(crate) fn d_decay() -> Duration {
     Duration::from_secs(10)
 }
 

@@ -16,6 +16,7 @@ use crate::pick::{Algorithm, PickContext, PickOptions, Picker};
 pub struct SimPool {
     backends: Vec<Arc<Backend>>,
     picker: Picker,
+    /// The pools' default `ewma_decay`, in ns.
     tau_ns: f64,
 }
 
@@ -46,8 +47,7 @@ impl SimPool {
         Ok(SimPool {
             picker: Picker::new(algorithm, &backends, opts),
             backends,
-            // The pools' default `ewma_decay`.
-            tau_ns: 10e9,
+            tau_ns: crate::config::d_decay().as_nanos() as f64,
         })
     }
 

@@ -131,6 +131,12 @@ pub fn run(
         .max(f64::MIN_POSITIVE);
     let per_weight = setup.demand / weight_sum;
     let mut crowd = vec![1.0; clients.len()];
+    // Where each client is on the sphere: distances are taken every
+    // interval, the trigonometry once (again only for a client that moves).
+    let mut at: Vec<UnitVec> = clients
+        .iter()
+        .map(|c| UnitVec::from_latlon(c.location))
+        .collect();
     let mut capacity = declared.clone();
     let mut held: Vec<Option<usize>> = vec![None; clients.len()];
     let mut series = Vec::with_capacity(sc.intervals as usize);
@@ -160,14 +166,19 @@ pub fn run(
                 &e.kind,
             );
         }
+        for e in sc.events.iter().filter(|e| e.at == n) {
+            if let EventKind::Move { client, .. } = e.kind {
+                if let Some(c) = clients.get(client) {
+                    at[client] = UnitVec::from_latlon(c.location);
+                    if let Assign::Agents(a) = &mut assign {
+                        a.relocate(client, &units, c.location);
+                    }
+                }
+            }
+        }
         let w = control.world_full();
         let (zone, view) = (&w.zones.zones[0], &w.views[0]);
         if let (Assign::Agents(a), Some(last)) = (&mut assign, series.last()) {
-            for e in sc.events.iter().filter(|e| e.at == n) {
-                if let EventKind::Move { client, .. } = e.kind {
-                    a.relocate(client, &units, clients[client].location);
-                }
-            }
             let last: &Interval = last;
             let util: Vec<f64> = last.dcs.iter().map(DcSample::utilisation).collect();
             let cap: Vec<f64> = last.dcs.iter().map(|d| d.capacity).collect();
@@ -178,6 +189,8 @@ pub fn run(
             1.0 + d.amplitude
                 * (2.0 * std::f64::consts::PI * f64::from(n) / f64::from(d.period.max(1))).sin()
         });
+        // Requests/s behind client `k` this interval.
+        let demand_of = |k: usize| clients[k].weight * per_weight * crowd[k] * diurnal;
         answers.clear();
         let mut demand = vec![0.0; names.len()];
         let (mut total, mut km, mut moved, mut moved_demand) = (0.0, 0.0, 0usize, 0.0);
@@ -198,12 +211,12 @@ pub fn run(
                         first
                     });
             }
-            let q = c.weight * per_weight * crowd[k] * diurnal;
+            let q = demand_of(k);
             last_q[k] = q;
             total += q;
             if let Some(i) = held[k] {
                 demand[i] += q;
-                km += q * UnitVec::from_latlon(c.location).distance_km(&units[i]);
+                km += q * at[k].distance_km(&units[i]);
             }
             if n > 0 && held[k] != before {
                 moved += 1;
@@ -233,10 +246,10 @@ pub fn run(
         let optimum_km = (with_optimum && ends_window(sc, n)).then(|| {
             let demand: Vec<optimum::Demand> = clients
                 .iter()
-                .zip(&crowd)
-                .map(|(c, f)| optimum::Demand {
+                .enumerate()
+                .map(|(k, c)| optimum::Demand {
                     at: c.location,
-                    amount: c.weight * per_weight * f * diurnal,
+                    amount: demand_of(k),
                 })
                 .collect();
             let sites: Vec<optimum::Site> = zone

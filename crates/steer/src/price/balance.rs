@@ -10,7 +10,7 @@ use super::{finite, DcInput, PriceParams, PricePhase, PriceState};
 /// price by hairs while its neighbours' moves push it back over: the prices
 /// creep.
 const BAND: f64 = 0.02;
-/// The stiffest own response the Jacobian may claim, relative to `1/T`:
+/// The stiffest response an elasticity may claim, relative to `1/T`:
 /// demand far from any other DC hardly moves until μ nears the distance to
 /// the next DC.
 const MIN_OWN: f64 = 1.0 / 40.0;
@@ -19,12 +19,12 @@ const MIN_TRUST: f64 = 1.0 / 16.0;
 /// Utilisation below this share of the target counts as "no demand" (a
 /// logarithm needs a floor).
 const FLOOR: f64 = 0.02;
+
 /// What the zone's controller has learned from its own moves: each DC's
 /// elasticity and trust, and the last move it is judging. Zone-wide,
 /// because whether a move measured its own DC depends on the others'.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PriceMemory {
-    n: usize,
     /// `T · (−∂ln ρ_i/∂μ_i)` per DC, 0 until measured: dimensionless, so a
     /// change of T does not invalidate it.
     elasticity: Vec<f64>,
@@ -40,9 +40,8 @@ pub struct PriceMemory {
 impl PriceMemory {
     /// Fits the memory to `n` DCs, starting over if the zone changed.
     pub(super) fn fit(&mut self, n: usize) {
-        if self.n != n || self.trust.len() != n {
+        if self.trust.len() != n {
             *self = PriceMemory {
-                n,
                 elasticity: vec![0.0; n],
                 trust: vec![1.0; n],
                 last_error: vec![0.0; n],
@@ -64,6 +63,15 @@ impl PriceMemory {
         }
     }
 
+    /// DC `i`'s elasticity, or `default` while it has measured none.
+    fn elasticity_or(&self, i: usize, default: f64) -> f64 {
+        if self.elasticity[i] > 0.0 {
+            self.elasticity[i]
+        } else {
+            default
+        }
+    }
+
     /// Drops what was learned about DC `i`.
     fn forget(&mut self, i: usize) {
         self.elasticity[i] = 0.0;
@@ -72,7 +80,7 @@ impl PriceMemory {
     }
 }
 
-/// One quasi-Newton move of the priced DCs' prices (or a hold).
+/// One Newton move of the priced DCs' prices (or a hold).
 pub(super) fn balance(
     states: &mut [PriceState],
     m: &mut PriceMemory,
@@ -158,11 +166,7 @@ pub(super) fn balance(
             };
         }
         m.last_error[i] = error[i];
-        let el = if m.elasticity[i] > 0.0 {
-            m.elasticity[i]
-        } else {
-            pooled
-        };
+        let el = m.elasticity_or(i, pooled);
         let s = &mut states[i];
         let mut dmu = m.trust[i] * error[i] / el * t;
         if floored[i] && error[i] < 0.0 {
@@ -204,7 +208,7 @@ fn learn(
     floored: &[bool],
     t: f64,
 ) {
-    let n = m.n;
+    let n = m.trust.len();
     let Some((mu0, ln0)) = m.last.take() else {
         return;
     };
@@ -229,12 +233,7 @@ fn learn(
             // halve the elasticity (double the next step).
             let e_now = ln_rho[i] - ln0[i] + m.last_error[i];
             if m.last_error[i] * e_now > 0.0 && e_now.abs() > 0.5 * m.last_error[i].abs() {
-                let el = if m.elasticity[i] > 0.0 {
-                    m.elasticity[i]
-                } else {
-                    1.0
-                };
-                m.elasticity[i] = (el * 0.5).max(MIN_OWN);
+                m.elasticity[i] = (m.elasticity_or(i, 1.0) * 0.5).max(MIN_OWN);
             }
             continue;
         }
