@@ -87,55 +87,41 @@ mod tests {
         LatLon { lat, lon }
     }
 
+    /// `amount` requests/s on the equator at `lon`.
+    fn demand(lon: f64, amount: f64) -> Demand {
+        Demand {
+            at: at(0.0, lon),
+            amount,
+        }
+    }
+
+    /// A site on the equator at `lon`.
+    fn site(lon: f64, capacity: f64) -> Site {
+        Site {
+            at: at(0.0, lon),
+            capacity,
+        }
+    }
+
     /// Two sites on the equator, 10° apart (≈1112 km). All demand sits on
     /// the first; with room for 70 % there, 30 % must travel the gap.
     #[test]
     fn overflow_travels_exactly_as_far_as_it_must() {
         let gap =
             UnitVec::from_latlon(at(0.0, 0.0)).distance_km(&UnitVec::from_latlon(at(0.0, 10.0)));
-        let demand = [Demand {
-            at: at(0.0, 0.0),
-            amount: 100.0,
-        }];
-        let sites = [
-            Site {
-                at: at(0.0, 0.0),
-                capacity: 70.0,
-            },
-            Site {
-                at: at(0.0, 10.0),
-                capacity: 100.0,
-            },
-        ];
+        let demand = [demand(0.0, 100.0)];
+        let sites = [site(0.0, 70.0), site(10.0, 100.0)];
         let km = mean_km(&demand, &sites).expect("feasible");
         assert!((km - 0.3 * gap).abs() < 1e-6 * gap, "{km} vs {}", 0.3 * gap);
         // With room for everything at home, nobody travels.
-        let roomy = [
-            Site {
-                at: at(0.0, 0.0),
-                capacity: 100.0,
-            },
-            sites[1],
-        ];
+        let roomy = [site(0.0, 100.0), sites[1]];
         assert!(mean_km(&demand, &roomy).expect("feasible") < 1e-9);
     }
 
     #[test]
     fn demand_beyond_capacity_has_no_optimum() {
-        let demand = [Demand {
-            at: at(0.0, 0.0),
-            amount: 100.0,
-        }];
-        let sites = [
-            Site {
-                at: at(0.0, 0.0),
-                capacity: 60.0,
-            },
-            Site {
-                at: at(0.0, 10.0),
-                capacity: 0.0,
-            },
-        ];
+        let demand = [demand(0.0, 100.0)];
+        let sites = [site(0.0, 60.0), site(10.0, 0.0)];
         assert_eq!(mean_km(&demand, &sites), None);
     }
 }

@@ -95,21 +95,31 @@ impl Toy {
         steps: usize,
         p: &PriceParams,
     ) -> Vec<Vec<f64>> {
-        let pair = self.pair_energy();
         let mut seen = Vec::new();
         for _ in 0..steps {
             let rho = self.utilisation(states, usable);
-            step_prices(
-                states,
-                &mut self.memory.borrow_mut(),
-                &self.inputs(&rho, usable),
-                &pair,
-                T,
-                p,
-            );
+            self.step(states, &rho, usable, p);
             seen.push(rho);
         }
         seen
+    }
+
+    /// One price step on the utilisations `rho`.
+    fn step(
+        &self,
+        states: &mut [PriceState],
+        rho: &[f64],
+        usable: &[bool],
+        p: &PriceParams,
+    ) -> ZoneOutcome {
+        step_prices(
+            states,
+            &mut self.memory.borrow_mut(),
+            &self.inputs(rho, usable),
+            &self.pair_energy(),
+            T,
+            p,
+        )
     }
 }
 
@@ -162,14 +172,8 @@ fn an_infeasible_target_fills_evenly_and_no_price_inflates() {
     let mut s = vec![PriceState::default(); 3];
     let seen = toy.run(&mut s, &[true; 3], 1000, &p);
     let rho = &seen[seen.len() - 1];
-    let out = step_prices(
-        &mut s.clone(),
-        &mut toy.memory.borrow().clone(),
-        &toy.inputs(rho, &[true; 3]),
-        &toy.pair_energy(),
-        T,
-        &p,
-    );
+    // One more step on a copy of the prices, to read its outcome.
+    let out = toy.step(&mut s.clone(), rho, &[true; 3], &p);
     assert!(out.infeasible);
     assert!((out.target - 1.0 / 1.05).abs() < 0.01, "{out:?}");
     for r in rho {
@@ -210,38 +214,16 @@ fn a_price_holds_for_the_demand_lag_after_a_move() {
     let mut p = params(Controller::Balance);
     p.lag = 3;
     let mut s = vec![PriceState::default(); 3];
-    let pair = toy.pair_energy();
     let rho = toy.utilisation(&s, &[true; 3]);
-    step_prices(
-        &mut s,
-        &mut toy.memory.borrow_mut(),
-        &toy.inputs(&rho, &[true; 3]),
-        &pair,
-        T,
-        &p,
-    );
+    toy.step(&mut s, &rho, &[true; 3], &p);
     let moved = s[0].mu;
     assert!(moved > 0.0);
     for _ in 0..2 {
-        step_prices(
-            &mut s,
-            &mut toy.memory.borrow_mut(),
-            &toy.inputs(&rho, &[true; 3]),
-            &pair,
-            T,
-            &p,
-        );
+        toy.step(&mut s, &rho, &[true; 3], &p);
         assert_eq!(s[0].mu, moved);
         assert_eq!(s[0].phase, PricePhase::Holding);
     }
-    step_prices(
-        &mut s,
-        &mut toy.memory.borrow_mut(),
-        &toy.inputs(&rho, &[true; 3]),
-        &pair,
-        T,
-        &p,
-    );
+    toy.step(&mut s, &rho, &[true; 3], &p);
     assert!(s[0].mu > moved);
 }
 
