@@ -71,7 +71,7 @@ pub(super) fn compile(file: &Path, text: &str) -> Result<Zone, Vec<Diagnostic>> 
     let ttl = zf.ttl.as_ref().map_or(300, |t| cx.ttl(t, "ttl"));
     let (soa, negative_ttl) = soa(&mut cx, &zf, &origin, ttl);
     let mut nodes = apex(&mut cx, &zf, &origin, ttl, &soa);
-    let steering = steering(&mut cx, zf.steering.as_ref());
+    let mut steering = steering(&mut cx, zf.steering.as_ref());
     let datacenters: Vec<Datacenter> = zf
         .datacenters
         .iter()
@@ -79,7 +79,6 @@ pub(super) fn compile(file: &Path, text: &str) -> Result<Zone, Vec<Diagnostic>> 
         .collect();
     let Records { delegations, spans } =
         records(&mut cx, &zf, &origin, ttl, &datacenters, &mut nodes);
-    let mut steering = steering;
     if steering.auto_lag {
         steering.price.lag = self::steering::auto_lag(&nodes, steering.load_interval);
     }
