@@ -208,7 +208,9 @@ pub const MAX_WEIGHT: f64 = 10_000.0;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// One pool: a `[pools.NAME]` table, and the body of `PUT /v1/pools/{name}`.
 pub struct PoolConfig {
+    /// The balancing algorithm.
     #[serde(default)]
     pub lb: Algorithm,
     /// Temperatures, latency weight and capacity of `lb = "boltzmann"`.
@@ -221,6 +223,7 @@ pub struct PoolConfig {
     /// backend takes more than c × the mean in-flight load.
     #[serde(default)]
     pub bounded_load: Option<f64>,
+    /// HTTP/1.1 or h2c to the backends.
     #[serde(default)]
     pub upstream: Upstream,
     /// A new or recovered backend's weight ramps from 10% over this.
@@ -232,12 +235,16 @@ pub struct PoolConfig {
     /// Time constant of the PeakEWMA latency.
     #[serde(default = "d_decay", with = "serde_duration")]
     pub ewma_decay: Duration,
+    /// The active health check.
     #[serde(default)]
     pub health: Option<PoolHealth>,
+    /// Passive outlier ejection.
     #[serde(default)]
     pub outlier: Option<OutlierConfig>,
+    /// The circuit breaker.
     #[serde(default)]
     pub breaker: Option<BreakerConfig>,
+    /// Retries and their budget.
     #[serde(default)]
     pub retry: RetryConfig,
     /// Per-backend in-flight limit and queue.
@@ -246,6 +253,7 @@ pub struct PoolConfig {
     /// Adaptive (gradient) in-flight limit for the whole pool.
     #[serde(default)]
     pub concurrency: Option<ConcurrencyConfig>,
+    /// The backends.
     #[serde(default)]
     pub backends: Vec<BackendConfig>,
 }
@@ -259,6 +267,7 @@ pub(crate) fn d_decay() -> Duration {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// One route: requests for a host and path prefix go to a pool.
 pub struct RouteConfig {
     /// Host to match (no port; `*.example.com` matches subdomains); any
     /// host when absent.
@@ -268,7 +277,9 @@ pub struct RouteConfig {
     /// `/api/x`, not `/apix`).
     #[serde(default = "d_path")]
     pub path: String,
+    /// The pool that serves it.
     pub pool: String,
+    /// A per-route token bucket (429 beyond it).
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
 }
@@ -369,6 +380,7 @@ pub fn validate_routes(routes: &[RouteConfig], has_pool: impl Fn(&str) -> bool) 
 }
 
 impl PoolConfig {
+    /// Every semantic problem, each naming its path under `at`.
     pub fn validate(&self, at: &str) -> Vec<String> {
         let mut e = Vec::new();
         if !(0.0..=1.0).contains(&self.panic_threshold) {
