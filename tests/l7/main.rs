@@ -7,6 +7,8 @@ mod api;
 #[path = "../support/exposition.rs"]
 mod exposition;
 mod harness;
+#[path = "../support/origin.rs"]
+mod origin;
 #[path = "../support/wait.rs"]
 mod wait;
 

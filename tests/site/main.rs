@@ -1,0 +1,22 @@
+//! Integration tests of the site's control plane (`boltz-site`, `boltz
+//! serve --datacenter`): the reconcile loop and the data plane's report
+//! against real `boltz l7` processes on Unix sockets and TCP, in front of
+//! real origins. One test binary, a module per area.
+
+#[path = "../support/api.rs"]
+mod api;
+mod harness;
+#[path = "../support/origin.rs"]
+#[allow(
+    dead_code,
+    reason = "the origin is shared with the L7 tests, which use every knob of it; these use a few"
+)]
+mod origin;
+#[path = "../support/wait.rs"]
+mod wait;
+
+mod reconcile;
+mod report;
+
+/// The binary under test.
+const BOLTZ: &str = env!("CARGO_BIN_EXE_boltz");
