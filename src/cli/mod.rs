@@ -35,7 +35,8 @@ enum Cmd {
     /// Validate zone files (and optionally a geo database); prints
     /// `file:line:col: message` per problem and exits non-zero on any.
     Check {
-        /// A zone file or a directory of *.toml zone files.
+        /// A zone file or a directory of *.toml zone files (with the shared
+        /// datacenters.toml there or beside the file, if any).
         #[arg(default_value = "zones")]
         path: PathBuf,
         /// Also check that this .mmdb opens.

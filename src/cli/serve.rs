@@ -14,11 +14,14 @@ use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
 
-use boltz_gslb::{zone_files, ApiState, Control, GeoDb, Handler, Metrics, ZoneSet};
+use boltz_gslb::{
+    datacenters_file, zone_files, ApiState, Control, GeoDb, Handler, Metrics, ZoneSet,
+};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Zone file or directory of *.toml zone files.
+    /// Zone file or directory of *.toml zone files (with the shared
+    /// datacenters.toml there or beside the file, if any).
     #[arg(long, default_value = "zones")]
     zones: PathBuf,
     /// MaxMind DB (GeoIP2-City shape) for client locations.
@@ -140,11 +143,13 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Identity of the zone files: names, sizes and modification times.
+/// Identity of the zone files and the shared `datacenters.toml`: names,
+/// sizes and modification times.
 fn fingerprint(path: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
     zone_files(path)
         .unwrap_or_default()
         .into_iter()
+        .chain(datacenters_file(path))
         .map(|f| {
             let m = std::fs::metadata(&f).ok();
             let len = m.as_ref().map_or(0, |m| m.len());

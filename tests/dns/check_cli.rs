@@ -2,6 +2,7 @@
 //! `file:line:col: message` and the exit status is non-zero; `serve` refuses
 //! to start on the same errors; the bundled example zone is clean.
 
+use std::path::Path;
 use std::process::Command;
 
 use crate::harness::*;
@@ -159,4 +160,45 @@ fn a_closed_stdout_ends_printing_commands_quietly() {
             out.status
         );
     }
+}
+
+/// `datacenters.toml` beside the zones is checked with them: two zones
+/// naming its DCs pass; a bad value in it fails the check at its own
+/// `file:line:col`.
+#[test]
+fn check_validates_the_shared_datacenters_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("datacenters.toml");
+    let dcs = "[datacenters.fra]\nlocation = [50.11, 8.68]\nipv4 = [\"192.0.2.10\"]\n\n\
+               [datacenters.iad]\nlocation = [38.95, -77.45]\nipv4 = [\"198.51.100.10\"]\n";
+    std::fs::write(&shared, dcs).unwrap();
+    for origin in ["example.com.", "example.net."] {
+        let zone = format!(
+            "origin = \"{origin}\"\nsoa = {{ mname = \"ns1.{origin}\", rname = \"h.{origin}\", serial = 1 }}\n\
+             ns = [\"ns1.{origin}\"]\n[records]\nwww = {{ type = \"steered\", datacenters = [\"fra\", \"iad\"] }}\n"
+        );
+        std::fs::write(dir.path().join(format!("{origin}toml")), zone).unwrap();
+    }
+    let out = boltz_ok([Path::new("check"), dir.path()], None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("2 zone(s)") && stdout.contains(": ok"),
+        "{stdout}"
+    );
+
+    std::fs::write(&shared, dcs.replace("[38.95,", "[95.0,")).unwrap();
+    let out = Command::new(BOLTZ)
+        .arg("check")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{}:6:12: datacenters.iad.location: latitude 95 is out of range",
+            shared.display()
+        )),
+        "{stdout}"
+    );
 }

@@ -1,6 +1,7 @@
 //! Reload: a zone changed while a client queries in a loop is picked up with
 //! no failed query; a broken edit is logged and the old zones keep serving;
-//! SIGHUP forces a reload; health and drain state survive a reload.
+//! SIGHUP forces a reload; health and drain state survive a reload; the
+//! shared `datacenters.toml` is watched like a zone file.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -81,6 +82,39 @@ fn edits_apply_without_a_failed_query_and_broken_edits_are_rejected() {
         "{bad} of {} queries failed during reloads",
         ok + bad
     );
+}
+
+#[test]
+fn editing_the_shared_datacenters_file_reloads_and_breaking_it_does_not() {
+    let fx = Fixture::new(&zone_toml("", &[], ""));
+    let srv = fx.serve();
+    let shared = fx.zones().join("datacenters.toml");
+    let ams = |ip: &str| format!("[datacenters.ams]\nlocation = [52.37, 4.9]\nipv4 = [\"{ip}\"]\n");
+    let ams_of = || addrs(&srv.query(&Q::new("ams.example.com.", RecordType::A)));
+    write_atomic(&shared, &ams("192.0.2.77"));
+    write_atomic(
+        &fx.zone_file(),
+        &zone_toml(
+            "",
+            &[],
+            "ams = { type = \"steered\", datacenters = [\"ams\"] }",
+        ),
+    );
+    srv.wait_for("zone naming a shared DC", Duration::from_secs(10), || {
+        ams_of() == ["192.0.2.77"]
+    });
+    // Only the shared file changes.
+    write_atomic(&shared, &ams("192.0.2.78"));
+    srv.wait_for("shared file reloaded", Duration::from_secs(10), || {
+        ams_of() == ["192.0.2.78"]
+    });
+    // Broken: logged at its file:line:col, the old zones keep serving.
+    write_atomic(&shared, &ams("192.0.2.79").replace("52.37", "95.0"));
+    srv.wait_for("rejection logged", Duration::from_secs(10), || {
+        srv.log()
+            .contains("datacenters.toml:2:12: datacenters.ams.location: latitude 95")
+    });
+    assert_eq!(ams_of(), ["192.0.2.78"]);
 }
 
 #[test]

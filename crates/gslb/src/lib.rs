@@ -47,4 +47,4 @@ pub use dns::{bind, serve_tcp, spawn_udp_workers, Handler, Transport};
 pub use geo::{build_from_csv, BuildStats, GeoDb, GeoRecord, MmdbWriter};
 pub use metrics::Metrics;
 pub use steer::{draw_into, hash_bytes, Candidate, LatLon};
-pub use zone::{zone_files, ZoneSet};
+pub use zone::{datacenters_file, zone_files, ZoneSet};

@@ -4,10 +4,12 @@
 //!
 //! This file holds the zone's skeleton (origin, SOA, apex NS), the order of
 //! the phases and the name rules; the tables have a file each:
-//! [`steering`], [`datacenter`] and [`records`].
+//! [`steering`], [`datacenter`] and [`records`]; the shared
+//! `datacenters.toml`, and how a zone's DCs join it, is [`shared`].
 
 mod datacenter;
 mod records;
+mod shared;
 mod steering;
 
 use std::collections::HashMap;
@@ -18,11 +20,12 @@ use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use toml::Spanned;
 
-use self::datacenter::datacenter;
+pub(super) use self::shared::{shared, SharedDcs, DATACENTERS_FILE};
+
 use self::records::{add_empty_non_terminals, node_rules, records, Records};
 use self::steering::steering;
 use super::model::ZoneFile;
-use super::{Datacenter, Node, RRset, Zone};
+use super::{Node, RRset, Zone};
 use boltz_core::diag::{Diagnostic, Positions};
 
 /// RFC 2181 §8: TTLs are 31-bit.
@@ -56,12 +59,17 @@ impl Ctx<'_> {
 
 /// Checks and compiles one zone file, in phases: parse, origin, SOA and apex
 /// NS, steering, datacenters, records, node rules, empty non-terminals.
-pub(super) fn compile(file: &Path, text: &str) -> Result<Zone, Vec<Diagnostic>> {
+/// Steered records may also name the DCs of `shared` (`datacenters.toml`).
+pub(super) fn compile(
+    file: &Path,
+    text: &str,
+    shared: Option<&SharedDcs>,
+) -> Result<Zone, Vec<Diagnostic>> {
     let mut cx = Ctx {
         pos: Positions::new(file, text),
         diags: Vec::new(),
     };
-    let Some(zf) = parse_file(&mut cx, text) else {
+    let Some(zf) = parse_toml::<ZoneFile>(&mut cx, text) else {
         return Err(cx.diags);
     };
     let Some(origin) = origin(&mut cx, &zf) else {
@@ -72,13 +80,10 @@ pub(super) fn compile(file: &Path, text: &str) -> Result<Zone, Vec<Diagnostic>> 
     let (soa, negative_ttl) = soa(&mut cx, &zf, &origin, ttl);
     let mut nodes = apex(&mut cx, &zf, &origin, ttl, &soa);
     let mut steering = steering(&mut cx, zf.steering.as_ref());
-    let datacenters: Vec<Datacenter> = zf
-        .datacenters
-        .iter()
-        .map(|(name, def)| datacenter(&mut cx, name, def))
-        .collect();
+    let (mut datacenters, own) = self::shared::candidates(&mut cx, &zf, shared);
     let Records { delegations, spans } =
-        records(&mut cx, &zf, &origin, ttl, &datacenters, &mut nodes);
+        records(&mut cx, &zf, &origin, ttl, &datacenters, shared, &mut nodes);
+    self::shared::keep_referenced(&mut datacenters, own, &mut nodes);
     if steering.auto_lag {
         steering.price.lag = self::steering::auto_lag(&nodes, steering.load_interval);
     }
@@ -104,8 +109,8 @@ pub(super) fn compile(file: &Path, text: &str) -> Result<Zone, Vec<Diagnostic>> 
     })
 }
 
-/// The TOML as the serde model; a syntax or shape error ends the check.
-fn parse_file(cx: &mut Ctx<'_>, text: &str) -> Option<ZoneFile> {
+/// The TOML as its serde model; a syntax or shape error ends the check.
+fn parse_toml<T: serde::de::DeserializeOwned>(cx: &mut Ctx<'_>, text: &str) -> Option<T> {
     match toml::from_str(text) {
         Ok(z) => Some(z),
         Err(e) => {

@@ -10,8 +10,11 @@
 //! name carries the indices of its candidate datacenters and a precomputed
 //! hash for the sticky draw.
 //!
+//! Datacenters may be declared once for every zone, in a `datacenters.toml`
+//! beside the zone files; a zone gets copies of the shared DCs it names.
+//!
 //! This file holds the compiled types ([`Zone`] and its parts); `set` the
-//! [`ZoneSet`] and loading a directory, `model` the file as written,
+//! [`ZoneSet`] and loading a directory, `model` the files as written,
 //! `compile` the checks from one to the other, `wire` the fast path's index.
 
 mod compile;
@@ -26,7 +29,7 @@ use std::time::Duration;
 
 use hickory_proto::rr::{LowerName, Record, RecordType};
 
-pub use self::set::{zone_files, ZoneSet};
+pub use self::set::{datacenters_file, zone_files, ZoneSet};
 pub use boltz_core::diag::{Diagnostic, Diagnostics};
 
 use crate::load::LoadConfig;

@@ -1,6 +1,7 @@
-//! The zone file as written: serde types that mirror the TOML one to one,
-//! with spans kept on every value a later check may need to point at. No
-//! meaning is checked here; `compile` turns these into a [`super::Zone`].
+//! The zone file and the shared `datacenters.toml` as written: serde types
+//! that mirror the TOML one to one, with spans kept on every value a later
+//! check may need to point at. No meaning is checked here; `compile` turns
+//! these into a [`super::Zone`].
 
 use std::collections::BTreeMap;
 
@@ -20,12 +21,21 @@ pub struct ZoneFile {
     pub soa: Spanned<SoaDef>,
     pub ns: Spanned<Vec<Spanned<String>>>,
     pub steering: Option<Spanned<SteeringDef>>,
+    /// The zone's own DCs; steered records may also name the shared ones.
     #[serde(default)]
     pub datacenters: BTreeMap<Spanned<String>, Spanned<DcDef>>,
     /// Owner → one record definition or an array of them (several types at
     /// one name). Kept as raw values so each element gets its own error.
     #[serde(default)]
     pub records: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+}
+
+/// `datacenters.toml`: the DCs any zone beside it may name, declared once.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatacentersFile {
+    #[serde(default)]
+    pub datacenters: BTreeMap<Spanned<String>, Spanned<DcDef>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +88,11 @@ pub struct DcDef {
     pub ipv6: Vec<Spanned<String>>,
     pub health: Option<Spanned<HealthConfig>>,
     pub load: Option<Spanned<LoadConfig>>,
+    /// The DC's inside (read by `boltz-site`, not by the GSLB): accepted
+    /// in `datacenters.toml` only, never interpreted here.
+    pub l4: Option<Spanned<toml::Value>>,
+    pub l7: Option<Spanned<toml::Value>>,
+    pub dataplane: Option<Spanned<toml::Value>>,
 }
 
 /// One record definition. Static types use `values` (or `value`); a

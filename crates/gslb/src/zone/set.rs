@@ -1,6 +1,7 @@
 //! [`ZoneSet`]: every zone the server is authoritative for, loaded from a
-//! file or a directory all or nothing, with the lookups by name and by
-//! origin and the fast path's wire index built alongside.
+//! file or a directory all or nothing (with the `datacenters.toml` beside
+//! them), with the lookups by name and by origin and the fast path's wire
+//! index built alongside.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,8 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{LowerName, Name};
 
-use super::{compile, wire, Diagnostic, Diagnostics, Zone};
+use super::compile::{self, DATACENTERS_FILE};
+use super::{wire, Diagnostic, Diagnostics, Zone};
 
 /// Every zone the server is authoritative for.
 #[derive(Clone, Debug, Default)]
@@ -63,7 +65,9 @@ impl ZoneSet {
         self.by_origin.get(&name).map(|&i| &self.zones[i])
     }
 
-    /// Loads a zone file or every `*.toml` in a directory (sorted by name).
+    /// Loads a zone file or every `*.toml` in a directory (sorted by name),
+    /// with the shared [`datacenters_file`] when there is one: read and
+    /// checked once, every problem in it reported with the zones'.
     pub fn load(path: &Path) -> Result<ZoneSet, Diagnostics> {
         let files = zone_files(path).map_err(|message| {
             Diagnostics(vec![Diagnostic {
@@ -74,21 +78,27 @@ impl ZoneSet {
             }])
         })?;
         let mut diags = Vec::new();
+        let shared = datacenters_file(path).map(|file| match read(&file) {
+            Ok(text) => {
+                let (shared, mut d) = compile::shared(&file, &text);
+                diags.append(&mut d);
+                shared
+            }
+            Err(d) => {
+                diags.push(d);
+                compile::SharedDcs::unreadable(&file)
+            }
+        });
         let mut zones: Vec<Zone> = Vec::new();
         for file in files {
-            let text = match std::fs::read_to_string(&file) {
+            let text = match read(&file) {
                 Ok(t) => t,
-                Err(e) => {
-                    diags.push(Diagnostic {
-                        file: file.clone(),
-                        line: 1,
-                        col: 1,
-                        message: format!("cannot read: {e}"),
-                    });
+                Err(d) => {
+                    diags.push(d);
                     continue;
                 }
             };
-            match compile::compile(&file, &text) {
+            match compile::compile(&file, &text, shared.as_ref()) {
                 Ok(zone) => {
                     if let Some(other) = zones.iter().find(|z| z.origin == zone.origin) {
                         diags.push(Diagnostic {
@@ -114,23 +124,40 @@ impl ZoneSet {
         Ok(ZoneSet::new(zones))
     }
 
-    /// Parses one zone from text (tests and tools).
+    /// Parses one zone from text (tests and tools), without shared DCs.
     pub fn parse_one(file: &Path, text: &str) -> Result<Zone, Diagnostics> {
-        compile::compile(file, text).map_err(Diagnostics)
+        compile::compile(file, text, None).map_err(Diagnostics)
     }
 }
 
+/// The text of `file`, or why it cannot be read.
+fn read(file: &Path) -> Result<String, Diagnostic> {
+    std::fs::read_to_string(file).map_err(|e| Diagnostic {
+        file: file.to_path_buf(),
+        line: 1,
+        col: 1,
+        message: format!("cannot read: {e}"),
+    })
+}
+
 /// The zone files under `path`: the file itself, or the sorted `*.toml`
-/// files of a directory.
+/// files of a directory (never the shared `datacenters.toml`).
 pub fn zone_files(path: &Path) -> Result<Vec<PathBuf>, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
     if meta.is_file() {
+        if is_datacenters_file(path) {
+            return Err(format!(
+                "{DATACENTERS_FILE} declares datacenters, not a zone: give the zone file or the directory"
+            ));
+        }
         return Ok(vec![path.to_path_buf()]);
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(path)
         .map_err(|e| format!("cannot list directory: {e}"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "toml") && !is_datacenters_file(p) && p.is_file()
+        })
         .collect();
     files.sort();
     if files.is_empty() {
@@ -138,3 +165,23 @@ pub fn zone_files(path: &Path) -> Result<Vec<PathBuf>, String> {
     }
     Ok(files)
 }
+
+/// The shared datacenter declarations for the zones at `zones_path` (a
+/// directory, or a zone file): `datacenters.toml` in that directory or
+/// beside that file, when it exists.
+pub fn datacenters_file(zones_path: &Path) -> Option<PathBuf> {
+    let dir = if zones_path.is_dir() {
+        zones_path
+    } else {
+        zones_path.parent()?
+    };
+    let file = dir.join(DATACENTERS_FILE);
+    file.is_file().then_some(file)
+}
+
+fn is_datacenters_file(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n == DATACENTERS_FILE)
+}
+
+#[cfg(test)]
+mod tests;

@@ -12,6 +12,7 @@ use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::shared::{unknown_datacenter, SharedDcs};
 use super::{parse_name, Ctx};
 use crate::steer::hash_bytes;
 use crate::zone::model::{RecordDef, ZoneFile};
@@ -25,13 +26,15 @@ pub(super) struct Records {
     pub(super) spans: HashMap<LowerName, Range<usize>>,
 }
 
-/// Every `[records]` entry into `nodes`: static RRsets and steered names.
+/// Every `[records]` entry into `nodes`: static RRsets and steered names,
+/// the latter naming `datacenters` (the zone's own and the `shared` ones).
 pub(super) fn records(
     cx: &mut Ctx<'_>,
     zf: &ZoneFile,
     origin: &Name,
     ttl: u32,
     datacenters: &[Datacenter],
+    shared: Option<&SharedDcs>,
     nodes: &mut HashMap<LowerName, Node>,
 ) -> Records {
     // Owner (lower case) → where it was first written, to report duplicates
@@ -94,7 +97,7 @@ pub(super) fn records(
             };
             match rtype {
                 None => {
-                    if let Some(s) = steered(cx, &at, &def, datacenters, &lname) {
+                    if let Some(s) = steered(cx, &at, &def, datacenters, shared, &lname) {
                         node.steered = Some(s);
                     }
                 }
@@ -218,6 +221,7 @@ fn steered(
     at: &RecordAt<'_>,
     def: &RecordDef,
     dcs: &[Datacenter],
+    shared: Option<&SharedDcs>,
     name: &LowerName,
 ) -> Option<Steered> {
     let (span, owner, ttl) = (at.span.clone(), at.owner, at.ttl);
@@ -251,7 +255,9 @@ fn steered(
             }
             Some(i) => idx.push(i),
             None => {
-                cx.err(span.clone(), format!("`{owner}`: unknown datacenter `{n}`"));
+                if let Some(m) = unknown_datacenter(shared, n) {
+                    cx.err(span.clone(), format!("`{owner}`: {m}"));
+                }
                 ok = false;
             }
         }
