@@ -1,20 +1,25 @@
-//! `boltz check`: the same loading `serve` does, reported for humans and CI.
+//! `boltz check`: the same loading `serve` does (zones, and every
+//! datacenter's inside in `datacenters.toml`), reported for humans and CI.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use boltz_gslb::{GeoDb, ZoneSet};
+use boltz_gslb::GeoDb;
+
+use super::node;
 
 pub fn run(path: &Path, geoip: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut ok = true;
-    match ZoneSet::load(path) {
-        Ok(set) => {
+    match node::load(path, None) {
+        Ok(loaded) => {
+            let set = &loaded.zones;
             let names: usize = set.zones.iter().map(|z| z.nodes.len()).sum();
             let dcs: usize = set.zones.iter().map(|z| z.datacenters.len()).sum();
             outln!(
-                "{}: {} zone(s), {names} names, {dcs} datacenters: ok",
+                "{}: {} zone(s), {names} names, {dcs} datacenters ({} with an inside): ok",
                 path.display(),
-                set.zones.len()
+                set.zones.len(),
+                loaded.insides
             );
         }
         Err(diags) => {

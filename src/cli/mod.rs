@@ -9,8 +9,10 @@ mod explain;
 mod geoip;
 mod l4;
 mod l7;
+mod node;
 mod serve;
 mod simulate;
+mod site;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,7 +1,9 @@
 //! `boltz serve`: wires zones, geo database, control plane, DNS transports
 //! and the API together, and owns reloading: SIGHUP or a change of a watched
 //! file reloads zones and the geo database; a broken file is logged and the
-//! old data keeps serving.
+//! old data keeps serving. With `--datacenter NAME` the node is also its
+//! site's control plane (`site`): it drives the DC's `boltz l4` and `boltz
+//! l7` and steers on what they report.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -44,6 +46,11 @@ pub struct ServeArgs {
     /// one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// The datacenter this node runs in: push its inside (datacenters.toml)
+    /// to its `boltz l4` and `boltz l7`, and report its load, effective
+    /// capacity and health from them (`/v1/site`).
+    #[arg(long)]
+    datacenter: Option<String>,
     /// How often to look for changed zone and geo files.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     watch_interval: Duration,
@@ -55,8 +62,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
     super::init_logging();
-    let zones = match ZoneSet::load(&a.zones) {
-        Ok(z) => z,
+    let loaded = match node::load(&a.zones, a.datacenter.as_deref()) {
+        Ok(l) => l,
         Err(diags) => {
             for d in &diags.0 {
                 eprintln!("{d}");
@@ -84,17 +91,18 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         .worker_threads(threads.max(1))
         .enable_all()
         .build()?;
-    rt.block_on(serve(a, zones, geo, token.map(Arc::from), threads))
+    rt.block_on(serve(a, loaded, geo, token.map(Arc::from), threads))
 }
 
 async fn serve(
     a: ServeArgs,
-    zones: ZoneSet,
+    loaded: node::Loaded,
     geo: Option<Arc<GeoDb>>,
     token: Option<Arc<str>>,
     threads: usize,
 ) -> anyhow::Result<ExitCode> {
-    let control = Control::new(zones, true)?;
+    let control = Control::new(loaded.zones, true)?;
+    let site = loaded.site.map(|s| site::Node::start(s, control.clone()));
     let metrics = Arc::new(Metrics::default());
     let handler = Arc::new(Handler::new(control.clone(), geo.clone(), metrics.clone()));
 
@@ -122,6 +130,8 @@ async fn serve(
     });
     let reloader = Reloader {
         zones_path: a.zones.clone(),
+        datacenter: a.datacenter.clone(),
+        site: site.clone(),
         control: control.clone(),
         geo: geo.clone(),
         metrics: metrics.clone(),
@@ -161,6 +171,8 @@ fn fingerprint(path: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
 
 struct Reloader {
     zones_path: PathBuf,
+    datacenter: Option<String>,
+    site: Option<Arc<site::Node>>,
     control: Arc<Control>,
     geo: Option<Arc<GeoDb>>,
     metrics: Arc<Metrics>,
@@ -199,20 +211,24 @@ impl Reloader {
         }
         self.last = now;
         let path = self.zones_path.clone();
+        let dc = self.datacenter.clone();
         // Parsing is CPU work that may take a while for big zones: keep it
         // off the async workers that answer queries.
-        let loaded = tokio::task::spawn_blocking(move || ZoneSet::load(&path)).await;
+        let loaded = tokio::task::spawn_blocking(move || node::load(&path, dc.as_deref())).await;
         match loaded {
-            Ok(Ok(set)) => {
-                let n = set.zones.len();
-                self.control.apply_zones(Arc::new(set));
+            Ok(Ok(loaded)) => {
+                let n = loaded.zones.zones.len();
+                self.control.apply_zones(Arc::new(loaded.zones));
+                if let (Some(node), Some(s)) = (&self.site, loaded.site) {
+                    node.declare(s);
+                }
                 self.metrics.count_reload(true);
                 info!(zones = n, "zones reloaded");
             }
             Ok(Err(diags)) => {
                 self.metrics.count_reload(false);
                 for d in &diags.0 {
-                    error!(diagnostic = %d, "zone reload rejected; old zones keep serving");
+                    error!(diagnostic = %d, "reload rejected; the old zones and data plane configuration stay");
                 }
             }
             Err(e) => error!(error = %e, "zone reload task failed"),

@@ -86,7 +86,7 @@ struct Failing {
 /// sender is dropped.
 pub fn spawn(
     desired: watch::Receiver<Arc<Site>>,
-    publish: impl Fn(Report) + Send + Sync + 'static,
+    mut publish: impl FnMut(Report) + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut failing = Failing::default();

@@ -1,0 +1,66 @@
+//! What a DNS node loads, together and all or nothing: the zones and, from
+//! `datacenters.toml`, the datacenters' insides (every one for `boltz
+//! check`, the node's own for `boltz serve --datacenter`). A reload that
+//! fails anywhere changes neither the DNS nor the data plane.
+
+use std::path::Path;
+
+use boltz_core::diag::{Diagnostic, Diagnostics};
+use boltz_gslb::{datacenters_file, ZoneSet};
+use boltz_site::Site;
+
+/// A node's configuration, checked.
+pub struct Loaded {
+    /// The zones.
+    pub zones: ZoneSet,
+    /// With `--datacenter`: that DC's inside.
+    pub site: Option<Site>,
+    /// How many DCs declare an inside.
+    pub insides: usize,
+}
+
+/// Loads the zones at `zones` and the insides of `datacenters.toml` beside
+/// them; with `datacenter`, that DC must have one.
+pub fn load(zones: &Path, datacenter: Option<&str>) -> Result<Loaded, Diagnostics> {
+    let set = ZoneSet::load(zones);
+    let file = datacenters_file(zones);
+    let sites = match &file {
+        Some(f) => boltz_site::check_file(f).map(Some),
+        None => Ok(None),
+    };
+    let (set, sites) = match (set, sites) {
+        (Ok(z), Ok(s)) => (z, s),
+        (z, s) => {
+            let mut all = Vec::new();
+            if let Err(d) = z {
+                all.extend(d.0);
+            }
+            if let Err(d) = s {
+                all.extend(d.0);
+            }
+            return Err(Diagnostics(all));
+        }
+    };
+    let insides = sites.iter().flatten().filter(|s| s.l4.is_some() || s.l7.is_some()).count();
+    let site = match datacenter {
+        None => None,
+        Some(dc) => Some(match &file {
+            Some(f) => boltz_site::load(f, dc)?,
+            None => {
+                return Err(Diagnostics(vec![Diagnostic {
+                    file: zones.to_path_buf(),
+                    line: 1,
+                    col: 1,
+                    message: format!(
+                        "--datacenter {dc}: there is no datacenters.toml here to declare its inside"
+                    ),
+                }]))
+            }
+        }),
+    };
+    Ok(Loaded {
+        zones: set,
+        site,
+        insides,
+    })
+}
