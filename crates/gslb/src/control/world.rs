@@ -1,7 +1,8 @@
 //! The [`World`]: one immutable snapshot of everything the query path reads,
 //! zones plus every DC's health (probe and feed), drain, utilisation,
-//! effective capacity and price, and each zone's temperature. Background tasks build a new one and swap it in; a
-//! query loads it once and never waits for a writer.
+//! effective capacity and price, and each zone's temperature. Background
+//! tasks build a new one and swap it in; a query loads it once and never
+//! waits for a writer.
 
 use std::sync::Arc;
 
@@ -79,8 +80,8 @@ impl DcView {
         !self.usable() || self.mu > 0.0 || self.feed_health == Some(FeedHealth::Degraded)
     }
 
-    /// Down by its feed's word while the probe would keep it (what status
-    /// and explain show the feed's reason for).
+    /// Down by its feed's word, whatever the probe says (status and
+    /// explain show the feed's reason).
     pub fn down_by_feed(&self) -> bool {
         self.feed_health == Some(FeedHealth::Down)
     }

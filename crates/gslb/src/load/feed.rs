@@ -107,8 +107,8 @@ pub type Publish = Arc<dyn Fn(Result<FeedReport, String>) -> Result<(), String> 
 /// the first at once) and publishes each result; `publish` answers whether
 /// the report was usable. Logs only when the feed starts failing (a failed
 /// poll or a rejected report) or recovers, so a dead feed costs one line,
-/// not one per interval. Without a `url` there is nothing to poll and the task ends at
-/// once. Abort the handle to stop it.
+/// not one per interval. Without a `url` there is nothing to poll and the
+/// task ends at once. Abort the handle to stop it.
 pub fn spawn(
     name: String,
     cfg: LoadConfig,
