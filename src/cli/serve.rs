@@ -122,6 +122,8 @@ async fn serve(
         geo: geo.clone(),
         metrics: metrics.clone(),
         token: token.clone(),
+        // `--datacenter` and its report belong to the site crate.
+        site: None,
     });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(api_listener, app).await {

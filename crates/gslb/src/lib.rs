@@ -12,12 +12,14 @@
 //!   path's wire index built with them.
 //! - `geo`: MaxMind DB lookup (client address → location and "cell"
 //!   network), hot reload, and the `.mmdb` writer behind `boltz geoip build`.
-//! - `load`: per-DC utilisation feeds, smoothing and fallback.
+//! - `load`: per-DC load feeds and their document ([`FeedReport`]),
+//!   smoothing, the feed's health and capacity, and fallback.
 //! - `control`: the state owner ([`Control`]: health, drain, load, prices)
 //!   and the immutable [`World`] snapshot the query path reads.
 //! - `dns`: the bytes-in, bytes-out query [`Handler`] (fast path first) and
 //!   the UDP/TCP transports.
-//! - `api`: the local HTTP API (status, explain, drain, load, `/metrics`).
+//! - `api`: the local HTTP API (status, explain, drain, load, the site's
+//!   own report [`SiteFeed`], `/metrics`).
 //! - `metrics`: the query path's counters ([`Metrics`]) and the Prometheus
 //!   rendering of them and of the [`World`]'s gauges.
 //!
@@ -41,10 +43,11 @@ mod metrics;
 use boltz_steer as steer;
 mod zone;
 
-pub use api::{parse_explain_args, router, ApiState};
-pub use control::{decide, explain, Control, Explanation, Family, Placement, World};
+pub use api::{parse_explain_args, router, ApiState, SiteFeed};
+pub use control::{decide, explain, Control, ControlError, Explanation, Family, Placement, World};
 pub use dns::{bind, serve_tcp, spawn_udp_workers, Handler, Transport};
 pub use geo::{build_from_csv, BuildStats, GeoDb, GeoRecord, MmdbWriter};
+pub use load::{FeedHealth, FeedReport, ReportError};
 pub use metrics::Metrics;
 pub use steer::{draw_into, hash_bytes, Candidate, LatLon};
 pub use zone::{datacenters_file, zone_files, ZoneSet};

@@ -2,7 +2,8 @@
 //! is a relaxed atomic add into a fixed table (rcode × qtype) in a per-thread
 //! shard, so it costs the query path no lock, no allocation and no cache
 //! line shared between cores; shards are summed when scraped. Gauges
-//! (temperature, prices, health) are read from the current [`World`].
+//! (temperature, prices, health, capacity) are read from the current
+//! [`World`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 use crate::control::{DcView, World, ZoneView};
+use crate::load::FeedHealth;
 
 const RCODES: [(&str, u16); 8] = [
     ("NOERROR", 0),
@@ -175,8 +177,8 @@ impl Metrics {
 
 /// A per-zone gauge: one sample per zone.
 type ZoneGauge = fn(&ZoneView) -> f64;
-/// A per-DC family: one sample per (zone, DC).
-type DcValue = fn(&DcView, u64) -> f64;
+/// A per-DC family: one sample per (zone, DC) that has a value.
+type DcValue = fn(&DcView, u64) -> Option<f64>;
 
 /// The gauges of the snapshot: per zone, then per (zone, DC), each family
 /// written whole under its own header.
@@ -214,42 +216,54 @@ fn render_world(
             f.sample(&[("zone", &zone.origin_str())], value(view));
         }
     }
-    let per_dc: [(&str, Kind, &str, DcValue); 6] = [
+    let per_dc: [(&str, Kind, &str, DcValue); 8] = [
         (
             "boltz_dc_answers_total",
             Kind::Counter,
             "Queries whose first answer was this DC.",
-            |v, _| v.counters.answers.get() as f64,
+            |v, _| Some(v.counters.answers.get() as f64),
         ),
         (
             "boltz_dc_up",
             Kind::Gauge,
             "1 if the DC is usable (up or unknown, not drained).",
-            |v, _| f64::from(u8::from(v.usable())),
+            |v, _| Some(f64::from(u8::from(v.usable()))),
         ),
         (
             "boltz_dc_drained",
             Kind::Gauge,
             "1 if an operator drained the DC.",
-            |v, _| f64::from(u8::from(v.drained)),
+            |v, _| Some(f64::from(u8::from(v.drained))),
         ),
         (
             "boltz_dc_utilisation",
             Kind::Gauge,
             "Smoothed utilisation of the DC.",
-            |v, _| v.utilisation,
+            |v, _| Some(v.utilisation),
         ),
         (
             "boltz_dc_price",
             Kind::Gauge,
             "Price mu of the DC (energy units).",
-            |v, _| v.mu,
+            |v, _| Some(v.mu),
+        ),
+        (
+            "boltz_dc_capacity",
+            Kind::Gauge,
+            "Effective capacity of the DC in requests/s: its fresh feed's, else the declared.",
+            |v, _| Some(v.capacity),
+        ),
+        (
+            "boltz_dc_feed_health",
+            Kind::Gauge,
+            "What the DC's fresh feed says of its health: 1 up, 0.5 degraded, 0 down (absent when it says nothing).",
+            |v, _| v.feed_health.map(FeedHealth::gauge),
         ),
         (
             "boltz_health_transitions_total",
             Kind::Counter,
             "Health state changes of the DC.",
-            |_, transitions| transitions as f64,
+            |_, transitions| Some(transitions as f64),
         ),
     ];
     // Each (zone, DC) once: its labels, its view and its health's count of
@@ -266,7 +280,9 @@ fn render_world(
     for (name, kind, help, value) in per_dc {
         let mut f = e.family(name, kind, help);
         for ((z, dc), v, transitions) in &rows {
-            f.sample(&[("zone", z), ("dc", dc)], value(v, *transitions));
+            if let Some(x) = value(v, *transitions) {
+                f.sample(&[("zone", z), ("dc", dc)], x);
+            }
         }
     }
 }

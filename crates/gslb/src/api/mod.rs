@@ -4,11 +4,16 @@
 //!
 //! | method | path | |
 //! |---|---|---|
-//! | GET | `/v1/status` | zones, DCs with health, utilisation, price, T |
+//! | GET | `/v1/status` | zones, DCs with health (probe and feed), utilisation, capacity, price, T |
+//! | GET | `/v1/site` | this node's own DC report, a load-feed document ([`site`]) |
 //! | GET | `/v1/explain?name=&client=&subnet=&type=` | the explain table as JSON |
 //! | POST/DELETE | `/v1/datacenters/{dc}/drain[?zone=]` | drain / undrain |
 //! | PUT | `/v1/datacenters/{dc}/load[?zone=]` | `{"utilisation": 0.9}` or `null` to clear |
 //! | GET | `/metrics` | Prometheus text |
+
+mod site;
+
+pub use site::SiteFeed;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -25,7 +30,7 @@ use boltz_core::local_api::{error, refuse_without_token};
 
 use crate::control::{explain, Control, ControlError, DcStatus, Family};
 use crate::geo::GeoDb;
-use crate::load::LoadSource;
+use crate::load::{FeedHealth, LoadSource};
 use crate::metrics::Metrics;
 use crate::steer::PricePhase;
 use boltz_health::HealthStatus;
@@ -41,6 +46,9 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// Required for state changes; `None` refuses them all.
     pub token: Option<Arc<str>>,
+    /// The node's own DC report for `/v1/site` (`None`: it runs no
+    /// `--datacenter`).
+    pub site: Option<Arc<SiteFeed>>,
 }
 
 /// The API's routes, ready to serve over TCP or a Unix socket.
@@ -48,6 +56,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/explain", get(explain_handler))
+        .route("/v1/site", get(site::site))
         .route("/v1/datacenters/{dc}/drain", post(drain).delete(undrain))
         .route("/v1/datacenters/{dc}/load", put(set_load))
         .route("/metrics", get(metrics))
@@ -57,7 +66,7 @@ pub fn router(state: ApiState) -> Router {
 fn control_error(e: ControlError) -> Response {
     let code = match e {
         ControlError::NoSuchDatacenter(_) | ControlError::NoSuchZone(_) => StatusCode::NOT_FOUND,
-        ControlError::InvalidUtilisation(_) => StatusCode::BAD_REQUEST,
+        ControlError::InvalidUtilisation(_) | ControlError::Report(_) => StatusCode::BAD_REQUEST,
         ControlError::Http(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     error(code, e.to_string())
@@ -80,10 +89,16 @@ struct DcOut {
     drained: bool,
     utilisation: f64,
     load_source: LoadSource,
+    /// What the fresh feed says of the DC (`null`: nothing).
+    feed_health: Option<FeedHealth>,
+    feed_reason: Option<String>,
     price: f64,
     price_phase: PricePhase,
     weight: f64,
+    /// Declared in the zone.
     capacity: f64,
+    /// The fresh feed's capacity, else the declared.
+    effective_capacity: f64,
     location: [f64; 2],
     answers: u64,
 }
@@ -109,10 +124,13 @@ async fn status(State(s): State<ApiState>) -> Response {
                     drained: dv.drained,
                     utilisation: dv.utilisation,
                     load_source: dv.load_source,
+                    feed_health: dv.feed_health,
+                    feed_reason: dv.feed_reason.clone(),
                     price: dv.mu,
                     price_phase: dv.phase,
                     weight: d.weight,
                     capacity: d.capacity,
+                    effective_capacity: dv.capacity,
                     location: [d.location.lat, d.location.lon],
                     answers: dv.counters.answers.get(),
                 })

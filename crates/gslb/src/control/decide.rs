@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::world::{DcStatus, ZoneView};
+use crate::load::FeedHealth;
 use crate::steer::fastmath::EARTH_RADIUS_KM;
 use crate::steer::{self, LatLon, TopN, UnitVec};
 use crate::zone::{AllDown, Datacenter, Steered, Zone};
@@ -134,6 +135,12 @@ pub struct ExplainRow {
     pub utilisation: f64,
     /// Health and drain as the API shows them.
     pub status: DcStatus,
+    /// What the DC's fresh feed says of its health (`down` excludes it).
+    #[serde(default)]
+    pub feed_health: Option<FeedHealth>,
+    /// The feed's reason for it.
+    #[serde(default)]
+    pub feed_reason: Option<String>,
     /// Has an address of the query's family.
     pub has_family: bool,
     /// Eligible for new answers.
@@ -357,6 +364,8 @@ fn explain_rows(
             weight: dc.weight,
             utilisation: v.utilisation,
             status: v.status(),
+            feed_health: v.feed_health,
+            feed_reason: v.feed_reason.clone(),
             has_family: has_family(dc, family),
             usable: v.usable(),
             probability: logits[k].map_or(0.0, |l| (l - max).exp() / z),

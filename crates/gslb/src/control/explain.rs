@@ -1,5 +1,6 @@
 //! Explanations: "why did this client get this answer?" — every candidate
-//! DC's distance, energy terms, weight, health and probability, the drawn
+//! DC's distance, energy terms, weight, health (with what its feed says)
+//! and probability, the drawn
 //! order, the ECS scope and the TTL. Built from the same [`decide`] call the
 //! DNS handler makes, against a live [`World`] (API) or a cold one built from
 //! the zone files (offline `boltz explain`).
@@ -13,6 +14,7 @@ use super::decide::{decide, ExplainRow, Family, Mode};
 use super::placement::Placement;
 use super::world::World;
 use crate::geo::GeoDb;
+use crate::load::FeedHealth;
 use crate::steer::LatLon;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -198,6 +200,18 @@ impl Explanation {
             );
         }
         let _ = writeln!(o);
+        for r in &self.datacenters {
+            let said = match r.feed_health {
+                Some(FeedHealth::Down) => "excluded: its feed says down",
+                Some(FeedHealth::Degraded) => "degraded by its feed (shorter TTL)",
+                _ => continue,
+            };
+            let reason = r
+                .feed_reason
+                .as_deref()
+                .map_or(String::new(), |why| format!(" ({why})"));
+            let _ = writeln!(o, "{} {said}{reason}", r.datacenter);
+        }
         let answer: Vec<String> = self.answer.iter().map(|a| a.to_string()).collect();
         let _ = writeln!(
             o,

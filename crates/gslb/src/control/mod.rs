@@ -9,8 +9,9 @@
 //! probes only when their configuration changed.
 //!
 //! This file holds the state and its zone reload; each writer has a file:
-//! `tasks` (health probes and load feeds), `prices` (the price ticker) and
-//! `operator` (drain, load overrides), and `publish` turns the state into
+//! `tasks` (health probes, load feeds and reports applied in-process, one
+//! path), `prices` (the price ticker) and `operator` (drain, load
+//! overrides), and `publish` turns the state into
 //! the snapshot. The query path's side: `decide` (the steering decision),
 //! `placement` (where a client is), `decision_cache` (both, cached per
 //! thread), `explain`, and `world` (the snapshot's types).
@@ -38,7 +39,7 @@ pub use explain::{explain, Explanation};
 pub use placement::Placement;
 pub use world::{DcCounters, DcStatus, DcView, World, ZoneView};
 
-use crate::load::{self, LoadConfig, LoadTracker};
+use crate::load::{self, FeedHealth, LoadConfig, LoadTracker};
 use crate::steer::{PriceMemory, PriceState, ZoneOutcome};
 use crate::zone::ZoneSet;
 use boltz_health::{HealthConfig, HealthStatus, Prober};
@@ -55,6 +56,26 @@ struct DcState {
     counters: Arc<DcCounters>,
     health_task: Option<(HealthConfig, JoinHandle<()>)>,
     load_task: Option<(LoadConfig, f64, JoinHandle<()>)>,
+}
+
+impl DcState {
+    /// Eligible for new answers now (the rule of [`world::usable`]).
+    fn usable(&self, now: Instant) -> bool {
+        world::usable(self.health.state, self.drained, self.feed_health(now))
+    }
+
+    /// The fresh feed's word on the DC's health.
+    fn feed_health(&self, now: Instant) -> Option<FeedHealth> {
+        self.load.facts(now).and_then(|f| f.health)
+    }
+
+    /// The fresh feed's capacity, else the declared one.
+    fn capacity(&self, now: Instant, declared: f64) -> f64 {
+        self.load
+            .facts(now)
+            .and_then(|f| f.capacity)
+            .unwrap_or(declared)
+    }
 }
 
 impl Drop for DcState {
@@ -89,15 +110,23 @@ pub struct Control {
     run_tasks: bool,
 }
 
-/// Error of an operator action on a DC.
+/// Error of an operator action on a DC, or of a report applied to one.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ControlError {
+    /// The DC named is in no zone (or not in the zone named).
     #[error("no datacenter `{0}` in any zone")]
     NoSuchDatacenter(String),
+    /// The zone named is not served.
     #[error("no zone `{0}`")]
     NoSuchZone(String),
+    /// An override that is no utilisation.
     #[error("utilisation: {0}")]
     InvalidUtilisation(String),
+    /// A report the DC's load tracker rejected (too old, out of range, or
+    /// a DC without a feed).
+    #[error("report: {0}")]
+    Report(String),
+    /// The HTTP client could not be built.
     #[error("cannot build the HTTP client for probes: {0}")]
     Http(String),
 }

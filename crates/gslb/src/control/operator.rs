@@ -10,7 +10,11 @@ use boltz_health::{Health, HealthStatus};
 
 impl Control {
     /// Keys of DCs named `dc`, optionally limited to one zone.
-    fn keys_for(inner: &Inner, dc: &str, zone: Option<&str>) -> Result<Vec<Key>, ControlError> {
+    pub(super) fn keys_for(
+        inner: &Inner,
+        dc: &str,
+        zone: Option<&str>,
+    ) -> Result<Vec<Key>, ControlError> {
         let zone = match zone {
             Some(z) => {
                 let zs = inner

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 
-use super::world::temperature;
+use super::world::{temperature, Reading};
 use super::{Control, Inner, Key};
 use crate::load::LoadSource;
 use crate::steer::{admit, step_prices, DcInput, PriceState};
@@ -169,10 +169,17 @@ fn zone_state(inner: &Inner, zone: &Zone, now: Instant) -> ZoneState {
     for (dc, key) in zone.datacenters.iter().zip(&keys) {
         let st = inner.dcs.get(key);
         let reading = st.map(|s| s.load.current(now));
-        readings.push(reading.map_or((0.0, LoadSource::Static), |r| (r.utilisation, r.source)));
+        // The fill-evenly target and T weigh each DC by its effective
+        // capacity: the fresh feed's, else the declared.
+        let capacity = st.map_or(dc.capacity, |s| s.capacity(now, dc.capacity));
+        readings.push(Reading {
+            utilisation: reading.map_or(0.0, |r| r.utilisation),
+            source: reading.map_or(LoadSource::Static, |r| r.source),
+            capacity,
+        });
         inputs.push(DcInput {
-            usable: st.is_some_and(|s| s.health.state.is_usable() && !s.drained),
-            capacity: dc.capacity,
+            usable: st.is_some_and(|s| s.usable(now)),
+            capacity,
             utilisation: reading.map_or(0.0, |r| r.utilisation),
             // An operator's override and a DC's declared static load are
             // standing readings: new at every step, as a feed that keeps

@@ -23,6 +23,9 @@ fn same_state(w: &World, zones: &Arc<ZoneSet>, views: &[ZoneView]) -> bool {
                         && x.drained == y.drained
                         && x.utilisation == y.utilisation
                         && x.load_source == y.load_source
+                        && x.capacity == y.capacity
+                        && x.feed_health == y.feed_health
+                        && x.feed_reason == y.feed_reason
                         && x.mu == y.mu
                         && x.phase == y.phase
                 })
@@ -57,17 +60,21 @@ impl Control {
                         |dc| match inner.dcs.get(&(zname.clone(), dc.name.clone())) {
                             Some(st) => {
                                 let reading = st.load.current(now);
+                                let facts = st.load.facts(now);
                                 DcView {
                                     health: st.health.state,
                                     drained: st.drained,
                                     utilisation: reading.utilisation,
                                     load_source: reading.source,
+                                    capacity: st.capacity(now, dc.capacity),
+                                    feed_health: facts.and_then(|f| f.health),
+                                    feed_reason: facts.and_then(|f| f.reason.clone()),
                                     mu: st.price.mu,
                                     phase: st.price.phase,
                                     counters: st.counters.clone(),
                                 }
                             }
-                            None => DcView::cold(fallback_of(dc.load.as_ref())),
+                            None => DcView::cold(fallback_of(dc.load.as_ref()), dc.capacity),
                         },
                     )
                     .collect();

@@ -1,6 +1,7 @@
-//! Polling one DC's load feed: [`fetch`] reads and checks one sample (see
-//! the module docs of [`crate::load`] for the format), [`spawn`] polls on
-//! the configured interval and hands each result to the caller.
+//! Polling one DC's load feed: [`fetch`] reads and decodes one
+//! [`FeedReport`] (see the module docs of [`crate::load`] for the format),
+//! [`spawn`] polls on the configured interval and hands each result to the
+//! caller, which applies it (and may still reject it, e.g. for its age).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,13 +9,12 @@ use std::time::Duration;
 use reqwest::header::ACCEPT;
 use reqwest::redirect::Policy;
 use reqwest::{Client, Url};
-use serde_json::{Map, Value};
 use thiserror::Error;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::config::LoadConfig;
-use boltz_core::clock::unix_ms;
+use super::report::{FeedReport, ReportError};
 use boltz_core::duration::format_duration;
 use boltz_core::duration::MIN_POLL_INTERVAL;
 use boltz_health::{describe, read_limited};
@@ -39,19 +39,8 @@ pub enum LoadError {
     Timeout(Duration),
     #[error("body larger than {MAX_BODY} bytes")]
     TooLarge,
-    #[error("invalid JSON: {0}")]
-    Json(String),
-    #[error("`{field}` {reason}")]
-    Field { field: &'static str, reason: String },
-    #[error("neither `utilisation` nor `requests_per_second` present")]
-    Missing,
-}
-
-/// One decoded load document.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Sample {
-    pub utilisation: f64,
-    pub timestamp_unix_ms: Option<u64>,
+    #[error(transparent)]
+    Report(#[from] ReportError),
 }
 
 /// A client suited to load feeds: no redirects (a feed that moved is a
@@ -66,13 +55,16 @@ pub fn client() -> Result<Client, reqwest::Error> {
         .build()
 }
 
-/// Fetches one sample and returns the utilisation. `capacity` (requests per
-/// second at utilisation 1) converts `requests_per_second` documents.
+/// Fetches and decodes one document. `capacity` (the DC's declared
+/// requests per second at utilisation 1) converts `requests_per_second`
+/// documents that bring no `capacity` of their own. Its age is checked
+/// where it is applied ([`crate::load::LoadTracker::observe_report`]), the
+/// one path a polled sample and a local report share.
 pub async fn fetch(
     client: &Client,
     cfg: &LoadConfig,
     capacity: Option<f64>,
-) -> Result<f64, LoadError> {
+) -> Result<FeedReport, LoadError> {
     let url = cfg
         .feed_url()
         .ok_or(LoadError::NoUrl)?
@@ -81,28 +73,7 @@ pub async fn fetch(
     let body = tokio::time::timeout(timeout, get(client, url))
         .await
         .unwrap_or(Err(LoadError::Timeout(timeout)))?;
-    let sample = parse(&body, capacity)?;
-    if let (Some(ts), Some(now)) = (sample.timestamp_unix_ms, unix_ms()) {
-        // Only age is checked: a timestamp slightly in the future is clock
-        // skew between hosts, not a reason to drop the sample.
-        let age = Duration::from_millis(now.saturating_sub(ts));
-        if age > cfg.stale_after() {
-            return Err(LoadError::Field {
-                field: "timestamp_unix_ms",
-                reason: format!(
-                    "is {} old, beyond load.stale_after ({})",
-                    // Whole seconds are precise enough and read better.
-                    format_duration(if age.as_secs() > 0 {
-                        Duration::from_secs(age.as_secs())
-                    } else {
-                        age
-                    }),
-                    format_duration(cfg.stale_after())
-                ),
-            });
-        }
-    }
-    Ok(sample.utilisation)
+    Ok(FeedReport::parse(&body, capacity)?)
 }
 
 async fn get(client: &Client, url: Url) -> Result<Vec<u8>, LoadError> {
@@ -128,95 +99,22 @@ async fn get(client: &Client, url: Url) -> Result<Vec<u8>, LoadError> {
     }
 }
 
-/// Decodes a load document. Unknown fields are ignored so that producers
-/// can add fields without breaking older readers; a `null` counts as
-/// absent for the same reason.
-pub fn parse(body: &[u8], capacity: Option<f64>) -> Result<Sample, LoadError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| LoadError::Json(e.to_string()))?;
-    let Value::Object(doc) = value else {
-        return Err(LoadError::Json(format!(
-            "expected an object, got {}",
-            kind(&value)
-        )));
-    };
-    let timestamp_unix_ms = match present(&doc, "timestamp_unix_ms") {
-        None => None,
-        Some(v) => Some(v.as_u64().ok_or_else(|| LoadError::Field {
-            field: "timestamp_unix_ms",
-            reason: format!("must be a non-negative integer, got {}", kind(v)),
-        })?),
-    };
-    let utilisation = if let Some(v) = present(&doc, "utilisation") {
-        number("utilisation", v)?
-    } else if let Some(v) = present(&doc, "requests_per_second") {
-        let rps = number("requests_per_second", v)?;
-        let per_capacity = match capacity {
-            Some(c) if c.is_finite() && c > 0.0 => rps / c,
-            _ => {
-                return Err(LoadError::Field {
-                    field: "requests_per_second",
-                    reason: "needs the DC's capacity, which is not configured".to_owned(),
-                })
-            }
-        };
-        if !per_capacity.is_finite() {
-            return Err(LoadError::Field {
-                field: "requests_per_second",
-                reason: format!("{rps} is out of range for capacity {capacity:?}"),
-            });
-        }
-        per_capacity
-    } else {
-        return Err(LoadError::Missing);
-    };
-    Ok(Sample {
-        utilisation,
-        timestamp_unix_ms,
-    })
-}
-
-fn present<'a>(doc: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    doc.get(key).filter(|v| !v.is_null())
-}
-
-fn number(field: &'static str, v: &Value) -> Result<f64, LoadError> {
-    let n = v.as_f64().ok_or_else(|| LoadError::Field {
-        field,
-        reason: format!("must be a number, got {}", kind(v)),
-    })?;
-    if n.is_finite() && n >= 0.0 {
-        Ok(n)
-    } else {
-        Err(LoadError::Field {
-            field,
-            reason: format!("must be a finite number ≥ 0, got {n}"),
-        })
-    }
-}
-
-/// A value's JSON type, for messages that must not echo a large document.
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+/// What the poller hands each result to; it answers whether the report
+/// was usable (a report may still be rejected where it is applied).
+pub type Publish = Arc<dyn Fn(Result<FeedReport, String>) -> Result<(), String> + Send + Sync>;
 
 /// Polls the feed every `interval` (from the start of one poll to the next,
-/// the first at once) and publishes each result. Logs only when the feed
-/// starts failing or recovers, so a dead feed costs one line, not one per
-/// interval. Without a `url` there is nothing to poll and the task ends at
-/// once. Abort the handle to stop it.
+/// the first at once) and publishes each result; `publish` answers whether
+/// the report was usable. Logs only when the feed starts failing (a failed
+/// poll or a rejected report) or recovers, so a dead feed costs one line,
+/// not one per interval. Without a `url` there is nothing to poll and the
+/// task ends at once. Abort the handle to stop it.
 pub fn spawn(
     name: String,
     cfg: LoadConfig,
     capacity: Option<f64>,
     client: Client,
-    publish: Arc<dyn Fn(Result<f64, String>) + Send + Sync>,
+    publish: Publish,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         if cfg.url.is_none() {
@@ -227,12 +125,13 @@ pub fn spawn(
         loop {
             let started = Instant::now();
             let result = fetch(&client, &cfg, capacity).await;
-            match &result {
-                Ok(utilisation) if failing => {
+            let utilisation = result.as_ref().ok().map(|r| r.utilisation);
+            match publish(result.map_err(|e| e.to_string())) {
+                Ok(()) if failing => {
                     tracing::info!(dc = %name, utilisation, "load feed recovered");
                     failing = false;
                 }
-                Ok(_) => {}
+                Ok(()) => {}
                 Err(error) if failing => {
                     tracing::debug!(dc = %name, %error, "load feed still failing");
                 }
@@ -241,7 +140,6 @@ pub fn spawn(
                     failing = true;
                 }
             }
-            publish(result.map_err(|e| e.to_string()));
             tokio::time::sleep_until(started + cfg.interval.max(MIN_POLL_INTERVAL)).await;
         }
     })

@@ -1,6 +1,8 @@
-//! Per-DC load state: smooths feed samples, notices when the feed has gone
-//! quiet, and lets an operator pin a value. Pure: the caller passes `now`,
-//! so staleness is tested without sleeping.
+//! Per-DC load state: smooths feed samples, keeps what the feed says of the
+//! DC's health and capacity while it is fresh, skips a report it has
+//! already applied (`seq`), notices when the feed has gone quiet, and lets
+//! an operator pin a value. Pure: the caller passes `now`, so staleness is
+//! tested without sleeping.
 
 use std::time::{Duration, Instant};
 
@@ -8,6 +10,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::config::LoadConfig;
+use super::report::{FeedHealth, FeedReport};
 
 /// Where a [`LoadReading`] came from, in order of precedence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -34,6 +37,16 @@ pub struct LoadReading {
 #[error("utilisation must be a finite number ≥ 0, got {0}")]
 pub struct InvalidUtilisation(pub f64);
 
+/// What the latest applied report said besides utilisation; forgotten
+/// once the feed goes stale.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FeedFacts {
+    /// Effective capacity (requests/s), replacing the declared one.
+    pub capacity: Option<f64>,
+    pub health: Option<FeedHealth>,
+    pub reason: Option<String>,
+}
+
 #[derive(Clone, Debug)]
 pub struct LoadTracker {
     has_feed: bool,
@@ -44,6 +57,9 @@ pub struct LoadTracker {
     last_sample: Option<Instant>,
     last_error: Option<(String, Instant)>,
     override_value: Option<f64>,
+    facts: FeedFacts,
+    /// `seq` of the last applied report.
+    last_seq: Option<u64>,
 }
 
 impl LoadTracker {
@@ -58,6 +74,8 @@ impl LoadTracker {
             last_sample: None,
             last_error: None,
             override_value: None,
+            facts: FeedFacts::default(),
+            last_seq: None,
         };
         tracker.reconfigure(cfg);
         tracker
@@ -80,7 +98,46 @@ impl LoadTracker {
         if !self.has_feed {
             self.ewma = None;
             self.last_sample = None;
+            self.facts = FeedFacts::default();
+            self.last_seq = None;
         }
+    }
+
+    /// Applies one report of the feed: the path a polled document and a
+    /// report handed over in-process share. Returns whether it was applied
+    /// (`false`: it repeats the last applied `seq`, so a node polling twice
+    /// per producer interval takes the same EWMA steps as one polling
+    /// once), or why it was rejected (also kept as the last error): too
+    /// old, a value out of range, or a DC without a feed.
+    pub fn observe_report(
+        &mut self,
+        report: &FeedReport,
+        now: Instant,
+        now_unix_ms: Option<u64>,
+    ) -> Result<bool, String> {
+        let checked = if self.has_feed {
+            report
+                .check(self.stale_after, now_unix_ms)
+                .map_err(|e| e.to_string())
+        } else {
+            Err("the DC has no load feed (`load.url`) to report to".to_owned())
+        };
+        if let Err(e) = checked {
+            self.observe_error(e.clone(), now);
+            return Err(e);
+        }
+        if report.seq.is_some() && report.seq == self.last_seq {
+            self.last_error = None;
+            return Ok(false);
+        }
+        self.observe(report.utilisation, now);
+        self.last_seq = report.seq;
+        self.facts = FeedFacts {
+            capacity: report.capacity,
+            health: report.health,
+            reason: report.reason.clone(),
+        };
+        Ok(true)
     }
 
     /// Folds in one good sample. An invalid one is recorded as an error
@@ -128,6 +185,13 @@ impl LoadTracker {
 
     pub fn last_sample_age(&self, now: Instant) -> Option<Duration> {
         self.last_sample.map(|t| now.saturating_duration_since(t))
+    }
+
+    /// The latest report's health, reason and capacity while the feed is
+    /// fresh; `None` without a feed or once it is stale (the probe alone
+    /// decides, the declared capacity applies).
+    pub fn facts(&self, now: Instant) -> Option<&FeedFacts> {
+        (self.has_feed && !self.is_stale(now)).then_some(&self.facts)
     }
 
     pub fn current(&self, now: Instant) -> LoadReading {

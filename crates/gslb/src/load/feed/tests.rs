@@ -1,7 +1,9 @@
-//! Tests of one DC's load feed against a local test server: the document
-//! format, staleness, errors naming the field, and the poller.
+//! Tests of one DC's load feed against a local test server: fetching and
+//! decoding, transport errors, and the poller. The document itself is
+//! tested in `report/tests.rs`.
 
 use super::*;
+use crate::load::report::FeedHealth;
 use boltz_health::test_server::{closed_port, TestServer};
 use tokio::sync::mpsc;
 
@@ -18,7 +20,7 @@ async fn fetch_from(status: u16, body: &str, capacity: Option<f64>) -> Result<f6
     let result = fetch(&client().unwrap(), &cfg(server.url("/v1/load")), capacity).await;
     assert_eq!(server.header("accept"), ["application/json"]);
     server.stop().await;
-    result
+    result.map(|r| r.utilisation)
 }
 
 #[tokio::test]
@@ -58,30 +60,20 @@ async fn fetch_http_and_json_errors() {
 }
 
 #[tokio::test]
-async fn fetch_checks_timestamp_age() {
-    let now = unix_ms().unwrap();
-    let fresh = format!(r#"{{"utilisation": 0.5, "timestamp_unix_ms": {now}}}"#);
-    assert_eq!(fetch_from(200, &fresh, None).await, Ok(0.5));
-    let future = format!(
-        r#"{{"utilisation": 0.5, "timestamp_unix_ms": {}}}"#,
-        now + 5000
-    );
-    assert_eq!(fetch_from(200, &future, None).await, Ok(0.5));
-
-    let old = format!(
-        r#"{{"utilisation": 0.5, "timestamp_unix_ms": {}}}"#,
-        now - 45_000
-    );
-    let err = fetch_from(200, &old, None).await.unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with("`timestamp_unix_ms` is 45s old"),
-        "{err}"
-    );
-    assert!(
-        err.to_string().ends_with("beyond load.stale_after (300ms)"),
-        "{err}"
-    );
+async fn fetch_reads_the_whole_report() {
+    let server = TestServer::respond(
+        200,
+        r#"{"utilisation": 0.5, "capacity": 9000, "health": "down", "reason": "x", "seq": 7}"#,
+    )
+    .await;
+    let report = fetch(&client().unwrap(), &cfg(server.url("/v1/site")), None)
+        .await
+        .unwrap();
+    server.stop().await;
+    assert_eq!(report.health, Some(FeedHealth::Down));
+    assert_eq!(report.capacity, Some(9000.0));
+    assert_eq!(report.reason.as_deref(), Some("x"));
+    assert_eq!(report.seq, Some(7));
 }
 
 #[tokio::test]
@@ -105,66 +97,6 @@ async fn fetch_refused_timeout_and_no_url() {
     assert!(matches!(err, Err(LoadError::Config(_))), "{err:?}");
 }
 
-fn parse_err(body: &str) -> String {
-    parse(body.as_bytes(), Some(100.0)).unwrap_err().to_string()
-}
-
-#[test]
-fn parse_errors_name_the_field() {
-    assert_eq!(
-        parse_err(r#"{"utilisation": -0.5}"#),
-        "`utilisation` must be a finite number ≥ 0, got -0.5"
-    );
-    assert_eq!(
-        parse_err(r#"{"utilisation": "high"}"#),
-        "`utilisation` must be a number, got a string"
-    );
-    assert_eq!(
-        parse_err(r#"{"requests_per_second": -3}"#),
-        "`requests_per_second` must be a finite number ≥ 0, got -3"
-    );
-    assert_eq!(
-        parse_err(r#"{"utilisation": 0.1, "timestamp_unix_ms": 1.5}"#),
-        "`timestamp_unix_ms` must be a non-negative integer, got a number"
-    );
-    assert_eq!(
-        parse_err(r#"{"load": 0.5}"#),
-        "neither `utilisation` nor `requests_per_second` present"
-    );
-    assert_eq!(
-        parse_err(r#"[0.5]"#),
-        "invalid JSON: expected an object, got an array"
-    );
-    assert!(parse_err("").starts_with("invalid JSON: "));
-    assert!(parse_err(r#"{"utilisation": NaN}"#).starts_with("invalid JSON: "));
-    assert!(parse_err(r#"{"utilisation": 1e999}"#).starts_with("invalid JSON: "));
-    assert_eq!(
-        parse(br#"{"requests_per_second": 5}"#, Some(0.0))
-            .unwrap_err()
-            .to_string(),
-        "`requests_per_second` needs the DC's capacity, which is not configured"
-    );
-}
-
-#[test]
-fn parse_accepts_nulls_and_unknown_fields() {
-    let sample = parse(
-        br#"{"utilisation": null, "requests_per_second": 50, "timestamp_unix_ms": null, "v": 2}"#,
-        Some(100.0),
-    )
-    .unwrap();
-    assert_eq!(
-        sample,
-        Sample {
-            utilisation: 0.5,
-            timestamp_unix_ms: None
-        }
-    );
-    let sample = parse(br#"{"utilisation": 2, "timestamp_unix_ms": 17}"#, None).unwrap();
-    assert_eq!(sample.utilisation, 2.0);
-    assert_eq!(sample.timestamp_unix_ms, Some(17));
-}
-
 async fn next(rx: &mut mpsc::UnboundedReceiver<Result<f64, String>>) -> Result<f64, String> {
     tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
@@ -176,8 +108,9 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<Result<f64, String>>) -> Result<f
 async fn spawn_publishes_each_poll() {
     let server = TestServer::respond(200, r#"{"utilisation": 0.25}"#).await;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let publish = Arc::new(move |r: Result<f64, String>| {
-        let _ = tx.send(r);
+    let publish: Publish = Arc::new(move |r: Result<FeedReport, String>| {
+        let _ = tx.send(r.map(|r| r.utilisation));
+        Ok(())
     });
     let handle = spawn(
         "dc1".to_owned(),
@@ -206,7 +139,7 @@ async fn spawn_publishes_each_poll() {
 
 #[tokio::test]
 async fn spawn_without_url_ends() {
-    let publish = Arc::new(|_: Result<f64, String>| panic!("nothing to publish"));
+    let publish: Publish = Arc::new(|_| panic!("nothing to publish"));
     let handle = spawn(
         "dc1".to_owned(),
         LoadConfig::default(),

@@ -156,3 +156,115 @@ fn serialises_lowercase() {
     let json = serde_json::to_string(&reading(0.5, LoadSource::Stale)).unwrap();
     assert_eq!(json, r#"{"utilisation":0.5,"source":"stale"}"#);
 }
+
+fn report(utilisation: f64, seq: Option<u64>) -> FeedReport {
+    FeedReport {
+        seq,
+        ..FeedReport::new(utilisation)
+    }
+}
+
+#[test]
+fn a_repeated_seq_is_not_applied_again() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs(1);
+    // One node polls once per producer interval, the other twice: the
+    // same EWMA steps, bit for bit.
+    let mut once = LoadTracker::new(Some(&feed_cfg()));
+    let mut twice = LoadTracker::new(Some(&feed_cfg()));
+    for (i, u) in [0.5, 1.0, 0.25, 0.8].into_iter().enumerate() {
+        let r = report(u, Some(100 + i as u64));
+        let at = t0 + s * (2 * i as u32);
+        assert_eq!(once.observe_report(&r, at, None), Ok(true));
+        assert_eq!(twice.observe_report(&r, at, None), Ok(true));
+        assert_eq!(twice.observe_report(&r, at + s, None), Ok(false));
+    }
+    let end = t0 + s * 8;
+    assert_eq!(
+        once.current(end).utilisation.to_bits(),
+        twice.current(end).utilisation.to_bits()
+    );
+    // Without seq every poll is a sample.
+    let mut t = LoadTracker::new(Some(&feed_cfg()));
+    assert_eq!(t.observe_report(&report(0.5, None), t0, None), Ok(true));
+    assert_eq!(t.observe_report(&report(1.0, None), t0, None), Ok(true));
+    assert!(close(t.current(t0), reading(0.65, LoadSource::Feed)));
+    // A producer that restarts numbering is applied (only equality skips).
+    let mut t = LoadTracker::new(Some(&feed_cfg()));
+    t.observe_report(&report(0.5, Some(9)), t0, None).unwrap();
+    assert_eq!(t.observe_report(&report(0.5, Some(0)), t0, None), Ok(true));
+}
+
+#[test]
+fn a_repeated_seq_does_not_keep_the_feed_fresh() {
+    let t0 = Instant::now();
+    let mut t = LoadTracker::new(Some(&feed_cfg()));
+    let frozen = report(0.9, Some(1));
+    t.observe_report(&frozen, t0, None).unwrap();
+    let later = t0 + Duration::from_secs(31);
+    assert_eq!(t.observe_report(&frozen, later, None), Ok(false));
+    assert_eq!(t.current(later), reading(0.2, LoadSource::Stale));
+}
+
+#[test]
+fn health_and_capacity_last_while_fresh() {
+    let t0 = Instant::now();
+    let mut t = LoadTracker::new(Some(&feed_cfg()));
+    assert_eq!(t.facts(t0), None);
+    let down = FeedReport {
+        capacity: Some(9000.0),
+        health: Some(FeedHealth::Down),
+        reason: Some("pool web: 0 of 2 backends healthy".into()),
+        ..FeedReport::new(0.5)
+    };
+    t.observe_report(&down, t0, None).unwrap();
+    let facts = FeedFacts {
+        capacity: Some(9000.0),
+        health: Some(FeedHealth::Down),
+        reason: Some("pool web: 0 of 2 backends healthy".into()),
+    };
+    assert_eq!(t.facts(t0), Some(&facts));
+    // An override pins utilisation only.
+    t.set_override(Some(0.1)).unwrap();
+    assert_eq!(t.facts(t0), Some(&facts));
+    t.set_override(None).unwrap();
+    // Each report replaces them all: what it leaves out is gone.
+    let t1 = t0 + Duration::from_secs(5);
+    t.observe_report(&FeedReport::new(0.5), t1, None).unwrap();
+    assert_eq!(t.facts(t1), Some(&FeedFacts::default()));
+    t.observe_report(&down, t1, None).unwrap();
+    // Stale: forgotten, the probe alone decides and the declared capacity
+    // applies; a fresh report brings them back.
+    let stale = t1 + Duration::from_secs(31);
+    assert_eq!(t.facts(stale), None);
+    t.observe_report(&down, stale, None).unwrap();
+    assert_eq!(t.facts(stale), Some(&facts));
+    // A reload that removes the feed forgets them too.
+    t.reconfigure(None);
+    assert_eq!(t.facts(stale), None);
+}
+
+#[test]
+fn rejected_reports_are_kept_as_errors() {
+    let t0 = Instant::now();
+    let mut t = LoadTracker::new(Some(&feed_cfg()));
+    let old = FeedReport {
+        timestamp_unix_ms: Some(1_000),
+        ..FeedReport::new(0.7)
+    };
+    let err = t.observe_report(&old, t0, Some(100_000)).unwrap_err();
+    assert_eq!(
+        err,
+        "`timestamp_unix_ms` is 99s old, beyond load.stale_after (30s)"
+    );
+    assert_eq!(t.last_error(), Some((err.as_str(), t0)));
+    assert_eq!(t.current(t0), reading(0.2, LoadSource::Stale));
+
+    // A DC without a feed takes no report.
+    let mut s = LoadTracker::new(None);
+    let err = s
+        .observe_report(&FeedReport::new(0.5), t0, None)
+        .unwrap_err();
+    assert!(err.contains("no load feed"), "{err}");
+    assert_eq!(s.facts(t0), None);
+}
