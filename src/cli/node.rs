@@ -41,11 +41,19 @@ pub fn load(zones: &Path, datacenter: Option<&str>) -> Result<Loaded, Diagnostic
             return Err(Diagnostics(all));
         }
     };
-    let insides = sites.iter().flatten().filter(|s| s.l4.is_some() || s.l7.is_some()).count();
+    let insides = sites
+        .iter()
+        .flatten()
+        .filter(|s| s.l4.is_some() || s.l7.is_some())
+        .count();
     let site = match datacenter {
         None => None,
         Some(dc) => Some(match &file {
-            Some(f) => boltz_site::load(f, dc)?,
+            Some(f) => {
+                let site = boltz_site::load(f, dc)?;
+                fed(&set, f, dc)?;
+                site
+            }
             None => {
                 return Err(Diagnostics(vec![Diagnostic {
                     file: zones.to_path_buf(),
@@ -63,4 +71,27 @@ pub fn load(zones: &Path, datacenter: Option<&str>) -> Result<Loaded, Diagnostic
         site,
         insides,
     })
+}
+
+/// DC `dc` must have a load feed in the zones that name it: its report
+/// reaches this node's prices and health, and other sites' DNS nodes,
+/// through it (`load = { url = "http://THIS-NODE:5380/v1/site" }`).
+fn fed(set: &ZoneSet, file: &Path, dc: &str) -> Result<(), Diagnostics> {
+    let unfed = set
+        .zones
+        .iter()
+        .flat_map(|z| &z.datacenters)
+        .any(|d| d.name == dc && d.load.as_ref().is_none_or(|l| l.url.is_none()));
+    if !unfed {
+        return Ok(());
+    }
+    Err(Diagnostics(vec![Diagnostic {
+        file: file.to_path_buf(),
+        line: 1,
+        col: 1,
+        message: format!(
+            "--datacenter {dc}: datacenters.{dc} needs load = {{ url = \"http://<its DNS node's API>/v1/site\" }}: \
+             its report reaches every DNS node's prices and health through that feed"
+        ),
+    }]))
 }

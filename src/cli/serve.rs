@@ -16,9 +16,9 @@ use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
 
-use boltz_gslb::{
-    datacenters_file, zone_files, ApiState, Control, GeoDb, Handler, Metrics, ZoneSet,
-};
+use boltz_gslb::{datacenters_file, zone_files, ApiState, Control, GeoDb, Handler, Metrics};
+
+use super::{node, site};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -123,7 +123,7 @@ async fn serve(
         metrics: metrics.clone(),
         token: token.clone(),
         // `--datacenter` and its report belong to the site crate.
-        site: None,
+        site: site.as_ref().map(|n| n.feed.clone()),
     });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(api_listener, app).await {
@@ -230,7 +230,7 @@ impl Reloader {
             Ok(Err(diags)) => {
                 self.metrics.count_reload(false);
                 for d in &diags.0 {
-                    error!(diagnostic = %d, "reload rejected; the old zones and data plane configuration stay");
+                    error!(diagnostic = %d, "zone reload rejected; the old zones and data plane configuration stay");
                 }
             }
             Err(e) => error!(error = %e, "zone reload task failed"),

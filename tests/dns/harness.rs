@@ -102,13 +102,18 @@ impl Fixture {
     /// `boltz serve` on these zones and this database, DNS and API on
     /// free loopback ports.
     pub fn serve_command(&self) -> Command {
+        self.serve_command_on("127.0.0.1:0")
+    }
+
+    /// `serve_command` with the API on `api`.
+    pub fn serve_command_on(&self, api: &str) -> Command {
         let mut cmd = Command::new(BOLTZ);
         cmd.arg("serve")
             .arg("--zones")
             .arg(self.zones())
             .arg("--geoip")
             .arg(self.geo())
-            .args(["--listen", "127.0.0.1:0", "--api", "127.0.0.1:0"]);
+            .args(["--listen", "127.0.0.1:0", "--api", api]);
         cmd
     }
 
@@ -162,9 +167,18 @@ pub struct Server {
 }
 
 impl Server {
+    /// `extra` may give `--api ADDR` (else any free port).
     pub fn start(fx: &Fixture, extra: &[&str]) -> Server {
+        let at = extra.iter().position(|a| *a == "--api");
+        let api = at.map_or("127.0.0.1:0", |i| extra[i + 1]);
+        let extra: Vec<&str> = extra
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| at.is_none_or(|a| *i != a && *i != a + 1))
+            .map(|(_, a)| *a)
+            .collect();
         let mut child = fx
-            .serve_command()
+            .serve_command_on(api)
             .args(if extra.contains(&"--watch-interval") {
                 &[][..]
             } else {
@@ -172,7 +186,7 @@ impl Server {
             })
             .arg("--api-token-file")
             .arg(fx.dir.path().join("token"))
-            .args(extra)
+            .args(&extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -8,6 +8,14 @@ mod api;
 #[path = "../support/exposition.rs"]
 mod exposition;
 mod harness;
+#[path = "../support/l7_process.rs"]
+mod l7_process;
+#[path = "../support/origin.rs"]
+#[allow(
+    dead_code,
+    reason = "the origin is shared with the L7 tests, which use every knob of it; these use a few"
+)]
+mod origin;
 #[path = "../support/wait.rs"]
 mod wait;
 
@@ -20,6 +28,7 @@ mod fast_path;
 mod geo_answers;
 mod health_checks;
 mod load_feed;
+mod one_system;
 mod protocol;
 mod quick_start;
 mod reload;

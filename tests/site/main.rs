@@ -6,6 +6,8 @@
 #[path = "../support/api.rs"]
 mod api;
 mod harness;
+#[path = "../support/l7_process.rs"]
+mod l7_process;
 #[path = "../support/origin.rs"]
 #[allow(
     dead_code,

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use boltz_site::SyncState;
 
-use crate::harness::{declaration, free_port, status, Running, L7};
+use crate::harness::{declaration, status, Running};
+use crate::l7_process::{free_port, L7};
 use crate::origin::Origin;
 use crate::wait::wait_for;
 

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use boltz_site::{Health, Report, SyncState};
 
-use crate::harness::{declaration, status, Running, L7};
+use crate::harness::{declaration, status, Running};
+use crate::l7_process::L7;
 use crate::origin::Origin;
 use crate::wait::wait_for;
 

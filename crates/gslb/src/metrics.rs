@@ -124,11 +124,13 @@ impl Metrics {
     }
 
     /// Prometheus text exposition of the counters and of the gauges of
-    /// `world` (`health` adds each DC's count of state changes).
+    /// `world` (`health` adds each DC's count of state changes); `more`
+    /// adds families of its own (the site's).
     pub fn render(
         &self,
         world: &World,
         health: &HashMap<(String, String), HealthStatus>,
+        more: impl FnOnce(&mut Exposition),
     ) -> String {
         let mut e = Exposition::new();
         {
@@ -171,6 +173,7 @@ impl Metrics {
             e.single(name, Kind::Counter, help, c.get());
         }
         render_world(&mut e, world, health);
+        more(&mut e);
         e.finish()
     }
 }

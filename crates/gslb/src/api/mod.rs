@@ -149,6 +149,7 @@ async fn status(State(s): State<ApiState>) -> Response {
     Json(json!({
         "zones": zones,
         "geoip": s.geo.as_ref().map(|g| g.metadata_summary()),
+        "site": s.site.as_ref().map(|site| site.status()),
     }))
     .into_response()
 }
@@ -291,5 +292,14 @@ async fn set_load(
 }
 
 async fn metrics(State(s): State<ApiState>) -> Response {
-    boltz_core::local_api::metrics(s.metrics.render(&s.control.world(), &s.control.health_of()))
+    let site = s.site.clone();
+    boltz_core::local_api::metrics(s.metrics.render(
+        &s.control.world(),
+        &s.control.health_of(),
+        |e| {
+            if let Some(site) = &site {
+                site.render(e);
+            }
+        },
+    ))
 }
