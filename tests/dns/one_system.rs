@@ -120,6 +120,24 @@ fn a_site_node_drives_its_l7_and_steers_on_its_report() {
         "{metrics}"
     );
 
+    let explained = boltz_ok(
+        [
+            "explain",
+            "www.example.com",
+            "--subnet",
+            LONDON,
+            "--api",
+            &format!("http://{api}"),
+        ],
+        None,
+    );
+    let text = String::from_utf8_lossy(&explained.stdout);
+    assert!(text.contains("site fra: report up"), "{text}");
+    assert!(
+        text.contains(&format!("  l7 unix:{} in-sync", l7.sock().display())),
+        "{text}"
+    );
+
     // Its origins fail their health checks: the pool empties, the report
     // says down, and fra leaves the answers.
     let t0 = Instant::now();

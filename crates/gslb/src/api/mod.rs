@@ -202,7 +202,10 @@ async fn explain_handler(State(s): State<ApiState>, Query(q): Query<ExplainQuery
         };
     let world = s.control.world_full();
     match explain(&world, s.geo.as_deref(), name, client, subnet, family) {
-        Ok(e) => Json(e).into_response(),
+        Ok(mut e) => {
+            e.site = s.site.as_ref().map(|site| site.status());
+            Json(e).into_response()
+        }
         Err(m) => error(StatusCode::NOT_FOUND, m),
     }
 }

@@ -55,6 +55,10 @@ pub struct Explanation {
     pub drawn: Vec<String>,
     /// One row per candidate DC.
     pub datacenters: Vec<ExplainRow>,
+    /// Asked of a node that runs a site (`--datacenter`): its DC, latest
+    /// report and components (the API's `site` status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<serde_json::Value>,
 }
 
 /// Explains the answer for `name` (steered) and `client`, optionally as if
@@ -129,6 +133,7 @@ pub fn explain(
             .map(|i| zone.datacenters[i].name.clone())
             .collect(),
         datacenters: rows,
+        site: None,
     })
 }
 
@@ -212,6 +217,9 @@ impl Explanation {
                 .map_or(String::new(), |why| format!(" ({why})"));
             let _ = writeln!(o, "{} {said}{reason}", r.datacenter);
         }
+        if let Some(site) = &self.site {
+            render_site(&mut o, site);
+        }
         let answer: Vec<String> = self.answer.iter().map(|a| a.to_string()).collect();
         let _ = writeln!(
             o,
@@ -222,5 +230,39 @@ impl Explanation {
             self.ttl
         );
         o
+    }
+}
+
+/// The lines about the answering node's own site: its report and each
+/// component's reconcile state.
+fn render_site(o: &mut String, site: &serde_json::Value) {
+    use std::fmt::Write as _;
+    let str_of = |v: &serde_json::Value, k: &str| {
+        v.get(k).and_then(|x| x.as_str()).unwrap_or("-").to_string()
+    };
+    let r = &site["report"];
+    let _ = writeln!(
+        o,
+        "site {}: report {} utilisation {:.3} capacity {:.0}{}",
+        str_of(site, "datacenter"),
+        str_of(r, "health"),
+        r.get("utilisation").and_then(|x| x.as_f64()).unwrap_or(0.0),
+        r.get("capacity").and_then(|x| x.as_f64()).unwrap_or(0.0),
+        r.get("reason")
+            .and_then(|x| x.as_str())
+            .map_or(String::new(), |w| format!(" ({w})")),
+    );
+    for c in site["components"].as_array().into_iter().flatten() {
+        let error = c
+            .get("error")
+            .and_then(|x| x.as_str())
+            .map_or(String::new(), |e| format!(": {e}"));
+        let _ = writeln!(
+            o,
+            "  {} {} {}{error}",
+            str_of(c, "component"),
+            str_of(c, "endpoint"),
+            str_of(c, "state"),
+        );
     }
 }
