@@ -23,6 +23,7 @@ mod admin_api;
 mod check_cli;
 mod closed_loop;
 mod demo_data;
+mod demo_script;
 mod ecs_scope;
 mod fast_path;
 mod geo_answers;

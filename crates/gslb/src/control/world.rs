@@ -208,6 +208,9 @@ impl DcView {
         } else {
             match self.health {
                 Health::Up => DcStatus::Up,
+                // No probe has spoken, but the DC's own feed says it
+                // serves (its data plane has healthy backends).
+                Health::Unknown if self.feed_health.is_some() => DcStatus::Up,
                 Health::Unknown => DcStatus::Unknown,
                 Health::Down => DcStatus::Down,
             }
