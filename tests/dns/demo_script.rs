@@ -14,12 +14,36 @@ use crate::BOLTZ;
 
 /// python3 serves the demo's origins, curl drives its load.
 fn missing_tool() -> Option<&'static str> {
-    for t in ["python3", "curl"] {
-        if Command::new(t).arg("--version").output().is_err() {
-            return Some(t);
-        }
+    ["python3", "curl"]
+        .into_iter()
+        .find(|t| Command::new(t).arg("--version").output().is_err())
+}
+
+/// The running script; stopped (and whatever it started) when dropped,
+/// also when an assertion failed.
+struct Up {
+    child: std::process::Child,
+    script: &'static str,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Up {
+    /// SIGTERM, as Ctrl-C or a service manager would stop it.
+    fn stop(&mut self) {
+        // SAFETY: kill on a child's pid has no preconditions.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
     }
-    None
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = Command::new(self.script)
+            .arg("down")
+            .envs(self.env.iter().cloned())
+            .output();
+    }
 }
 
 #[test]
@@ -40,12 +64,16 @@ fn the_loopback_demo_runs_and_moves_answers() {
         ("DEMO_PORT", port.to_string()),
         ("DEMO_PROXY_PORT", proxy.to_string()),
     ];
-    let mut up = Command::new(script)
-        .envs(env.iter().cloned())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut up = Up {
+        child: Command::new(script)
+            .envs(env.iter().cloned())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        script,
+        env: env.to_vec(),
+    };
     let run = |args: &[&str]| {
         let out = Command::new(script)
             .args(args)
@@ -96,9 +124,7 @@ fn the_loopback_demo_runs_and_moves_answers() {
     assert!(run(&["show"]).contains("no backend takes traffic"));
 
     // SIGTERM: the script stops what it started.
-    // SAFETY: kill on a child's pid has no preconditions.
-    unsafe { libc::kill(up.id() as i32, libc::SIGTERM) };
-    let _ = up.wait();
+    up.stop();
     wait_for(
         "everything stopped",
         limit,
