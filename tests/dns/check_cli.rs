@@ -202,3 +202,15 @@ fn check_validates_the_shared_datacenters_file() {
         "{stdout}"
     );
 }
+
+/// The example site configuration in `deploy/site/` stays valid.
+#[test]
+fn the_deploy_example_site_checks() {
+    let zones = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/site/zones");
+    let out = boltz_ok(["check", zones], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("2 datacenters (2 with an inside): ok"),
+        "{text}"
+    );
+}

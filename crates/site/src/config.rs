@@ -105,6 +105,11 @@ pub(crate) struct Ctx<'a> {
     pos: Positions<'a>,
     base: &'a Path,
     diags: Vec<Diagnostic>,
+    /// The DC whose token files are read: the node's own (other sites'
+    /// tokens are not on this machine).
+    tokens_of: Option<&'a str>,
+    /// The DC being read.
+    dc: String,
 }
 
 impl Ctx<'_> {
@@ -132,7 +137,7 @@ impl Ctx<'_> {
                 Endpoint::parse(default).expect("the default endpoint parses")
             }
         };
-        if let Some(t) = token_file {
+        if let Some(t) = token_file.filter(|_| self.tokens_of == Some(self.dc.as_str())) {
             let path = self.base.join(t.get_ref());
             match std::fs::read_to_string(&path) {
                 Ok(s) if !s.trim().is_empty() => ep.set_token(s.trim().to_string()),
@@ -151,12 +156,20 @@ impl Ctx<'_> {
 }
 
 /// Every DC's inside in `file` (for `boltz check`), or every problem.
+/// Token files are not read: each is on its own site's machine.
 pub fn check_file(file: &Path) -> Result<Vec<Site>, Diagnostics> {
+    read_all(file, None)
+}
+
+/// Every DC's inside, reading the token files of DC `tokens_of`.
+fn read_all(file: &Path, tokens_of: Option<&str>) -> Result<Vec<Site>, Diagnostics> {
     let text = read(file)?;
     let mut cx = Ctx {
         pos: Positions::new(file, &text),
         base: file.parent().unwrap_or(Path::new(".")),
         diags: Vec::new(),
+        tokens_of,
+        dc: String::new(),
     };
     let sites = parse(&mut cx, &text)
         .map(|f| {
@@ -173,9 +186,10 @@ pub fn check_file(file: &Path) -> Result<Vec<Site>, Diagnostics> {
     }
 }
 
-/// DC `dc`'s inside in `file`: what `boltz serve --datacenter` runs.
+/// DC `dc`'s inside in `file`, its token files read: what `boltz serve
+/// --datacenter` runs.
 pub fn load(file: &Path, dc: &str) -> Result<Site, Diagnostics> {
-    let sites = check_file(file)?;
+    let sites = read_all(file, Some(dc))?;
     let whole = || {
         Diagnostics(vec![Diagnostic {
             file: file.to_path_buf(),
@@ -224,6 +238,7 @@ fn parse(cx: &mut Ctx<'_>, text: &str) -> Option<FileDef> {
 }
 
 fn site(cx: &mut Ctx<'_>, name: &str, def: &Spanned<DcDef>) -> Site {
+    cx.dc = name.to_string();
     let d = def.get_ref();
     let capacity = d
         .capacity

@@ -176,7 +176,9 @@ fn a_token_file_is_read_beside_the_declaration() {
         "api = \"http://127.0.0.1:5391\"\ntoken_file = \"l7.token\"",
     );
     let (d, file) = write(&text);
-    let e = check_file(&file).unwrap_err().to_string();
+    // Each site's token is on that site's machine: check does not read it.
+    check_file(&file).unwrap();
+    let e = load(&file, "fra").unwrap_err().to_string();
     assert!(
         e.contains("datacenters.fra.l7.token_file: cannot read"),
         "{e}"
