@@ -17,6 +17,7 @@ mod origin;
 #[path = "../support/wait.rs"]
 mod wait;
 
+mod l4;
 mod reconcile;
 mod report;
 
