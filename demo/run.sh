@@ -44,6 +44,31 @@ start_origin() {
     echo $! >"$RUN/$name.pid"
 }
 
+# One DC of datacenters.toml: NAME "LAT, LON" ADDRESS API-PORT.
+dc_toml() {
+    cat <<EOF
+
+[datacenters.$1]
+location = [$2]
+capacity = 300                  # requests/s
+ipv4 = ["$3"]
+load = { url = "http://127.0.0.1:$4/v1/site", interval = "1s", stale_after = "10s" }
+
+[datacenters.$1.dataplane]
+interval = "2s"
+
+[datacenters.$1.l7]
+api = "unix:$RUN/l7-$1.sock"
+
+[datacenters.$1.l7.pools.web]
+health = { path = "/", interval = "1s", timeout = "1s", rise = 1, fall = 2 }
+backends = [{ address = "127.0.0.1:$(origin_port "$1-1")" }, { address = "127.0.0.1:$(origin_port "$1-2")" }]
+
+[[datacenters.$1.l7.routes]]
+pool = "web"
+EOF
+}
+
 write_config() {
     mkdir -p "$RUN/zones"
     for dc in fra iad; do
@@ -57,47 +82,12 @@ capacity_rps = 300
 address = "$ip:$PROXY"
 EOF
     done
-    cat >"$RUN/zones/datacenters.toml" <<EOF
-# Each datacenter once, with its inside: the L7 pool and route its DNS node
-# pushes, and the feed every DNS node reads its report from.
-[datacenters.fra]
-location = [50.11, 8.68]
-capacity = 300                  # requests/s
-ipv4 = ["127.0.0.2"]
-load = { url = "http://127.0.0.1:$API_FRA/v1/site", interval = "1s", stale_after = "10s" }
-
-[datacenters.fra.dataplane]
-interval = "2s"
-
-[datacenters.fra.l7]
-api = "unix:$RUN/l7-fra.sock"
-
-[datacenters.fra.l7.pools.web]
-health = { path = "/", interval = "1s", timeout = "1s", rise = 1, fall = 2 }
-backends = [{ address = "127.0.0.1:$(origin_port fra-1)" }, { address = "127.0.0.1:$(origin_port fra-2)" }]
-
-[[datacenters.fra.l7.routes]]
-pool = "web"
-
-[datacenters.iad]
-location = [38.95, -77.45]
-capacity = 300
-ipv4 = ["127.0.0.3"]
-load = { url = "http://127.0.0.1:$API_IAD/v1/site", interval = "1s", stale_after = "10s" }
-
-[datacenters.iad.dataplane]
-interval = "2s"
-
-[datacenters.iad.l7]
-api = "unix:$RUN/l7-iad.sock"
-
-[datacenters.iad.l7.pools.web]
-health = { path = "/", interval = "1s", timeout = "1s", rise = 1, fall = 2 }
-backends = [{ address = "127.0.0.1:$(origin_port iad-1)" }, { address = "127.0.0.1:$(origin_port iad-2)" }]
-
-[[datacenters.iad.l7.routes]]
-pool = "web"
-EOF
+    {
+        echo "# Each datacenter once, with its inside: the L7 pool and route its DNS node"
+        echo "# pushes, and the feed every DNS node reads its report from."
+        dc_toml fra "50.11, 8.68" 127.0.0.2 "$API_FRA"
+        dc_toml iad "38.95, -77.45" 127.0.0.3 "$API_IAD"
+    } >"$RUN/zones/datacenters.toml"
     cat >"$RUN/zones/example.com.toml" <<EOF
 origin = "example.com."
 ttl = 300

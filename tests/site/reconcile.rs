@@ -14,6 +14,16 @@ use crate::wait::wait_for;
 
 const LIMIT: Duration = Duration::from_secs(10);
 
+/// Waits until the loop `st` says the daemon holds the declaration.
+fn in_sync(st: &boltz_site::Shared, l7: &L7) {
+    wait_for(
+        "in sync",
+        LIMIT,
+        &mut || status(st).state == SyncState::InSync,
+        || l7.log(),
+    );
+}
+
 #[test]
 fn pools_and_routes_are_pushed_and_traffic_flows() {
     let dir = tempfile::tempdir().unwrap();
@@ -21,12 +31,7 @@ fn pools_and_routes_are_pushed_and_traffic_flows() {
     let l7 = L7::start(dir.path(), None);
     let run = Running::new(dir.path(), &declaration(&l7.api(), &[&o], None));
     let st = run.reconcile();
-    wait_for(
-        "in sync",
-        LIMIT,
-        &mut || status(&st).state == SyncState::InSync,
-        || l7.log(),
-    );
+    in_sync(&st, &l7);
     let pools = l7.get("/v1/pools");
     assert_eq!(pools["pools"]["web"]["version"], 1, "{pools}");
     let routes = l7.get("/v1/routes");
@@ -66,12 +71,7 @@ fn a_daemon_that_restarted_empty_or_drifted_is_pushed_again_once() {
     let mut l7 = L7::start(dir.path(), None);
     let run = Running::new(dir.path(), &declaration(&l7.api(), &[&o], None));
     let st = run.reconcile();
-    wait_for(
-        "in sync",
-        LIMIT,
-        &mut || status(&st).state == SyncState::InSync,
-        || l7.log(),
-    );
+    in_sync(&st, &l7);
 
     // Restarted empty: the next pass (every second) pushes again.
     l7.restart();
@@ -110,12 +110,7 @@ fn a_daemon_that_restarted_empty_or_drifted_is_pushed_again_once() {
     assert_eq!(backends[0]["address"], o.addr.to_string(), "{backends}");
 
     // No push loop: in sync, the count stands still over several passes.
-    wait_for(
-        "in sync",
-        LIMIT,
-        &mut || status(&st).state == SyncState::InSync,
-        || l7.log(),
-    );
+    in_sync(&st, &l7);
     let pushes = status(&st).pushes;
     std::thread::sleep(Duration::from_millis(3500));
     let s = status(&st);

@@ -24,7 +24,7 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::config::{PoolConfig, RouteConfig};
+use super::config::{valid_pool_name, PoolConfig, RouteConfig};
 use super::control::{Control, UpdateError};
 use super::metrics::quantile_ms;
 use super::pool::Pool;
@@ -86,14 +86,6 @@ fn update_error(e: UpdateError) -> Response {
     }
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-}
-
 async fn put_pool(
     State(s): State<ApiState>,
     Path(name): Path<String>,
@@ -103,7 +95,7 @@ async fn put_pool(
     if let Some(r) = refuse(&s, &headers) {
         return r;
     }
-    if !valid_name(&name) {
+    if !valid_pool_name(&name) {
         return bad_request("name: letters, digits, '-', '_' and '.', up to 64");
     }
     let mut doc: Value = match serde_json::from_slice(&body) {

@@ -356,6 +356,16 @@ impl Config {
     }
 }
 
+/// What a pool may be named (it is a path segment of the API): letters,
+/// digits, `-`, `_` and `.`, up to 64.
+pub fn valid_pool_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 /// Problems of a route list, given which pool names exist.
 pub fn validate_routes(routes: &[RouteConfig], has_pool: impl Fn(&str) -> bool) -> Vec<String> {
     let mut e = Vec::new();

@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use super::{to_json, Ctx};
 use crate::endpoint::Endpoint;
-use boltz_l7::{validate_routes, PoolConfig, RouteConfig};
+use boltz_l7::{valid_pool_name, validate_routes, PoolConfig, RouteConfig};
 
 /// The default API of `boltz l7`.
 pub const DEFAULT_API: &str = "unix:/run/boltz-l7.sock";
@@ -60,7 +60,7 @@ pub(super) fn l7(cx: &mut Ctx<'_>, at: &str, def: &Spanned<L7Def>) -> L7Site {
     for (name, p) in &d.pools {
         let n = name.get_ref();
         let pat = format!("{at}.pools.{n}");
-        if !valid_name(n) {
+        if !valid_pool_name(n) {
             cx.err(
                 name.span(),
                 format!("{pat}: a pool name is letters, digits, '-', '_' and '.', up to 64"),
@@ -99,13 +99,4 @@ pub(super) fn l7(cx: &mut Ctx<'_>, at: &str, def: &Spanned<L7Def>) -> L7Site {
         cx.err(span, format!("{at}.{m}"));
     }
     L7Site { api, pools, routes }
-}
-
-/// What `boltz l7` accepts as a pool name.
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
