@@ -113,7 +113,10 @@ fn feed_health_down_removes_the_dc_and_says_why() {
         srv.dc("fra")["feed_health"] == "degraded"
     });
     let fra = srv.dc("fra");
-    assert_eq!(fra["status"], "unknown", "{fra}");
+    assert_eq!(
+        fra["status"], "up",
+        "no probe, and its feed says it serves: {fra}"
+    );
     assert_eq!(fra["effective_capacity"], 4000.0, "{fra}");
     assert_eq!(fra["capacity"], 1000.0, "{fra}");
     let (_, metrics) = srv.api_get("/metrics");

@@ -139,13 +139,14 @@ fn a_feed_saying_down_removes_the_dc() {
     assert_eq!(row["status"], "down");
     assert_eq!(row["usable"], false);
 
-    // The next report says up: back (probe unknown counts as up).
+    // The next report says up: back, and shown up (no probe has spoken,
+    // its own feed says it serves).
     assert_eq!(
         c.apply_report("fra", None, with_health(FeedHealth::Up, 2)),
         Ok(1)
     );
     assert!(view(&c, "fra").usable());
-    assert_eq!(view(&c, "fra").status(), DcStatus::Unknown);
+    assert_eq!(view(&c, "fra").status(), DcStatus::Up);
 }
 
 #[test]
@@ -170,7 +171,7 @@ fn a_feed_saying_degraded_shortens_the_ttl() {
         .unwrap();
     let sin = view(&c, "sin");
     assert!(sin.usable() && sin.degraded());
-    assert_eq!(sin.status(), DcStatus::Unknown);
+    assert_eq!(sin.status(), DcStatus::Up);
     let (names, ttl) = answers_near_fra(&c);
     assert_eq!(names, ["fra"]);
     assert!(ttl < 60, "ttl {ttl}");
