@@ -92,10 +92,14 @@ pub fn spawn(
         let mut failing = Failing::default();
         loop {
             let site = desired.borrow().clone();
-            let every = site.dataplane.interval;
-            publish(make(&site, &mut failing).await);
+            let ms = site.dataplane.interval.as_millis().max(1) as u64;
+            // Numbered by the interval it was made for, whatever the looks
+            // took: a slow look must not give two reports one number.
+            let seq = unix_ms().unwrap_or(0) / ms;
+            if let Some(r) = make(&site, &mut failing, seq).await {
+                publish(r);
+            }
             let now = unix_ms().unwrap_or(0);
-            let ms = every.as_millis().max(1) as u64;
             let wait = Duration::from_millis(ms - now % ms);
             if desired.has_changed().is_err() {
                 return;
@@ -105,33 +109,39 @@ pub fn spawn(
     })
 }
 
-/// One report of `site`'s data plane as it is now.
-async fn make(site: &Site, failing: &mut Failing) -> Report {
+/// One report of `site`'s data plane as it is now, or none while a
+/// component's API has failed fewer than `FALL` looks in a row (a daemon
+/// restarting: the last report stands rather than a blind one).
+async fn make(site: &Site, failing: &mut Failing, seq: u64) -> Option<Report> {
     let mut look = Look::default();
+    let mut blind = false;
     if let Some(l7) = &site.l7 {
-        match look_l7(l7, &mut look).await {
-            Ok(()) => failing.l7 = 0,
-            Err(e) => {
-                failing.l7 += 1;
-                if failing.l7 >= FALL {
-                    look.down.get_or_insert(format!("l7: {e}"));
-                }
-            }
-        }
+        let r = look_l7(l7, &mut look).await;
+        blind |= counted(r, &mut failing.l7, "l7", &mut look);
     }
     if let Some(l4) = &site.l4 {
-        match look_l4(l4, &mut look, site.l7.is_none()).await {
-            Ok(()) => failing.l4 = 0,
-            Err(e) => {
-                failing.l4 += 1;
-                if failing.l4 >= FALL {
-                    look.down.get_or_insert(format!("l4: {e}"));
-                }
+        let r = look_l4(l4, &mut look, site.l7.is_none()).await;
+        blind |= counted(r, &mut failing.l4, "l4", &mut look);
+    }
+    (!blind || look.down.is_some()).then(|| judge(site, look, seq))
+}
+
+/// Counts a component's look: a failure makes the DC down once it is the
+/// `FALL`th in a row; returns whether this look saw nothing yet.
+fn counted(r: Result<(), RequestError>, failing: &mut u32, what: &str, look: &mut Look) -> bool {
+    match r {
+        Ok(()) => {
+            *failing = 0;
+            false
+        }
+        Err(e) => {
+            *failing += 1;
+            if *failing >= FALL {
+                look.down.get_or_insert(format!("{what}: {e}"));
             }
+            true
         }
     }
-    let ms = site.dataplane.interval.as_millis().max(1) as u64;
-    judge(site, look, unix_ms().unwrap_or(0) / ms)
 }
 
 /// The report from what a look found (pure, for tests).
