@@ -41,6 +41,9 @@ pub fn load(zones: &Path, datacenter: Option<&str>) -> Result<Loaded, Diagnostic
             return Err(Diagnostics(all));
         }
     };
+    if let Some(f) = &file {
+        every_report_seen(&set, f, sites.iter().flatten())?;
+    }
     let insides = sites
         .iter()
         .flatten()
@@ -94,4 +97,43 @@ fn fed(set: &ZoneSet, file: &Path, dc: &str) -> Result<(), Diagnostics> {
              its report reaches every DNS node's prices and health through that feed"
         ),
     }]))
+}
+
+/// A DC that reports (it has an inside) must be polled at least twice per
+/// report: a node that misses a report takes different EWMA steps than the
+/// others, and its prices part from theirs.
+fn every_report_seen<'a>(
+    set: &ZoneSet,
+    file: &Path,
+    sites: impl Iterator<Item = &'a Site>,
+) -> Result<(), Diagnostics> {
+    let mut problems = Vec::new();
+    for site in sites.filter(|s| s.l4.is_some() || s.l7.is_some()) {
+        let every = site.dataplane.interval;
+        let polled = set
+            .zones
+            .iter()
+            .flat_map(|z| &z.datacenters)
+            .filter(|d| d.name == site.datacenter)
+            .filter_map(|d| d.load.as_ref().filter(|l| l.url.is_some()))
+            .map(|l| l.interval)
+            .max();
+        if let Some(poll) = polled.filter(|p| *p * 2 > every) {
+            problems.push(Diagnostic {
+                file: file.to_path_buf(),
+                line: 1,
+                col: 1,
+                message: format!(
+                    "datacenters.{dc}: load.interval ({poll:?}) must be at most half of dataplane.interval ({every:?}), \
+                     so that every DNS node sees every report and computes the same prices",
+                    dc = site.datacenter
+                ),
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Diagnostics(problems))
+    }
 }

@@ -214,3 +214,33 @@ fn the_deploy_example_site_checks() {
         "{text}"
     );
 }
+
+/// A site's feed polled less than twice per report is refused: a node that
+/// misses a report would take other EWMA steps, and its prices would part
+/// from the other nodes'.
+#[test]
+fn a_report_polled_too_slowly_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/site/zones");
+    for f in ["datacenters.toml", "example.com.toml"] {
+        let text = std::fs::read_to_string(Path::new(src).join(f)).unwrap();
+        let text = text.replace(
+            "interval = \"2s\", stale_after",
+            "interval = \"3s\", stale_after",
+        );
+        std::fs::write(dir.path().join(f), text).unwrap();
+    }
+    let out = Command::new(BOLTZ)
+        .arg("check")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(
+            "datacenters.fra: load.interval (3s) must be at most half of dataplane.interval (5s)"
+        ),
+        "{text}"
+    );
+}

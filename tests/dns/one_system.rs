@@ -29,7 +29,7 @@ fn dc(name: &str, loc: &str, ip: &str, api_port: u16, l7: &L7, origins: &[&Origi
 location = {loc}
 capacity = 100
 ipv4 = ["{ip}"]
-load = {{ url = "http://127.0.0.1:{api_port}/v1/site", interval = "200ms", stale_after = "5s" }}
+load = {{ url = "http://127.0.0.1:{api_port}/v1/site", interval = "100ms", stale_after = "5s" }}
 
 [datacenters.{name}.dataplane]
 interval = "200ms"
