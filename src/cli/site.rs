@@ -87,5 +87,6 @@ fn to_feed(r: &Report) -> FeedReport {
         reason: r.reason.clone(),
         seq: Some(r.seq),
         timestamp_unix_ms: unix_ms(),
+        recent: r.recent.clone(),
     }
 }

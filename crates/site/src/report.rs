@@ -1,6 +1,8 @@
 //! From the data plane's state to the DC's report: utilisation, effective
-//! capacity and health, made on wall-clock multiples of
-//! `dataplane.interval` so that every DNS node sees the same sequence.
+//! capacity and health, made once per `dataplane.interval`, half an
+//! interval off its wall-clock multiples (where price steps fall), and
+//! numbered, with the last few samples repeated, so that every DNS node
+//! applies the same sequence before each step.
 //!
 //! The formula (README, "One system"):
 //!
@@ -58,7 +60,13 @@ pub struct Report {
     pub reason: Option<String>,
     /// The interval's number: Unix ms / interval ms.
     pub seq: u64,
+    /// The previous reports' `(seq, utilisation)`, oldest first (up to
+    /// [`RECENT`]): a reader that missed some applies them first.
+    pub recent: Vec<(u64, f64)>,
 }
+
+/// How many earlier samples a report repeats.
+pub const RECENT: usize = 4;
 
 /// What one look at the data plane found.
 #[derive(Debug, Default)]
@@ -90,17 +98,28 @@ pub fn spawn(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut failing = Failing::default();
+        let mut recent: Vec<(u64, f64)> = Vec::new();
         loop {
             let site = desired.borrow().clone();
             let ms = site.dataplane.interval.as_millis().max(1) as u64;
             // Numbered by the interval it was made for, whatever the looks
             // took: a slow look must not give two reports one number.
             let seq = unix_ms().unwrap_or(0) / ms;
-            if let Some(r) = make(&site, &mut failing, seq).await {
+            if let Some(mut r) = make(&site, &mut failing, seq).await {
+                r.recent = recent.clone();
+                recent.push((r.seq, r.utilisation));
+                if recent.len() > RECENT {
+                    recent.remove(0);
+                }
                 publish(r);
             }
-            let now = unix_ms().unwrap_or(0);
-            let wait = Duration::from_millis(ms - now % ms);
+            // Reports are made half an interval off the wall-clock
+            // multiples the price steps fall on (load_interval is a
+            // multiple of this interval), so a report never races a step:
+            // every node has it, polling twice per interval, before the
+            // next step.
+            let next = (seq + 1) * ms + ms / 2;
+            let wait = Duration::from_millis(next.saturating_sub(unix_ms().unwrap_or(0)));
             if desired.has_changed().is_err() {
                 return;
             }
@@ -186,6 +205,7 @@ fn judge(site: &Site, look: Look, seq: u64) -> Report {
         health,
         reason,
         seq,
+        recent: Vec::new(),
     }
 }
 

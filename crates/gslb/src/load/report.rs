@@ -65,6 +65,11 @@ pub struct FeedReport {
     /// When the sample was measured (Unix milliseconds).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp_unix_ms: Option<u64>,
+    /// The producer's previous samples, `[seq, utilisation]`, oldest first:
+    /// a reader that missed some (a failed or late poll) applies them before
+    /// this one, so it takes the same EWMA steps as every other reader.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recent: Vec<(u64, f64)>,
 }
 
 /// A load document that cannot be used; the message names the field.
@@ -96,6 +101,7 @@ impl FeedReport {
             reason: None,
             seq: None,
             timestamp_unix_ms: None,
+            recent: Vec::new(),
         }
     }
 
@@ -140,6 +146,10 @@ impl FeedReport {
         } else {
             return Err(ReportError::Missing);
         };
+        let recent = match present(&doc, "recent") {
+            None => Vec::new(),
+            Some(v) => recent(v)?,
+        };
         Ok(FeedReport {
             utilisation,
             capacity,
@@ -147,6 +157,7 @@ impl FeedReport {
             reason,
             seq,
             timestamp_unix_ms,
+            recent,
         })
     }
 
@@ -292,3 +303,32 @@ fn kind(v: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests;
+
+/// `recent`: an array of `[seq, utilisation]` pairs.
+fn recent(v: &Value) -> Result<Vec<(u64, f64)>, ReportError> {
+    let bad = |reason: String| ReportError::Field {
+        field: "recent",
+        reason,
+    };
+    let Value::Array(items) = v else {
+        return Err(bad(format!(
+            "must be an array of [seq, utilisation], got {}",
+            kind(v)
+        )));
+    };
+    items
+        .iter()
+        .map(|item| match item.as_array().map(Vec::as_slice) {
+            Some([s, u]) => match (s.as_u64(), u.as_f64()) {
+                (Some(s), Some(u)) if u.is_finite() && u >= 0.0 => Ok((s, u)),
+                _ => Err(bad(format!(
+                    "each entry is [seq ≥ 0, utilisation ≥ 0], got [{s}, {u}]"
+                ))),
+            },
+            _ => Err(bad(format!(
+                "each entry is [seq, utilisation], got {}",
+                kind(item)
+            ))),
+        })
+        .collect()
+}

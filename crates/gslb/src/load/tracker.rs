@@ -12,6 +12,10 @@ use thiserror::Error;
 use super::config::LoadConfig;
 use super::report::{FeedHealth, FeedReport};
 
+/// How far below the last applied `seq` a report counts as a late answer
+/// (ignored) rather than a producer that restarted its numbering.
+const LATE: u64 = 16;
+
 /// Where a [`LoadReading`] came from, in order of precedence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -126,9 +130,17 @@ impl LoadTracker {
             self.observe_error(e.clone(), now);
             return Err(e);
         }
-        if report.seq.is_some() && report.seq == self.last_seq {
-            self.last_error = None;
-            return Ok(false);
+        if let (Some(seq), Some(last)) = (report.seq, self.last_seq) {
+            if seq <= last && last - seq <= LATE {
+                // Seen, or a little older (a late answer): no sample. Far
+                // below is a producer that restarted its numbering.
+                self.last_error = None;
+                return Ok(false);
+            }
+            // Samples missed since the last applied one, in order.
+            for &(_, u) in report.recent.iter().filter(|(s, _)| *s > last && *s < seq) {
+                self.observe(u, now);
+            }
         }
         self.observe(report.utilisation, now);
         self.last_seq = report.seq;

@@ -105,6 +105,7 @@ fn parse_reads_each_field() {
             reason: Some("pool web: 1 of 2 backends healthy".into()),
             seq: Some(123456),
             timestamp_unix_ms: Some(17),
+            recent: Vec::new(),
         }
     );
     assert_eq!(
@@ -148,6 +149,7 @@ fn round_trip_of_what_a_producer_writes() {
             reason: Some("pool web: 0 of 2 backends healthy \"quoted\" ü".into()),
             seq: Some(u64::MAX),
             timestamp_unix_ms: Some(1_735_689_600_000),
+            recent: vec![(u64::MAX - 2, 0.25), (u64::MAX - 1, 1.0 / 7.0)],
         },
         FeedReport {
             health: Some(FeedHealth::Degraded),
@@ -210,4 +212,21 @@ fn gauge_values() {
     assert_eq!(FeedHealth::Up.gauge(), 1.0);
     assert_eq!(FeedHealth::Degraded.gauge(), 0.5);
     assert_eq!(FeedHealth::Down.gauge(), 0.0);
+}
+
+#[test]
+fn recent_samples_are_read_and_checked() {
+    let r = parse_ok(r#"{"utilisation": 0.5, "seq": 9, "recent": [[7, 0.25], [8, 1.5]]}"#);
+    assert_eq!(r.recent, [(7, 0.25), (8, 1.5)]);
+    for bad in [
+        r#"{"utilisation": 0.5, "recent": 3}"#,
+        r#"{"utilisation": 0.5, "recent": [[7]]}"#,
+        r#"{"utilisation": 0.5, "recent": [[7, -1]]}"#,
+        r#"{"utilisation": 0.5, "recent": [["x", 1]]}"#,
+    ] {
+        let e = FeedReport::parse(bad.as_bytes(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`recent`"), "{bad}: {e}");
+    }
 }

@@ -189,9 +189,9 @@ fn a_repeated_seq_is_not_applied_again() {
     assert_eq!(t.observe_report(&report(0.5, None), t0, None), Ok(true));
     assert_eq!(t.observe_report(&report(1.0, None), t0, None), Ok(true));
     assert!(close(t.current(t0), reading(0.65, LoadSource::Feed)));
-    // A producer that restarts numbering is applied (only equality skips).
+    // A producer that restarts its numbering (far below) is applied.
     let mut t = LoadTracker::new(Some(&feed_cfg()));
-    t.observe_report(&report(0.5, Some(9)), t0, None).unwrap();
+    t.observe_report(&report(0.5, Some(90)), t0, None).unwrap();
     assert_eq!(t.observe_report(&report(0.5, Some(0)), t0, None), Ok(true));
 }
 
@@ -267,4 +267,33 @@ fn rejected_reports_are_kept_as_errors() {
         .unwrap_err();
     assert!(err.contains("no load feed"), "{err}");
     assert_eq!(s.facts(t0), None);
+}
+
+#[test]
+fn missed_samples_are_caught_up_from_recent_and_old_ones_ignored() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs(1);
+    let us = [0.5, 1.0, 0.25, 0.8];
+    // One node sees every report; the other misses the middle two and
+    // catches up from the last one's `recent`: the same average.
+    let mut all = LoadTracker::new(Some(&feed_cfg()));
+    for (i, u) in us.into_iter().enumerate() {
+        all.observe_report(&report(u, Some(i as u64)), t0 + s, None)
+            .unwrap();
+    }
+    let mut gaps = LoadTracker::new(Some(&feed_cfg()));
+    gaps.observe_report(&report(us[0], Some(0)), t0 + s, None)
+        .unwrap();
+    let last = FeedReport {
+        recent: vec![(0, us[0]), (1, us[1]), (2, us[2])],
+        ..report(us[3], Some(3))
+    };
+    assert_eq!(gaps.observe_report(&last, t0 + s, None), Ok(true));
+    assert_eq!(gaps.current(t0 + s), all.current(t0 + s));
+    // A late answer with an older number is no sample.
+    assert_eq!(
+        gaps.observe_report(&report(0.9, Some(2)), t0 + s, None),
+        Ok(false)
+    );
+    assert_eq!(gaps.current(t0 + s), all.current(t0 + s));
 }
