@@ -17,6 +17,8 @@ mod origin;
 #[path = "../support/wait.rs"]
 mod wait;
 
+mod e2e;
+mod netns;
 mod reconcile;
 mod report;
 
