@@ -20,7 +20,7 @@
 //! Steps: both nodes give the same answers and the VIPs serve through
 //! XDP → IP-in-IP → L7 → origin; a site whose origins die leaves the
 //! answers; overload raises its price and moves cells exactly as `boltz
-//! explain` says; restarted daemons are pushed their configuration again;
+//! explain` says, with both nodes holding the same prices; restarted daemons are pushed their configuration again;
 //! a broken zone directory is refused and the old configuration serves.
 //! Needs root and an XDP build; elsewhere it says why it skips.
 
@@ -126,7 +126,10 @@ www = { type = "steered", datacenters = ["a", "b"], ttl = 5 }
 "#;
 
 /// `datacenters.toml`: both sites and their insides; `route_pool` is the
-/// pool a's route names (a wrong one makes the file invalid).
+/// pool a's route names (a wrong one makes the file invalid). Each DNS
+/// node polls each site's report twice per report interval: polled once
+/// per interval, a node misses some of the other site's reports, and the
+/// two nodes' smoothed utilisation and prices drift apart.
 fn datacenters(route_pool: &str) -> String {
     let mut s = String::new();
     for x in &SITES {
@@ -137,7 +140,7 @@ fn datacenters(route_pool: &str) -> String {
 location = [{lat}, {lon}]
 capacity = 100
 ipv4 = ["{vip}"]
-load = {{ url = "http://{dns}:{API_PORT}/v1/site", interval = "200ms", stale_after = "5s" }}
+load = {{ url = "http://{dns}:{API_PORT}/v1/site", interval = "100ms", stale_after = "5s" }}
 
 [datacenters.{dc}.dataplane]
 interval = "200ms"
@@ -882,6 +885,32 @@ fn two_sites_end_to_end_in_namespaces() {
         }
         assert!(compared, "no quiet instant to compare answers and explain");
     }
+
+    // Both nodes hold the same prices, to the bit: they apply the same
+    // sequence of a's reports (polled twice per report interval, as the
+    // README asks) and step on the same clock boundaries. Read away from
+    // the whole seconds where steps fall, node b bracketed by two reads
+    // of node a.
+    let mut same = 0;
+    let t = Instant::now();
+    while same < 5 && t.elapsed() < Duration::from_secs(10) {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            % 1000;
+        if !(200..700).contains(&ms) {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        let (p0, p1, p0b) = (w.prices(0), w.prices(1), w.prices(0));
+        if p0 == p0b {
+            assert_eq!(p0, p1, "the two nodes' prices of (a, b)");
+            same += 1;
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    assert_eq!(same, 5, "no quiet instant to compare the nodes' prices");
 
     // 4. a's daemons restart (l4 with a fresh state file, same pins; l7
     // empty): the node pushes their configuration again, traffic resumes
