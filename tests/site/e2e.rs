@@ -20,8 +20,9 @@
 //! Steps: both nodes give the same answers and the VIPs serve through
 //! XDP → IP-in-IP → L7 → origin; a site whose origins die leaves the
 //! answers; overload raises its price and moves cells exactly as `boltz
-//! explain` says, with both nodes holding the same prices; restarted daemons are pushed their configuration again;
-//! a broken zone directory is refused and the old configuration serves.
+//! explain` says, both nodes holding the same prices (within 1 %);
+//! restarted daemons are pushed their configuration again; a broken zone
+//! directory is refused and the old configuration serves.
 //! Needs root and an XDP build; elsewhere it says why it skips.
 
 use std::io::{Read, Write};
