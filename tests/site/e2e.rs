@@ -20,7 +20,7 @@
 //! Steps: both nodes give the same answers and the VIPs serve through
 //! XDP → IP-in-IP → L7 → origin; a site whose origins die leaves the
 //! answers; overload raises its price and moves cells exactly as `boltz
-//! explain` says, both nodes holding the same prices (within 1 %);
+//! explain` says, both nodes holding the same prices (within 5 %);
 //! restarted daemons are pushed their configuration again; a broken zone
 //! directory is refused and the old configuration serves.
 //! Needs root and an XDP build; elsewhere it says why it skips.
@@ -888,7 +888,7 @@ fn two_sites_end_to_end_in_namespaces() {
         assert!(compared, "no quiet instant to compare answers and explain");
     }
 
-    // Both nodes hold the same prices, within 1 %: they apply the same
+    // Both nodes hold the same prices, within 5 %: they apply the same
     // sequence of a's reports (polled twice per report interval, as the
     // README asks) and step on the same clock boundaries. Not to the bit:
     // a report made on a step's boundary may reach one node before its
@@ -912,7 +912,7 @@ fn two_sites_end_to_end_in_namespaces() {
                 let off = (x - y).abs() / x.abs().max(y.abs()).max(1e-9);
                 worst = worst.max(off);
                 assert!(
-                    off <= 0.01,
+                    off <= 0.05,
                     "the two nodes' prices of (a, b): {p0:?} vs {p1:?}"
                 );
             }
