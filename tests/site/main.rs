@@ -17,7 +17,9 @@ mod origin;
 #[path = "../support/wait.rs"]
 mod wait;
 
+mod e2e;
 mod l4;
+mod netns;
 mod reconcile;
 mod report;
 

@@ -14,6 +14,7 @@ use super::{Control, Inner, Key};
 use crate::load::LoadSource;
 use crate::steer::{admit, step_prices, DcInput, PriceState};
 use crate::zone::Zone;
+use boltz_core::clock::unix_ms;
 
 impl Control {
     /// One step of the price loop for every zone whose load interval has
@@ -37,6 +38,7 @@ impl Control {
                 _ => next = next.min(now + interval),
             }
             inner.last_price_update.insert(zname.clone(), now);
+            settle(&mut inner, zone, now);
             let ZoneState {
                 keys,
                 inputs,
@@ -144,6 +146,24 @@ impl Control {
             at += Duration::from_millis(step);
         }
         at
+    }
+}
+
+/// Folds into each of the zone's DCs the held feed samples measured long
+/// enough before this step's wall-clock boundary (the multiple of the load
+/// interval nearest the wall clock now) that every node has them: nodes
+/// fed the same reports step on the same averages.
+fn settle(inner: &mut Inner, zone: &Zone, now: Instant) {
+    let step = zone.steering.load_interval.as_millis().max(1) as u64;
+    let Some(wall) = unix_ms() else { return };
+    let boundary = (wall + step / 2) / step * step;
+    let zname = zone.origin_str();
+    for dc in &zone.datacenters {
+        if let Some(st) = inner.dcs.get_mut(&(zname.clone(), dc.name.clone())) {
+            if st.load.settle(boundary, now) {
+                st.fresh = true;
+            }
+        }
     }
 }
 

@@ -62,8 +62,15 @@ pub struct LoadTracker {
     last_error: Option<(String, Instant)>,
     override_value: Option<f64>,
     facts: FeedFacts,
-    /// `seq` of the last applied report.
+    /// `seq` of the newest report taken (folded or pending).
     last_seq: Option<u64>,
+    /// Numbered, timestamped samples not yet in the average, oldest first:
+    /// a price step folds in exactly those measured long enough before its
+    /// boundary that every node has them ([`LoadTracker::settle`]).
+    pending: Vec<(u64, f64)>,
+    /// How long before a step's boundary a sample must have been measured
+    /// to be in that step: two polls of the feed.
+    settle_margin: Duration,
 }
 
 impl LoadTracker {
@@ -80,6 +87,8 @@ impl LoadTracker {
             override_value: None,
             facts: FeedFacts::default(),
             last_seq: None,
+            pending: Vec::new(),
+            settle_margin: Duration::ZERO,
         };
         tracker.reconfigure(cfg);
         tracker
@@ -98,21 +107,26 @@ impl LoadTracker {
             1.0
         };
         self.stale_after = cfg.stale_after();
+        self.settle_margin = cfg.interval * 2;
         self.fallback = valid(cfg.fallback).unwrap_or(0.0);
         if !self.has_feed {
             self.ewma = None;
             self.last_sample = None;
             self.facts = FeedFacts::default();
             self.last_seq = None;
+            self.pending.clear();
         }
     }
 
     /// Applies one report of the feed: the path a polled document and a
-    /// report handed over in-process share. Returns whether it was applied
-    /// (`false`: it repeats the last applied `seq`, so a node polling twice
-    /// per producer interval takes the same EWMA steps as one polling
-    /// once), or why it was rejected (also kept as the last error): too
-    /// old, a value out of range, or a DC without a feed.
+    /// report handed over in-process share. Its health, reason and capacity
+    /// apply at once. Its utilisation is folded into the average now if the
+    /// report is unnumbered or undated (`Ok(true)`: a fresh reading), else
+    /// held for the price step to [`settle`](LoadTracker::settle)
+    /// (`Ok(false)`, as for a repeated `seq`: so a node polling twice per
+    /// producer interval takes the same EWMA steps as one polling once).
+    /// Or why it was rejected (also kept as the last error): too old, a
+    /// value out of range, or a DC without a feed.
     pub fn observe_report(
         &mut self,
         report: &FeedReport,
@@ -137,19 +151,60 @@ impl LoadTracker {
                 self.last_error = None;
                 return Ok(false);
             }
-            // Samples missed since the last applied one, in order.
-            for &(_, u) in report.recent.iter().filter(|(s, _)| *s > last && *s < seq) {
-                self.observe(u, now);
-            }
         }
-        self.observe(report.utilisation, now);
-        self.last_seq = report.seq;
         self.facts = FeedFacts {
             capacity: report.capacity,
             health: report.health,
             reason: report.reason.clone(),
         };
-        Ok(true)
+        // Samples missed since the newest taken, from `recent`, in order.
+        let newest = self.last_seq;
+        let missed: Vec<f64> = report
+            .recent
+            .iter()
+            .filter(|(s, _)| newest.is_some_and(|l| *s > l) && report.seq.is_some_and(|q| *s < q))
+            .map(|(_, u)| *u)
+            .collect();
+        let (Some(seq), Some(ts)) = (report.seq, report.timestamp_unix_ms) else {
+            // Unnumbered or undated: a sample now, as feeds always were.
+            for u in missed {
+                self.observe(u, now);
+            }
+            self.observe(report.utilisation, now);
+            self.last_seq = report.seq;
+            return Ok(true);
+        };
+        // Numbered and dated: held until a price step settles it.
+        self.pending.extend(missed.into_iter().map(|u| (ts, u)));
+        self.pending.push((ts, report.utilisation));
+        self.last_seq = Some(seq);
+        self.last_sample = Some(now);
+        self.last_error = None;
+        Ok(false)
+    }
+
+    /// Folds into the average, in order, the held samples measured at
+    /// least the settle margin (two polls) before `boundary_unix_ms`, a
+    /// price step's wall-clock boundary: every node polling this feed has
+    /// them by then, so every node's step sees the same average. Returns
+    /// whether any was folded (a fresh reading for the step).
+    pub fn settle(&mut self, boundary_unix_ms: u64, now: Instant) -> bool {
+        let upto = boundary_unix_ms.saturating_sub(self.settle_margin.as_millis() as u64);
+        let n = self
+            .pending
+            .iter()
+            .take_while(|(ts, _)| *ts <= upto)
+            .count();
+        let folded: Vec<f64> = self.pending.drain(..n).map(|(_, u)| u).collect();
+        let stamp = self.last_sample;
+        for u in &folded {
+            self.observe(*u, now);
+        }
+        // Folding is not hearing from the feed: its age stays the poll's.
+        if !folded.is_empty() {
+            self.last_sample = stamp.or(self.last_sample);
+        }
+        !folded.is_empty()
     }
 
     /// Folds in one good sample. An invalid one is recorded as an error

@@ -297,3 +297,49 @@ fn missed_samples_are_caught_up_from_recent_and_old_ones_ignored() {
     );
     assert_eq!(gaps.current(t0 + s), all.current(t0 + s));
 }
+
+#[test]
+fn a_step_folds_exactly_the_samples_measured_two_polls_before_it() {
+    let t0 = Instant::now();
+    // Polled every 5 s (feed_cfg): a sample is in a step when measured at
+    // least 10 s before its boundary.
+    let dated = |u: f64, seq: u64, ts: u64| FeedReport {
+        timestamp_unix_ms: Some(ts),
+        ..report(u, Some(seq))
+    };
+    // Node a gets each report at once, node b a poll later (and misses
+    // the one at 12 s, caught up from `recent`).
+    let mut a = LoadTracker::new(Some(&feed_cfg()));
+    let mut b = LoadTracker::new(Some(&feed_cfg()));
+    let reports = [
+        (0.5, 1, 2_000),
+        (1.0, 2, 7_000),
+        (0.25, 3, 12_000),
+        (0.8, 4, 17_000),
+    ];
+    for &(u, seq, ts) in &reports {
+        assert_eq!(
+            a.observe_report(&dated(u, seq, ts), t0, None),
+            Ok(false),
+            "held"
+        );
+    }
+    let mut last = dated(0.8, 4, 17_000);
+    last.recent = vec![(2, 1.0), (3, 0.25)];
+    b.observe_report(&dated(0.5, 1, 2_000), t0, None).unwrap();
+    b.observe_report(&dated(1.0, 2, 7_000), t0, None).unwrap();
+    b.observe_report(&last, t0, None).unwrap();
+    // Nothing is in the average before a step (the fallback stands).
+    assert_eq!(a.current(t0).utilisation, 0.2);
+    // The step at 20 s takes the samples of 2 s and 7 s, not 12 s or 17 s.
+    assert!(a.settle(20_000, t0) && b.settle(20_000, t0));
+    assert_eq!(a.current(t0), b.current(t0));
+    assert!(close(a.current(t0), reading(0.65, LoadSource::Feed)));
+    // The step at 30 s takes the rest, in order, on both alike.
+    assert!(a.settle(30_000, t0) && b.settle(30_000, t0));
+    assert_eq!(
+        a.current(t0).utilisation.to_bits(),
+        b.current(t0).utilisation.to_bits()
+    );
+    assert!(!a.settle(40_000, t0), "nothing left: no fresh reading");
+}
