@@ -3,108 +3,56 @@
 //! adopted as they are after the daemon restarts with its state, pushed
 //! back after a change by hand, deleted once no longer declared.
 
-use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use boltz_site::SyncState;
 
 use crate::api::http_over;
 use crate::harness::{status, Running};
+use crate::netns::{missing, Daemon, Lan};
 use crate::wait::wait_for;
-use crate::BOLTZ;
 
 const LIMIT: Duration = Duration::from_secs(15);
 
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Why this machine cannot run the test, if it cannot.
-fn cannot() -> Option<&'static str> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root for a network namespace and XDP");
-    }
-    if !boltz_l4::dataplane::available() {
-        return Some(
-            "this build has no XDP programs (clang and libbpf-dev were missing at build time)",
-        );
-    }
-    None
-}
-
-/// A namespace with a veth pair, a bpffs of its own and `boltz l4` on one
-/// end, its API on a Unix socket.
+/// One host on a LAN of its own running `boltz l4` (generic XDP on its
+/// `eth0`), its API on a Unix socket.
 struct L4 {
-    ns: String,
-    dir: tempfile::TempDir,
-    daemon: Option<Child>,
+    lan: Lan,
+    daemon: Option<Daemon>,
 }
 
 impl L4 {
     fn new() -> L4 {
-        let l4 = L4 {
-            ns: format!("bzsite{}", std::process::id() % 100_000),
-            dir: tempfile::tempdir().unwrap(),
-            daemon: None,
-        };
-        sh(&["ip", "netns", "add", &l4.ns]);
-        let ex = |args: &[&str]| {
-            let mut all = vec!["ip", "netns", "exec", &l4.ns];
-            all.extend_from_slice(args);
-            sh(&all);
-        };
-        ex(&[
-            "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth1",
-        ]);
-        ex(&["ip", "addr", "add", "10.98.0.2/24", "dev", "eth0"]);
-        for i in ["eth0", "eth1", "lo"] {
-            ex(&["ip", "link", "set", i, "up"]);
-        }
-        std::fs::create_dir_all(l4.bpffs()).unwrap();
-        sh(&["mount", "-t", "bpf", "bpf", l4.bpffs().to_str().unwrap()]);
-        l4
-    }
-
-    fn bpffs(&self) -> PathBuf {
-        self.dir.path().join("bpf")
+        let mut lan = Lan::new("bzl4r");
+        lan.host("l4", "10.98.0.2");
+        L4 { lan, daemon: None }
     }
 
     fn sock(&self) -> PathBuf {
-        self.dir.path().join("l4.sock")
+        self.lan.dir.path().join("l4.sock")
     }
 
     fn start(&mut self) {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.ns, BOLTZ, "l4", "--iface", "eth0"])
-            .args(["--mode", "generic", "--keep-sysctls"])
-            .arg("--api")
-            .arg(format!("unix:{}", self.sock().display()))
-            .arg("--bpffs")
-            .arg(self.bpffs().join("lb"))
-            .arg("--state")
-            .arg(self.dir.path().join("state.json"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut out = child.stdout.take().unwrap();
-        let mut buf = [0u8; 256];
-        let n = out.read(&mut buf).unwrap();
-        assert!(
-            String::from_utf8_lossy(&buf[..n]).starts_with("ready"),
-            "boltz l4 did not start"
-        );
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-        self.daemon = Some(child);
+        let api = format!("unix:{}", self.sock().display());
+        let pins = self.lan.bpffs().join("lb");
+        let state = self.lan.dir.path().join("state.json");
+        let args = [
+            "l4",
+            "--iface",
+            "eth0",
+            "--mode",
+            "generic",
+            "--keep-sysctls",
+            "--api",
+            &api,
+            "--bpffs",
+            pins.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ];
+        self.daemon = Some(self.lan.start("l4", "boltz l4", &args, "ready"));
         wait_for(
             "the l4 API",
             LIMIT,
@@ -114,9 +62,8 @@ impl L4 {
     }
 
     fn kill(&mut self) {
-        if let Some(mut c) = self.daemon.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(mut d) = self.daemon.take() {
+            d.kill();
         }
     }
 
@@ -152,18 +99,6 @@ impl L4 {
     }
 }
 
-impl Drop for L4 {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = Command::new("ip")
-            .args(["netns", "exec", &self.ns, BOLTZ, "l4", "down", "--bpffs"])
-            .arg(self.bpffs().join("lb"))
-            .output();
-        let _ = Command::new("umount").arg(self.bpffs()).status();
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-    }
-}
-
 /// `datacenters.toml` of DC `fra` whose L4 at `sock` has these services.
 fn declaration(sock: &str, services: &[(&str, &[&str])]) -> String {
     let mut t = format!(
@@ -185,7 +120,7 @@ fn declaration(sock: &str, services: &[(&str, &[&str])]) -> String {
 
 #[test]
 fn services_are_pushed_adopted_after_a_restart_restored_and_removed() {
-    if let Some(why) = cannot() {
+    if let Some(why) = missing() {
         eprintln!("skipped: {why}");
         return;
     }
@@ -196,7 +131,7 @@ fn services_are_pushed_adopted_after_a_restart_restored_and_removed() {
         ("tcp:10.98.1.100:80", &["10.98.0.11", "10.98.0.12"]),
         ("udp:10.98.1.100:53", &["10.98.0.11"]),
     ];
-    let run = Running::new(l4.dir.path(), &declaration(&sock, &both));
+    let run = Running::new(l4.lan.dir.path(), &declaration(&sock, &both));
     let _g = run.rt.enter();
     let st = boltz_site::spawn_reconcile(boltz_site::Kind::L4, run.desired.subscribe());
     wait_for(
