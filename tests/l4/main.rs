@@ -7,6 +7,11 @@
 mod api;
 #[path = "../support/exposition.rs"]
 mod exposition;
+#[path = "../support/netns.rs"]
+mod lan;
 
 mod netns;
 mod program;
+
+/// The binary under test.
+const BOLTZ: &str = env!("CARGO_BIN_EXE_boltz");

@@ -7,190 +7,76 @@
 //! removed at the end, also when an assertion fails. Needs root, `ip` and an
 //! XDP build; elsewhere the test says why it skips.
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use boltz_l4::{abi, parse_spec, Vip};
 
+use crate::lan::{in_ns, missing, Daemon, Lan};
+
 const VIP: &str = "10.77.1.100";
 const LB: &str = "10.77.0.2";
 const CLIENT: &str = "10.77.0.10";
 const BACKENDS: [&str; 3] = ["10.77.0.11", "10.77.0.12", "10.77.0.13"];
 
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn ns_exec(ns: &str, args: &[&str]) {
-    let mut all = vec!["ip", "netns", "exec", ns];
-    all.extend_from_slice(args);
-    sh(&all);
-}
-
-/// Everything the test creates; dropping it removes all of it.
+/// Everything the test creates; dropping it removes all of it (the daemon
+/// first, then the namespaces and the bpffs).
 struct World {
-    prefix: String,
-    dir: tempfile::TempDir,
-    daemon: Option<Child>,
-    mounted: bool,
+    daemon: Option<Daemon>,
+    lan: Lan,
 }
 
 impl World {
-    fn ns(&self, n: &str) -> String {
-        format!("{}{n}", self.prefix)
-    }
-    fn bpffs(&self) -> PathBuf {
-        self.dir.path().join("bpf")
-    }
     fn sock(&self) -> PathBuf {
-        self.dir.path().join("l4.sock")
+        self.lan.dir.path().join("l4.sock")
     }
 
     fn build() -> World {
-        let mut w = World {
-            prefix: format!("bz{}", std::process::id() % 100_000),
-            dir: tempfile::tempdir().unwrap(),
-            daemon: None,
-            mounted: false,
-        };
-        let sw = w.ns("s");
-        sh(&["ip", "netns", "add", &sw]);
-        ns_exec(&sw, &["ip", "link", "add", "br0", "type", "bridge"]);
-        ns_exec(&sw, &["ip", "link", "set", "br0", "up"]);
-        let nodes: Vec<(String, &str)> = [("c", CLIENT), ("l", LB)]
-            .into_iter()
-            .chain(["b1", "b2", "b3"].into_iter().zip(BACKENDS))
-            .map(|(n, a)| (n.to_string(), a))
-            .collect();
-        for (n, addr) in &nodes {
-            let ns = w.ns(n);
-            sh(&["ip", "netns", "add", &ns]);
-            let peer = format!("p{n}");
-            sh(&[
-                "ip", "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &peer,
-                "netns", &sw,
-            ]);
-            ns_exec(&sw, &["ip", "link", "set", &peer, "master", "br0", "up"]);
-            ns_exec(
-                &ns,
-                &["ip", "addr", "add", &format!("{addr}/24"), "dev", "eth0"],
-            );
-            ns_exec(&ns, &["ip", "link", "set", "eth0", "up"]);
-            ns_exec(&ns, &["ip", "link", "set", "lo", "up"]);
-            // Generic XDP sees checksum-offloaded packets with partial sums.
-            ns_exec(&ns, &["ethtool", "-K", "eth0", "tx", "off"]);
+        let mut lan = Lan::new("bz");
+        lan.host("c", CLIENT);
+        lan.host("l", LB);
+        for (b, addr) in ["b1", "b2", "b3"].into_iter().zip(BACKENDS) {
+            lan.host(b, addr);
+            lan.decap_backend(b, VIP);
         }
-        ns_exec(
-            &w.ns("c"),
+        lan.exec(
+            &lan.ns("c"),
             &["ip", "route", "add", &format!("{VIP}/32"), "via", LB],
         );
-        for b in ["b1", "b2", "b3"] {
-            let ns = w.ns(b);
-            ns_exec(
-                &ns,
-                &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"],
-            );
-            ns_exec(
-                &ns,
-                &[
-                    "sysctl",
-                    "-qw",
-                    "net.ipv4.conf.all.rp_filter=0",
-                    "net.ipv4.conf.eth0.rp_filter=0",
-                ],
-            );
-            let dir = w.bpffs().join(format!("decap-{b}"));
-            w.mount_bpffs();
-            let bin = env!("CARGO_BIN_EXE_boltz");
-            ns_exec(
-                &ns,
-                &[
-                    bin,
-                    "l4",
-                    "decap",
-                    "--iface",
-                    "eth0",
-                    "--mode",
-                    "generic",
-                    "--bpffs",
-                    dir.to_str().unwrap(),
-                ],
-            );
-        }
-        w
-    }
-
-    fn mount_bpffs(&mut self) {
-        if !self.mounted {
-            std::fs::create_dir_all(self.bpffs()).unwrap();
-            // Mounted here, in the test's mount namespace, so the pins
-            // outlive any `ip netns exec` process (and a daemon restart).
-            sh(&["mount", "-t", "bpf", "bpf", self.bpffs().to_str().unwrap()]);
-            self.mounted = true;
-        }
+        World { daemon: None, lan }
     }
 
     fn start_daemon(&mut self) {
-        let bin = env!("CARGO_BIN_EXE_boltz");
         let api = format!("unix:{}", self.sock().display());
-        let pins = self.bpffs().join("lb");
-        let state = self.dir.path().join("state.json");
-        let mut child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns("l"),
-                bin,
-                "l4",
-                "--iface",
-                "eth0",
-                "--mode",
-                "generic",
-            ])
-            .args([
-                "--api",
-                &api,
-                "--bpffs",
-                pins.to_str().unwrap(),
-                "--state",
-                state.to_str().unwrap(),
-            ])
-            .args(["--flood-limit", "0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut out = child.stdout.take().unwrap();
-        let mut buf = [0u8; 256];
-        let n = out.read(&mut buf).unwrap();
-        assert!(
-            String::from_utf8_lossy(&buf[..n]).starts_with("ready"),
-            "daemon did not start"
-        );
-        self.daemon = Some(child);
+        let pins = self.lan.bpffs().join("lb");
+        let state = self.lan.dir.path().join("state.json");
+        let args = [
+            "l4",
+            "--iface",
+            "eth0",
+            "--mode",
+            "generic",
+            "--api",
+            &api,
+            "--bpffs",
+            pins.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--flood-limit",
+            "0",
+        ];
+        self.daemon = Some(self.lan.start("l", "boltz l4", &args, "ready"));
     }
 
     fn kill_daemon(&mut self) {
-        if let Some(mut c) = self.daemon.take() {
-            // SIGKILL: the hardest stop; the pinned link must keep forwarding.
-            let _ = c.kill();
-            let _ = c.wait();
+        // SIGKILL: the hardest stop; the pinned link must keep forwarding.
+        if let Some(mut d) = self.daemon.take() {
+            d.kill();
         }
     }
 
@@ -202,44 +88,24 @@ impl World {
 
     fn put(&self, vip: &str, body: &str) {
         let (code, text) = self.http("PUT", &format!("/v1/services/{vip}"), body);
-        assert_eq!(code, 200, "PUT {vip}: {text}");
+        let log = self
+            .daemon
+            .as_ref()
+            .map(|d| format!("{}: {}", d.name, d.log()));
+        assert_eq!(code, 200, "PUT {vip}: {text}\n{log:?}");
     }
-}
 
-impl Drop for World {
-    fn drop(&mut self) {
-        self.kill_daemon();
-        for n in ["c", "l", "b1", "b2", "b3", "s"] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &self.ns(n)])
-                .status();
-        }
-        if self.mounted {
-            let _ = Command::new("umount").arg(self.bpffs()).status();
-        }
+    /// Runs `f` on a thread in host `n`'s namespace.
+    fn in_ns<T: Send + 'static>(&self, n: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        in_ns(&self.lan.ns_path(n), f)
     }
-}
-
-/// Runs `f` on a thread that entered network namespace `ns`; sockets it
-/// creates belong to that namespace wherever they are used later.
-fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = File::open(&path).unwrap();
-        // SAFETY: a valid namespace fd; setns affects only this thread.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .unwrap()
 }
 
 /// UDP and TCP servers on the VIP inside each backend namespace; each
 /// answers with its backend number.
 fn start_servers(w: &World, stop: &Arc<AtomicBool>) {
     for (i, b) in ["b1", "b2", "b3"].into_iter().enumerate() {
-        let (udp, tcp) = in_ns(&w.ns(b), || {
+        let (udp, tcp) = w.in_ns(b, || {
             (
                 UdpSocket::bind((VIP, 5000)).unwrap(),
                 TcpListener::bind((VIP, 6000)).unwrap(),
@@ -313,32 +179,13 @@ fn udp_ask(sock: &UdpSocket) -> Option<u8> {
     }
 }
 
-fn have_tools() -> Option<&'static str> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root for namespaces and XDP");
-    }
-    if !boltz_l4::dataplane::available() {
-        return Some(
-            "this build has no XDP programs (clang and libbpf-dev were missing at build time)",
-        );
-    }
-    for t in ["ip", "ethtool"] {
-        if Command::new(t).arg("-V").output().is_err() {
-            return Some("needs iproute2 and ethtool");
-        }
-    }
-    None
-}
-
 #[test]
 fn balancer_in_namespaces() {
-    if let Some(why) = have_tools() {
+    if let Some(why) = missing() {
         eprintln!("skipped: {why}");
         return;
     }
     let mut w = World::build();
-    w.mount_bpffs();
     w.start_daemon();
     let stop = Arc::new(AtomicBool::new(false));
     start_servers(&w, &stop);
@@ -350,8 +197,7 @@ fn balancer_in_namespaces() {
     w.put(&tcp_vip, &v1);
 
     // 1. UDP: 300 flows (source ports) land where the table says.
-    let client_ns = w.ns("c");
-    let socks: Vec<UdpSocket> = in_ns(&client_ns, || {
+    let socks: Vec<UdpSocket> = w.in_ns("c", || {
         (0..300)
             .map(|_| UdpSocket::bind((CLIENT, 0)).unwrap())
             .collect()
@@ -378,26 +224,27 @@ fn balancer_in_namespaces() {
     assert!(split.iter().all(|&n| n > 60), "UDP split {split:?}");
 
     // 2. TCP: 60 connections, each on its predicted backend, kept open.
-    let mut conns: Vec<(TcpStream, u8)> = in_ns(&client_ns, || {
-        (0..60)
-            .map(|_| TcpStream::connect((VIP, 6000)).unwrap())
-            .collect::<Vec<_>>()
-    })
-    .into_iter()
-    .map(|mut c| {
-        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let got = tcp_ask(&mut c).expect("a TCP answer");
-        let want = predicted(
-            &tcp_vip,
-            &v1,
-            c.local_addr().unwrap(),
-            6000,
-            abi::IPPROTO_TCP,
-        );
-        assert_eq!(got, want, "TCP connection from {}", c.local_addr().unwrap());
-        (c, got)
-    })
-    .collect();
+    let mut conns: Vec<(TcpStream, u8)> = w
+        .in_ns("c", || {
+            (0..60)
+                .map(|_| TcpStream::connect((VIP, 6000)).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .map(|mut c| {
+            c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let got = tcp_ask(&mut c).expect("a TCP answer");
+            let want = predicted(
+                &tcp_vip,
+                &v1,
+                c.local_addr().unwrap(),
+                6000,
+                abi::IPPROTO_TCP,
+            );
+            assert_eq!(got, want, "TCP connection from {}", c.local_addr().unwrap());
+            (c, got)
+        })
+        .collect();
 
     // 3. Reweight 1:1:1 -> 5:1:1 (and drain backend 3): established
     // connections keep their backend, new ones avoid the drained one.
@@ -409,7 +256,7 @@ fn balancer_in_namespaces() {
         let got = tcp_ask(c).expect("an established connection survives the reweight");
         assert_eq!(got, *was);
     }
-    let fresh: Vec<u8> = in_ns(&client_ns, || {
+    let fresh: Vec<u8> = w.in_ns("c", || {
         (0..60)
             .map(|_| tcp_ask(&mut TcpStream::connect((VIP, 6000)).unwrap()).unwrap())
             .collect()
@@ -424,7 +271,7 @@ fn balancer_in_namespaces() {
     let lost = Arc::new(AtomicU64::new(0));
     let run = Arc::new(AtomicBool::new(true));
     let traffic = {
-        let socks: Vec<UdpSocket> = in_ns(&client_ns, || {
+        let socks: Vec<UdpSocket> = w.in_ns("c", || {
             (0..64)
                 .map(|_| UdpSocket::bind((CLIENT, 0)).unwrap())
                 .collect()

@@ -225,35 +225,7 @@ impl World {
                 &["ip", "route", "add", x.vip_net, "via", x.l4],
             );
             // The L7 node holds the VIP and answers the client directly.
-            let w = lan.ns(&ns_of(i, "w"));
-            lan.exec(
-                &w,
-                &["ip", "addr", "add", &format!("{}/32", x.vip), "dev", "lo"],
-            );
-            lan.exec(
-                &w,
-                &[
-                    "sysctl",
-                    "-qw",
-                    "net.ipv4.conf.all.rp_filter=0",
-                    "net.ipv4.conf.eth0.rp_filter=0",
-                ],
-            );
-            let pins = lan.bpffs().join(format!("decap-{}", x.dc));
-            lan.exec(
-                &w,
-                &[
-                    crate::BOLTZ,
-                    "l4",
-                    "decap",
-                    "--iface",
-                    "eth0",
-                    "--mode",
-                    "generic",
-                    "--bpffs",
-                    pins.to_str().unwrap(),
-                ],
-            );
+            lan.decap_backend(&ns_of(i, "w"), x.vip);
         }
         let dir = lan.dir.path().to_path_buf();
         let zones = dir.join("zones");

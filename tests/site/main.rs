@@ -19,6 +19,7 @@ mod wait;
 
 mod e2e;
 mod l4;
+#[path = "../support/netns.rs"]
 mod netns;
 mod reconcile;
 mod report;

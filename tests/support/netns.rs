@@ -1,7 +1,8 @@
-//! Network namespaces for the end-to-end test: a switch namespace with a
-//! bridge, one namespace per host plugged into it by a veth (`eth0` inside),
-//! a bpffs of the test's own for the XDP pins, and daemons started inside
-//! the namespaces with their output kept. Dropping the `Lan` kills every
+//! Network namespaces for the XDP tests (`boltz l4` alone, and the site
+//! end to end): a switch namespace with a bridge, one namespace per host
+//! plugged into it by a veth (`eth0` inside), a bpffs of the test's own for
+//! the XDP pins, backends that decapsulate, and daemons started inside the
+//! namespaces with their output kept. Dropping the `Lan` kills every
 //! daemon it started (by its own handle), deletes every namespace it made
 //! and unmounts the bpffs, also when the test panics.
 
@@ -138,6 +139,34 @@ impl Lan {
         self.exec(&ns, &["ip", "link", "set", "eth0", "up"]);
         self.exec(&ns, &["ip", "link", "set", "lo", "up"]);
         self.exec(&ns, &["ethtool", "-K", "eth0", "tx", "off"]);
+    }
+
+    /// Host `n` as a DSR backend of `vip`: the VIP on its loopback,
+    /// reverse-path filtering off, and `boltz l4 decap` on its `eth0` (the
+    /// kernel here has no ipip module), its pins under `decap-N`.
+    pub fn decap_backend(&self, n: &str, vip: &str) {
+        let ns = self.ns(n);
+        self.exec(
+            &ns,
+            &["ip", "addr", "add", &format!("{vip}/32"), "dev", "lo"],
+        );
+        self.exec(
+            &ns,
+            &[
+                "sysctl",
+                "-qw",
+                "net.ipv4.conf.all.rp_filter=0",
+                "net.ipv4.conf.eth0.rp_filter=0",
+            ],
+        );
+        let pins = self.bpffs().join(format!("decap-{n}"));
+        let args = [
+            "l4", "decap", "--iface", "eth0", "--mode", "generic", "--bpffs",
+        ];
+        let mut all = vec![crate::BOLTZ];
+        all.extend_from_slice(&args);
+        all.push(pins.to_str().unwrap());
+        self.exec(&ns, &all);
     }
 
     /// Starts `boltz ARGS` in host `n`'s namespace and waits until its
