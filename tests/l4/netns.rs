@@ -53,24 +53,8 @@ impl World {
 
     fn start_daemon(&mut self) {
         let api = format!("unix:{}", self.sock().display());
-        let pins = self.lan.bpffs().join("lb");
         let state = self.lan.dir.path().join("state.json");
-        let args = [
-            "l4",
-            "--iface",
-            "eth0",
-            "--mode",
-            "generic",
-            "--api",
-            &api,
-            "--bpffs",
-            pins.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-            "--flood-limit",
-            "0",
-        ];
-        self.daemon = Some(self.lan.start("l", "boltz l4", &args, "ready"));
+        self.daemon = Some(self.lan.l4("l", &api, &state, &["--flood-limit", "0"]));
     }
 
     fn kill_daemon(&mut self) {

@@ -318,28 +318,16 @@ impl World {
         let x = &SITES[site];
         let api = format!("{}:{L4_PORT}", x.l4);
         let token = self.zones().join("token");
-        let pins = self.lan.bpffs().join(format!("l4-{}", x.dc));
-        self.lan.start(
+        self.lan.l4(
             &ns_of(site, "l"),
-            &format!("l4 {}", x.dc),
+            &api,
+            &self.l4_state[site],
             &[
-                "l4",
-                "--iface",
-                "eth0",
-                "--mode",
-                "generic",
-                "--api",
-                &api,
                 "--api-token-file",
                 token.to_str().unwrap(),
-                "--bpffs",
-                pins.to_str().unwrap(),
-                "--state",
-                self.l4_state[site].to_str().unwrap(),
                 "--flood-limit",
                 "0",
             ],
-            "ready",
         )
     }
 

@@ -36,23 +36,8 @@ impl L4 {
 
     fn start(&mut self) {
         let api = format!("unix:{}", self.sock().display());
-        let pins = self.lan.bpffs().join("lb");
         let state = self.lan.dir.path().join("state.json");
-        let args = [
-            "l4",
-            "--iface",
-            "eth0",
-            "--mode",
-            "generic",
-            "--keep-sysctls",
-            "--api",
-            &api,
-            "--bpffs",
-            pins.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-        ];
-        self.daemon = Some(self.lan.start("l4", "boltz l4", &args, "ready"));
+        self.daemon = Some(self.lan.l4("l4", &api, &state, &["--keep-sysctls"]));
         wait_for(
             "the l4 API",
             LIMIT,

@@ -169,6 +169,18 @@ impl Lan {
         self.exec(&ns, &all);
     }
 
+    /// Starts `boltz l4` (generic XDP on `eth0`) in host `n`'s namespace
+    /// with its API on `api`, its pins under `l4-N` of the bpffs, its state
+    /// in `state` and `extra` arguments.
+    pub fn l4(&self, n: &str, api: &str, state: &Path, extra: &[&str]) -> Daemon {
+        let pins = self.bpffs().join(format!("l4-{n}"));
+        let mut args = vec!["l4", "--iface", "eth0", "--mode", "generic", "--api", api];
+        args.extend_from_slice(&["--bpffs", pins.to_str().unwrap()]);
+        args.extend_from_slice(&["--state", state.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        self.start(n, &format!("boltz l4 on {n}"), &args, "ready")
+    }
+
     /// Starts `boltz ARGS` in host `n`'s namespace and waits until its
     /// stdout has printed a line starting with `ready_line`.
     pub fn start(&self, n: &str, name: &str, args: &[&str], ready_line: &str) -> Daemon {
