@@ -3,13 +3,14 @@
 //! gets an address the proxy answers on, stopping a DC's origins moves its
 //! clients to the other DC, and SIGTERM stops everything it started.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use hickory_proto::rr::RecordType;
 
 use crate::harness::{addrs, http, udp_query, wait_for, Q};
 use crate::l7_process::free_port;
+use crate::script::Script;
 use crate::BOLTZ;
 
 /// python3 serves the demo's origins, curl drives its load.
@@ -17,33 +18,6 @@ fn missing_tool() -> Option<&'static str> {
     ["python3", "curl"]
         .into_iter()
         .find(|t| Command::new(t).arg("--version").output().is_err())
-}
-
-/// The running script; stopped (and whatever it started) when dropped,
-/// also when an assertion failed.
-struct Up {
-    child: std::process::Child,
-    script: &'static str,
-    env: Vec<(&'static str, String)>,
-}
-
-impl Up {
-    /// SIGTERM, as Ctrl-C or a service manager would stop it.
-    fn stop(&mut self) {
-        // SAFETY: kill on a child's pid has no preconditions.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = Command::new(self.script)
-            .arg("down")
-            .envs(self.env.iter().cloned())
-            .output();
-    }
 }
 
 #[test]
@@ -57,32 +31,14 @@ fn the_loopback_demo_runs_and_moves_answers() {
     // PORT+1, APIs on PORT+27/28, origins from PORT+3800).
     let port = 20000 + (std::process::id() % 2000) as u16 * 2;
     let proxy = free_port();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/demo/run.sh");
     let env = [
         ("BOLTZ", BOLTZ.to_string()),
         ("DEMO_DIR", dir.path().display().to_string()),
         ("DEMO_PORT", port.to_string()),
         ("DEMO_PROXY_PORT", proxy.to_string()),
     ];
-    let mut up = Up {
-        child: Command::new(script)
-            .envs(env.iter().cloned())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        script,
-        env: env.to_vec(),
-    };
-    let run = |args: &[&str]| {
-        let out = Command::new(script)
-            .args(args)
-            .envs(env.iter().cloned())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let mut up = Script::start("run.sh", &env);
+    let run = |args: &[&str]| up.run(args);
     let dns = format!("127.0.0.1:{port}").parse().unwrap();
     let london = || {
         udp_query(

@@ -16,6 +16,8 @@ mod l7_process;
     reason = "the origin is shared with the L7 tests, which use every knob of it; these use a few"
 )]
 mod origin;
+#[path = "../support/script.rs"]
+mod script;
 #[path = "../support/wait.rs"]
 mod wait;
 
