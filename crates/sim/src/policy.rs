@@ -24,16 +24,20 @@ pub enum Policy {
     /// No controller: the decentralised agent model (`agents`), DCs that
     /// delegate, pull and shut down on their own.
     Agents,
+    /// The zone as written, but its DCs' feeds carry no demand map: the
+    /// `balance` controller gropes by per-DC Newton steps.
+    Newton,
 }
 
 impl Policy {
     /// Every policy, in table order.
-    pub const ALL: [Policy; 6] = [
+    pub const ALL: [Policy; 7] = [
         Policy::Nearest,
         Policy::FixedT,
         Policy::Step,
         Policy::StepCold,
         Policy::Agents,
+        Policy::Newton,
         Policy::Zone,
     ];
 
@@ -46,7 +50,13 @@ impl Policy {
             Policy::FixedT => "fixed-t0.1",
             Policy::Nearest => "nearest",
             Policy::Agents => "agents",
+            Policy::Newton => "newton",
         }
+    }
+
+    /// Whether the DCs' feeds carry where their demand comes from.
+    pub fn maps_demand(self) -> bool {
+        self != Policy::Newton
     }
 
     /// The policy of a name.
@@ -60,7 +70,7 @@ impl Policy {
         match self {
             // Agents do not use the zone's steering (the run asks the
             // agent model instead of the decision).
-            Policy::Zone | Policy::Agents => &[],
+            Policy::Zone | Policy::Agents | Policy::Newton => &[],
             Policy::Step => &[
                 ("controller", Str("step")),
                 ("temperature", Str("utilisation")),
@@ -111,6 +121,22 @@ pub fn zone_for(file: &Path, text: &str, policy: Policy, ttl: u32) -> Result<Zon
                 Setting::Num(x) => toml::Value::Float(x),
             };
             t.insert((*k).into(), v);
+        }
+    }
+    // Every DC reports through a feed, as a site's DNS node does: the run
+    // hands each interval's report over in-process (no polling), so the
+    // URL is never fetched. Unsmoothed, so a report is the interval's
+    // load. A DC with its own feed keeps its settings.
+    if let Some(toml::Value::Table(dcs)) = doc.get_mut("datacenters") {
+        for (_, dc) in dcs.iter_mut() {
+            if let toml::Value::Table(dc) = dc {
+                dc.entry("load").or_insert_with(|| {
+                    let mut feed = toml::Table::new();
+                    feed.insert("url".into(), "http://simulated.invalid/v1/site".into());
+                    feed.insert("smoothing".into(), toml::Value::Float(1.0));
+                    toml::Value::Table(feed)
+                });
+            }
         }
     }
     if let Some(toml::Value::Table(records)) = doc.get_mut("records") {

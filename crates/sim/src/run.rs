@@ -4,11 +4,11 @@
 //! utilisation is fed back exactly as `PUT /v1/datacenters/{dc}/load`
 //! does, and the server's own price tick runs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use boltz_gslb::{decide, Control, Family};
+use boltz_gslb::{decide, Control, Family, FeedReport};
 use boltz_steer::{LatLon, UnitVec};
 
 use crate::agents::Agents;
@@ -150,6 +150,7 @@ pub fn run(
         _ => Assign::Decide,
     };
     let steered = matches!(assign, Assign::Decide);
+    let map_demand = policy.maps_demand();
     // Each client's demand in the last interval (what the agents know).
     let mut last_q = vec![0.0; clients.len()];
 
@@ -193,6 +194,10 @@ pub fn run(
         let demand_of = |k: usize| clients[k].weight * per_weight * crowd[k] * diurnal;
         answers.clear();
         let mut demand = vec![0.0; names.len()];
+        // Per DC, its demand by client location (a site's map of where its
+        // requests come from).
+        let mut cells: Vec<BTreeMap<(u64, u64), (f64, f64, f64)>> =
+            vec![BTreeMap::new(); names.len()];
         let (mut total, mut km, mut moved, mut moved_demand) = (0.0, 0.0, 0usize, 0.0);
         for (k, c) in clients.iter().enumerate() {
             let due = n == 0 || (n + c.phase) % sc.cache_intervals == 0;
@@ -215,6 +220,11 @@ pub fn run(
             last_q[k] = q;
             total += q;
             if let Some(i) = held[k] {
+                let spot = (c.location.lat.to_bits(), c.location.lon.to_bits());
+                cells[i]
+                    .entry(spot)
+                    .or_insert((c.location.lat, c.location.lon, 0.0))
+                    .2 += q;
                 demand[i] += q;
                 km += q * at[k].distance_km(&units[i]);
             }
@@ -223,16 +233,27 @@ pub fn run(
                 moved_demand += q;
             }
         }
+        let now = base + interval * n + Duration::from_nanos(1);
         for (i, name) in names.iter().enumerate() {
             let u = if capacity[i] > 0.0 {
                 demand[i] / capacity[i]
             } else {
                 0.0
             };
-            // What the DC's load feed (or `PUT .../load`) reports.
-            let _ = control.set_load(name, Some(&origin), Some(u));
+            // What the DC's feed reports, as a site's node would: its load
+            // and, where the policy maps demand, where it comes from.
+            let report = FeedReport {
+                seq: Some(u64::from(n)),
+                demand: if map_demand {
+                    std::mem::take(&mut cells[i]).into_values().collect()
+                } else {
+                    Vec::new()
+                },
+                ..FeedReport::new(u)
+            };
+            let _ = control.apply_report_at(name, Some(&origin), report, now);
         }
-        control.tick(base + interval * n + Duration::from_nanos(1));
+        control.tick(now);
         let after = control.world_full();
         let v = &after.views[0];
         let dcs: Vec<DcSample> = (0..names.len())

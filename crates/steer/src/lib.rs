@@ -33,8 +33,8 @@ mod topn;
 pub use fastmath::UnitVec;
 pub use hash::{cell_hash, hash_bytes, mix};
 pub use price::{
-    admit, step_prices, Controller, DcInput, PriceMemory, PriceParams, PricePhase, PriceState,
-    ZoneOutcome,
+    admit, step_prices, Controller, DcInput, DemandMap, PriceMemory, PriceParams, PricePhase,
+    PriceState, ZoneOutcome,
 };
 pub use temperature::Temperature;
 pub use topn::{TopN, MAX_ANSWERS};

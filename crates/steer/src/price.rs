@@ -180,11 +180,14 @@ pub struct ZoneOutcome {
 /// One step of every DC's price in a zone. `pair_energy[i * n + j]` is the
 /// distance energy between DC `i` and DC `j` (distance / scale), which
 /// places a returning DC's entry price. `t` is the zone's temperature.
+/// With `demand` (where the zone's demand comes from), the `balance` move
+/// is model-predictive ([`DemandMap`]).
 pub fn step_prices(
     states: &mut [PriceState],
     memory: &mut PriceMemory,
     inputs: &[DcInput],
     pair_energy: &[f64],
+    demand: Option<&DemandMap>,
     t: f64,
     p: &PriceParams,
 ) -> ZoneOutcome {
@@ -200,7 +203,16 @@ pub fn step_prices(
         Controller::Balance => {
             memory.fit(inputs.len());
             let entering = entry::enter(states, inputs, pair_energy, t, p);
-            balance::balance(states, memory, inputs, &entering, outcome.target, t, p);
+            balance::balance(
+                states,
+                memory,
+                inputs,
+                &entering,
+                demand,
+                outcome.target,
+                t,
+                p,
+            );
             let shift = anchor(states, inputs);
             memory.anchored(inputs, shift);
         }
@@ -283,10 +295,12 @@ pub(super) fn finite(x: f64) -> f64 {
 
 mod balance;
 mod entry;
+mod predict;
 mod step;
 
 pub use balance::PriceMemory;
 pub use entry::admit;
+pub use predict::DemandMap;
 
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@ use tracing::info;
 use super::world::{temperature, Reading};
 use super::{Control, Inner, Key};
 use crate::load::LoadSource;
-use crate::steer::{admit, step_prices, DcInput, PriceState};
+use crate::steer::{admit, step_prices, DcInput, DemandMap, LatLon, PriceState, UnitVec};
 use crate::zone::Zone;
 use boltz_core::clock::unix_ms;
 
@@ -46,12 +46,14 @@ impl Control {
                 t,
             } = zone_state(&inner, zone, now);
             let before: Vec<f64> = states.iter().map(|s| s.mu).collect();
+            let map = demand_map(&inner, zone, now);
             let memory = inner.memories.entry(zname.clone()).or_default();
             let outcome = step_prices(
                 &mut states,
                 memory,
                 &inputs,
                 &pair_energies(zone),
+                map.as_ref(),
                 t,
                 &zone.steering.price,
             );
@@ -218,6 +220,38 @@ fn zone_state(inner: &Inner, zone: &Zone, now: Instant) -> ZoneState {
         states,
         t,
     }
+}
+
+/// Where the zone's demand comes from: the union of its DCs' fresh feeds'
+/// demand maps, each cell with its distance energy to every DC of the zone
+/// (`None` when no feed reports one: the controller then gropes by Newton
+/// steps instead).
+fn demand_map(inner: &Inner, zone: &Zone, now: Instant) -> Option<DemandMap> {
+    let zname = zone.origin_str();
+    let scale = zone.steering.distance_scale_km;
+    let mut map = DemandMap {
+        ln_weight: zone.datacenters.iter().map(|d| d.ln_weight).collect(),
+        ..DemandMap::default()
+    };
+    for dc in &zone.datacenters {
+        let Some(facts) = inner
+            .dcs
+            .get(&(zname.clone(), dc.name.clone()))
+            .and_then(|st| st.load.facts(now))
+        else {
+            continue;
+        };
+        for &(lat, lon, rate) in facts.demand.iter() {
+            let at = UnitVec::from_latlon(LatLon { lat, lon });
+            map.rate.push(rate);
+            map.energy.extend(
+                zone.datacenters
+                    .iter()
+                    .map(|d| at.distance_km(&d.unit) / scale),
+            );
+        }
+    }
+    (!map.rate.is_empty()).then_some(map)
 }
 
 /// Distance energy between every two DCs of the zone, row-major: what the

@@ -149,9 +149,21 @@ impl Control {
         zone: Option<&str>,
         report: FeedReport,
     ) -> Result<usize, ControlError> {
+        self.apply_report_at(dc, zone, report, Instant::now())
+    }
+
+    /// [`apply_report`](Control::apply_report) at `now`: for an offline
+    /// driver on a clock of its own (`boltz simulate`), as
+    /// [`tick`](Control::tick) is.
+    pub fn apply_report_at(
+        &self,
+        dc: &str,
+        zone: Option<&str>,
+        report: FeedReport,
+        now: Instant,
+    ) -> Result<usize, ControlError> {
         let mut inner = self.lock();
         let keys = Self::keys_for(&inner, dc, zone)?;
-        let now = Instant::now();
         let mut rejected = None;
         for k in &keys {
             if let Some(st) = inner.dcs.get_mut(k) {

@@ -70,6 +70,12 @@ pub struct FeedReport {
     /// this one, so it takes the same EWMA steps as every other reader.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub recent: Vec<(u64, f64)>,
+    /// Where the DC's demand comes from: `[latitude, longitude, rate]` per
+    /// cell (rate in requests/s, the unit of `capacity`). The zone's price
+    /// step fits the union of its DCs' maps to capacity directly
+    /// (model-predictive steering), calibrated by the measured loads.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub demand: Vec<(f64, f64, f64)>,
 }
 
 /// A load document that cannot be used; the message names the field.
@@ -102,6 +108,7 @@ impl FeedReport {
             seq: None,
             timestamp_unix_ms: None,
             recent: Vec::new(),
+            demand: Vec::new(),
         }
     }
 
@@ -150,6 +157,10 @@ impl FeedReport {
             None => Vec::new(),
             Some(v) => recent(v)?,
         };
+        let demand = match present(&doc, "demand") {
+            None => Vec::new(),
+            Some(v) => demand(v)?,
+        };
         Ok(FeedReport {
             utilisation,
             capacity,
@@ -158,6 +169,7 @@ impl FeedReport {
             seq,
             timestamp_unix_ms,
             recent,
+            demand,
         })
     }
 
@@ -329,6 +341,43 @@ fn recent(v: &Value) -> Result<Vec<(u64, f64)>, ReportError> {
                 "each entry is [seq, utilisation], got {}",
                 kind(item)
             ))),
+        })
+        .collect()
+}
+
+/// `demand`: an array of `[latitude, longitude, rate]`.
+fn demand(v: &Value) -> Result<Vec<(f64, f64, f64)>, ReportError> {
+    let bad = |reason: String| ReportError::Field {
+        field: "demand",
+        reason,
+    };
+    let Value::Array(items) = v else {
+        return Err(bad(format!(
+            "must be an array of [latitude, longitude, rate], got {}",
+            kind(v)
+        )));
+    };
+    items
+        .iter()
+        .map(|item| {
+            let cell = item.as_array().map(Vec::as_slice);
+            let nums = cell.and_then(|c| match c {
+                [a, b, r] => Some((a.as_f64()?, b.as_f64()?, r.as_f64()?)),
+                _ => None,
+            });
+            match nums {
+                Some((lat, lon, r))
+                    if (-90.0..=90.0).contains(&lat)
+                        && (-180.0..=180.0).contains(&lon)
+                        && r.is_finite()
+                        && r >= 0.0 =>
+                {
+                    Ok((lat, lon, r))
+                }
+                _ => Err(bad(format!(
+                    "each cell is [latitude -90..90, longitude -180..180, rate ≥ 0], got {item}"
+                ))),
+            }
         })
         .collect()
 }

@@ -47,6 +47,8 @@ pub struct InvalidUtilisation(pub f64);
 pub struct FeedFacts {
     /// Effective capacity (requests/s), replacing the declared one.
     pub capacity: Option<f64>,
+    /// Where the DC's demand comes from: (latitude, longitude, rate).
+    pub demand: std::sync::Arc<[(f64, f64, f64)]>,
     pub health: Option<FeedHealth>,
     pub reason: Option<String>,
 }
@@ -154,6 +156,7 @@ impl LoadTracker {
         }
         self.facts = FeedFacts {
             capacity: report.capacity,
+            demand: report.demand.clone().into(),
             health: report.health,
             reason: report.reason.clone(),
         };

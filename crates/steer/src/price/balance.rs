@@ -2,6 +2,7 @@
 //! elasticity, with the trust factor, the settled band, the demand lag and
 //! what the zone has learned between steps ([`PriceMemory`]).
 
+use super::predict::{solve, DemandMap};
 use super::{finite, DcInput, PriceParams, PricePhase, PriceState};
 
 /// The settled band: a DC with a price whose utilisation is within this
@@ -80,12 +81,15 @@ impl PriceMemory {
     }
 }
 
-/// One Newton move of the priced DCs' prices (or a hold).
+/// One move of the priced DCs' prices (or a hold): model-predictive when
+/// the zone has a demand map, else per-DC Newton steps.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn balance(
     states: &mut [PriceState],
     m: &mut PriceMemory,
     inputs: &[DcInput],
     entering: &[bool],
+    demand: Option<&DemandMap>,
     target: f64,
     t: f64,
     p: &PriceParams,
@@ -146,6 +150,11 @@ pub(super) fn balance(
         return;
     }
     let before: Vec<f64> = states.iter().map(|s| s.mu).collect();
+    if let Some(map) = demand {
+        if predicted(states, m, inputs, entering, map, &tau, t, p) {
+            return;
+        }
+    }
     // A DC with no measurement of its own starts from what the zone's other
     // DCs measured (the geometric mean): how stiff demand is depends on the
     // geography and T, which they share. Without any, Sinkhorn's 1/T.
@@ -191,6 +200,54 @@ pub(super) fn balance(
     }
     m.last = Some((before, ln_rho));
     m.hold = p.lag.saturating_sub(1);
+}
+
+/// The model-predictive move: every usable DC towards the prices at which
+/// the demand map, calibrated by the measured loads, fits the targets,
+/// each by at most `price_step`; entering DCs keep their entry price (and
+/// are left out of the solve: no cell prefers them yet). Returns false when
+/// the map cannot be used (the Newton move runs instead).
+#[allow(clippy::too_many_arguments)]
+fn predicted(
+    states: &mut [PriceState],
+    m: &mut PriceMemory,
+    inputs: &[DcInput],
+    entering: &[bool],
+    map: &DemandMap,
+    tau: &[f64],
+    t: f64,
+    p: &PriceParams,
+) -> bool {
+    let solvable: Vec<DcInput> = inputs
+        .iter()
+        .zip(entering)
+        .map(|(d, e)| DcInput {
+            usable: d.usable && !e,
+            ..*d
+        })
+        .collect();
+    let mu: Vec<f64> = states.iter().map(|s| s.mu).collect();
+    let Some(want) = solve(map, &solvable, &mu, tau, t) else {
+        return false;
+    };
+    for (i, s) in states.iter_mut().enumerate() {
+        if !solvable[i].usable {
+            continue;
+        }
+        let next = (s.mu + (want[i] - s.mu).clamp(-p.step, p.step)).clamp(0.0, p.max);
+        if s.ramp.is_none() && next != s.mu {
+            s.phase = if next > s.mu {
+                PricePhase::Raising
+            } else {
+                PricePhase::Lowering
+            };
+        }
+        s.mu = if next < 1e-9 { 0.0 } else { next };
+        s.probe = 1.0;
+    }
+    m.last = None;
+    m.hold = p.lag.saturating_sub(1);
+    true
 }
 
 /// Each DC's elasticity from the last move, where that move measured it:

@@ -117,6 +117,7 @@ impl Toy {
             &mut self.memory.borrow_mut(),
             &self.inputs(rho, usable),
             &self.pair_energy(),
+            None,
             T,
             p,
         )

@@ -106,6 +106,7 @@ fn parse_reads_each_field() {
             seq: Some(123456),
             timestamp_unix_ms: Some(17),
             recent: Vec::new(),
+            demand: Vec::new(),
         }
     );
     assert_eq!(
@@ -150,6 +151,7 @@ fn round_trip_of_what_a_producer_writes() {
             seq: Some(u64::MAX),
             timestamp_unix_ms: Some(1_735_689_600_000),
             recent: vec![(u64::MAX - 2, 0.25), (u64::MAX - 1, 1.0 / 7.0)],
+            demand: vec![(51.5, -0.1, 120.0 / 7.0), (-33.9, 151.2, 0.0)],
         },
         FeedReport {
             health: Some(FeedHealth::Degraded),
@@ -228,5 +230,22 @@ fn recent_samples_are_read_and_checked() {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`recent`"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn demand_cells_are_read_and_checked() {
+    let r = parse_ok(r#"{"utilisation": 0.5, "demand": [[51.5, -0.1, 12.5], [1.3, 103.8, 0]]}"#);
+    assert_eq!(r.demand, [(51.5, -0.1, 12.5), (1.3, 103.8, 0.0)]);
+    for bad in [
+        r#"{"utilisation": 0.5, "demand": {}}"#,
+        r#"{"utilisation": 0.5, "demand": [[51.5, -0.1]]}"#,
+        r#"{"utilisation": 0.5, "demand": [[95, 0, 1]]}"#,
+        r#"{"utilisation": 0.5, "demand": [[0, 0, -1]]}"#,
+    ] {
+        let e = FeedReport::parse(bad.as_bytes(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`demand`"), "{bad}: {e}");
     }
 }

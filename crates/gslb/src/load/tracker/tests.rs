@@ -222,6 +222,7 @@ fn health_and_capacity_last_while_fresh() {
         capacity: Some(9000.0),
         health: Some(FeedHealth::Down),
         reason: Some("pool web: 0 of 2 backends healthy".into()),
+        ..FeedFacts::default()
     };
     assert_eq!(t.facts(t0), Some(&facts));
     // An override pins utilisation only.
