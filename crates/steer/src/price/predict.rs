@@ -127,7 +127,7 @@ pub(super) fn solve(
     t: f64,
 ) -> Option<Vec<f64>> {
     let n = inputs.len();
-    if !map.usable_for(n) || !(t > 0.0) {
+    if !map.usable_for(n) || t.is_nan() || t <= 0.0 {
         return None;
     }
     let usable: Vec<bool> = inputs.iter().map(|d| d.usable).collect();
