@@ -17,6 +17,10 @@ use crate::optimum;
 use crate::policy::Policy;
 use crate::scenario::{EventKind, Scenario};
 
+/// One DC's demand by client location (the bits of its latitude and
+/// longitude): latitude, longitude, requests/s.
+type CellDemand = BTreeMap<(u64, u64), (f64, f64, f64)>;
+
 /// One DC in one interval.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct DcSample {
@@ -196,8 +200,7 @@ pub fn run(
         let mut demand = vec![0.0; names.len()];
         // Per DC, its demand by client location (a site's map of where its
         // requests come from).
-        let mut cells: Vec<BTreeMap<(u64, u64), (f64, f64, f64)>> =
-            vec![BTreeMap::new(); names.len()];
+        let mut cells: Vec<CellDemand> = vec![BTreeMap::new(); names.len()];
         let (mut total, mut km, mut moved, mut moved_demand) = (0.0, 0.0, 0usize, 0.0);
         for (k, c) in clients.iter().enumerate() {
             let due = n == 0 || (n + c.phase) % sc.cache_intervals == 0;
