@@ -187,23 +187,37 @@ pub(super) fn solve(
             a[r * m + r] += 1e-9 * trace / t;
             b[r] = -grad[i];
         }
-        let Some(step) = gauss(&mut a, &mut b, m) else {
-            break;
-        };
-        // Backtracking on D along the projected step.
-        let mut alpha = 1.0;
+        // Where the Hessian says nothing (demand so stiff at this T that
+        // almost no cell is on the fence) Newton has no step: then the
+        // dual's coordinate step, T ln(L̂/b) (Sinkhorn's), which always
+        // descends.
+        let sinkhorn: Vec<f64> = free
+            .iter()
+            .map(|&i| {
+                let ratio = load[i].max(1e-12) / budget[i].max(1e-12);
+                (t * ratio.ln()).clamp(-1.0, 1.0)
+            })
+            .collect();
+        let newton = gauss(&mut a, &mut b, m);
         let mut moved = false;
-        for _ in 0..30 {
-            let mut y = x.clone();
-            for (r, &i) in free.iter().enumerate() {
-                y[i] = (x[i] + alpha * step[r]).max(0.0);
+        for step in newton.iter().chain(std::iter::once(&sinkhorn)) {
+            // Backtracking on D along the projected step.
+            let mut alpha = 1.0;
+            for _ in 0..30 {
+                let mut y = x.clone();
+                for (r, &i) in free.iter().enumerate() {
+                    y[i] = (x[i] + alpha * step[r]).max(0.0);
+                }
+                if dual(&y) < value {
+                    x = y;
+                    moved = true;
+                    break;
+                }
+                alpha *= 0.5;
             }
-            if dual(&y) <= value + 1e-12 * value.abs() {
-                x = y;
-                moved = true;
+            if moved {
                 break;
             }
-            alpha *= 0.5;
         }
         if !moved {
             break;
