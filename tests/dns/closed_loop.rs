@@ -196,14 +196,14 @@ fn fmt_u(u: &[f64; 5]) -> String {
         .join(" ")
 }
 
-/// The loop: every round asks `ask` for all clients, feeds the resulting
-/// utilisations to every server in `feed`, and waits for the next tick.
+/// The loop: every round asks `ask` for all clients, hands the answers and
+/// the resulting utilisations to `feed`, and waits for the next tick.
 /// Rounds run on a fixed cadence slightly longer than the load interval.
 /// Returns the assignment and utilisations of every round (round 0 is
 /// before any load was fed).
 fn run_loop(
     ask: &Server,
-    feed: &[&Server],
+    feed: &mut dyn FnMut(usize, &[usize], &[f64; 5]),
     clients: &[Client],
 ) -> (Vec<Vec<usize>>, Vec<[f64; 5]>) {
     // Servers step their prices on wall-clock multiples of the load
@@ -216,9 +216,7 @@ fn run_loop(
     for round in 0..ROUNDS {
         let a = answers(ask, clients);
         let u = utilisations(&a);
-        for srv in feed {
-            put_loads(srv, &u);
-        }
+        feed(round, &a, &u);
         println!(
             "round {round:2}: {} moved={}",
             fmt_u(&u),
@@ -265,7 +263,7 @@ fn closed_loop_settles_under_capacity_near_geography() {
     println!("{n} clients, {:.1} req/s each", DEMAND / n as f64);
     println!("nearest-only utilisation: {}", fmt_u(&utilisations(&near)));
 
-    let (assigns, utils) = run_loop(&srv, &[&srv], &clients);
+    let (assigns, utils) = run_loop(&srv, &mut |_, _, u| put_loads(&srv, u), &clients);
     let last = assigns.len() - 1;
     println!("initial (round 0) utilisation: {}", fmt_u(&utils[0]));
     println!("final utilisation: {}", fmt_u(&utils[last]));
@@ -311,7 +309,11 @@ fn closed_loop_two_servers_fed_alike_agree() {
     let a = fx.serve();
     let b = fx.serve();
 
-    let (assigns, utils) = run_loop(&a, &[&a, &b], &clients);
+    let mut both = |_: usize, _: &[usize], u: &[f64; 5]| {
+        put_loads(&a, u);
+        put_loads(&b, u);
+    };
+    let (assigns, utils) = run_loop(&a, &mut both, &clients);
     println!(
         "two servers: final utilisation (A's answers) {}",
         fmt_u(&utils[utils.len() - 1])
@@ -338,4 +340,75 @@ fn closed_loop_two_servers_fed_alike_agree() {
         worst <= 1e-9,
         "prices differ by {worst:e}: {pa:?} vs {pb:?}"
     );
+}
+
+/// The zone's DCs fed by real HTTP feeds, one per DC on `ports`, polled
+/// every 50 ms, unsmoothed.
+fn fed_fixture(ports: &[u16; 5]) -> Fixture {
+    let fx = world_fixture();
+    let file = fx.dir.path().join("zones/sim.example.toml");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    for (d, port) in DCS.iter().zip(ports) {
+        let at = format!("ipv4 = [\"{}\"]\n", d.4);
+        assert!(text.contains(&at), "world.toml changed shape");
+        text = text.replace(
+            &at,
+            &format!(
+                "{at}load = {{ url = \"http://127.0.0.1:{port}/v1/site\", interval = \"50ms\", smoothing = 1.0 }}\n"
+            ),
+        );
+    }
+    std::fs::write(&file, text).unwrap();
+    fx
+}
+
+/// Model-predictive steering on the real server: each DC's feed reports its
+/// load and where it comes from (`demand`: the located clients it
+/// served, as a site's data plane would), so the price step solves the
+/// prices that fit capacity instead of groping DC by DC.
+#[test]
+fn closed_loop_with_demand_maps_settles_in_a_few_rounds() {
+    let clients = clients();
+    let n = clients.len();
+    let feeds: Vec<HttpServer> = (0..5)
+        .map(|_| HttpServer::with_body(0, r#"{"utilisation": 0}"#))
+        .collect();
+    let ports: [u16; 5] = std::array::from_fn(|i| feeds[i].addr.port());
+    let fx = fed_fixture(&ports);
+    let srv = fx.serve();
+    let each = DEMAND / n as f64;
+    let mut report = |round: usize, assign: &[usize], u: &[f64; 5]| {
+        for (i, feed) in feeds.iter().enumerate() {
+            let cells: Vec<String> = clients
+                .iter()
+                .zip(assign)
+                .filter(|(_, &d)| d == i)
+                .map(|(c, _)| format!("[{}, {}, {each}]", c.lat, c.lon))
+                .collect();
+            feed.set_body(&format!(
+                r#"{{"utilisation": {}, "seq": {round}, "demand": [{}]}}"#,
+                u[i],
+                cells.join(", ")
+            ));
+        }
+    };
+    let (assigns, utils) = run_loop(&srv, &mut report, &clients);
+    let last = assigns.len() - 1;
+    let settled = settled_at(&assigns, &utils);
+    let near: Vec<usize> = clients.iter().map(nearest).collect();
+    let ratio = mean_km(&clients, &assigns[last]) / mean_km(&clients, &near);
+    println!(
+        "with demand maps: settled from round {settled:?}, final {}, distance {ratio:.3} × nearest-only",
+        fmt_u(&utils[last])
+    );
+    let settled = settled.expect("the loop settles");
+    // Round 0 is before any reading, round 1 the first answers after one
+    // step: the Newton loop above needs about 23 rounds here.
+    assert!(settled <= 10, "settled only from round {settled}");
+    assert!(
+        ratio < 1.35,
+        "settled mean distance {ratio:.3} × nearest-only"
+    );
+    let p = prices(&srv);
+    assert!(p.values().any(|&x| x == 0.0), "no anchored DC: {p:?}");
 }
