@@ -41,11 +41,13 @@ pub struct SimulateArgs {
     #[arg(long)]
     cache_intervals: Option<u32>,
     /// Policies, comma-separated: nearest, fixed-t0.1, step, step-t0.1,
-    /// agents (the decentralised agent model), balance (the zone as written).
+    /// agents (the decentralised agent model), newton (the zone as written,
+    /// its feeds without demand maps), balance (the zone as written, its
+    /// feeds with them: model-predictive).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "nearest,fixed-t0.1,step,step-t0.1,agents,balance"
+        default_value = "nearest,fixed-t0.1,step,step-t0.1,agents,newton,balance"
     )]
     policies: Vec<String>,
     /// Seed of the client draw.

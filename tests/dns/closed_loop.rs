@@ -201,11 +201,11 @@ fn fmt_u(u: &[f64; 5]) -> String {
 /// Rounds run on a fixed cadence slightly longer than the load interval.
 /// Returns the assignment and utilisations of every round (round 0 is
 /// before any load was fed).
-fn run_loop(
-    ask: &Server,
-    feed: &mut dyn FnMut(usize, &[usize], &[f64; 5]),
-    clients: &[Client],
-) -> (Vec<Vec<usize>>, Vec<[f64; 5]>) {
+/// What a round hands its answers and utilisations to: its number, each
+/// client's DC, each DC's utilisation.
+type Feed<'a> = &'a mut dyn FnMut(usize, &[usize], &[f64; 5]);
+
+fn run_loop(ask: &Server, feed: Feed<'_>, clients: &[Client]) -> (Vec<Vec<usize>>, Vec<[f64; 5]>) {
     // Servers step their prices on wall-clock multiples of the load
     // interval; each round runs just after one, so every server sees the
     // whole round's readings at the next.
