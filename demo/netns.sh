@@ -111,18 +111,7 @@ up() {
         site_toml fra "50.11, 8.68" 1
         site_toml iad "38.95, -77.45" 2
     } >"$RUN/zones/datacenters.toml"
-    cat >"$RUN/zones/example.com.toml" <<EOF
-origin = "example.com."
-ttl = 300
-soa = { mname = "ns1.example.com.", rname = "hostmaster.example.com.", serial = 1 }
-ns = ["ns1.example.com."]
-
-[steering]
-load_interval = "2s"
-
-[records]
-www = { type = "steered", datacenters = ["fra", "iad"], ttl = 5 }
-EOF
+    cp "$ROOT/demo/example.com.toml" "$RUN/zones/"
     ip netns add "${P}sw"
     ns sw ip link add br0 type bridge
     ns sw ip link set br0 up

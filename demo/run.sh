@@ -88,18 +88,7 @@ EOF
         dc_toml fra "50.11, 8.68" 127.0.0.2 "$API_FRA"
         dc_toml iad "38.95, -77.45" 127.0.0.3 "$API_IAD"
     } >"$RUN/zones/datacenters.toml"
-    cat >"$RUN/zones/example.com.toml" <<EOF
-origin = "example.com."
-ttl = 300
-soa = { mname = "ns1.example.com.", rname = "hostmaster.example.com.", serial = 1 }
-ns = ["ns1.example.com."]
-
-[steering]
-load_interval = "2s"
-
-[records]
-www = { type = "steered", datacenters = ["fra", "iad"], ttl = 5 }
-EOF
+    cp "$ROOT/demo/example.com.toml" "$RUN/zones/"
 }
 
 up() {
