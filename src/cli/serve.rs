@@ -102,7 +102,9 @@ async fn serve(
     threads: usize,
 ) -> anyhow::Result<ExitCode> {
     let control = Control::new(loaded.zones, true)?;
-    let site = loaded.site.map(|s| site::Node::start(s, control.clone()));
+    let site = loaded
+        .site
+        .map(|s| site::Node::start(s, control.clone(), geo.clone()));
     let metrics = Arc::new(Metrics::default());
     let handler = Arc::new(Handler::new(control.clone(), geo.clone(), metrics.clone()));
 

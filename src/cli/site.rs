@@ -3,14 +3,19 @@
 //! component its DC declares, and the report loop, whose every report is
 //! applied to this node's own prices and health (the same path a polled
 //! feed takes) and served on `/v1/site` for the DNS nodes of other sites.
+//! The L7's requests per client prefix are located with the node's geo
+//! database into the report's demand map, which model-predictive steering
+//! fits to capacity.
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 use tracing::warn;
 
 use boltz_core::clock::unix_ms;
-use boltz_gslb::{Control, FeedHealth, FeedReport, SiteFeed};
+use boltz_gslb::{Control, FeedHealth, FeedReport, GeoDb, SiteFeed};
 use boltz_site::{Health, Kind, Report, Shared, Site};
 
 /// A running site.
@@ -22,7 +27,7 @@ pub struct Node {
 
 impl Node {
     /// Starts the loops of `site` (needs a tokio runtime).
-    pub fn start(site: Site, control: Arc<Control>) -> Arc<Node> {
+    pub fn start(site: Site, control: Arc<Control>, geo: Option<Arc<GeoDb>>) -> Arc<Node> {
         let dc = site.datacenter.clone();
         let kinds: Vec<Kind> = [
             site.l4.as_ref().map(|_| Kind::L4),
@@ -47,7 +52,7 @@ impl Node {
         let slot = feed.clone();
         let mut unknown_dc = false;
         boltz_site::spawn_reports(rx, move |r| {
-            let report = to_feed(&r);
+            let report = to_feed(&r, geo.as_deref());
             match control.apply_report(&dc, None, report.clone()) {
                 Ok(_) => unknown_dc = false,
                 // Said once: a DC no zone names yet steers nothing.
@@ -74,8 +79,9 @@ impl Node {
     }
 }
 
-/// A report in the load-feed shape.
-fn to_feed(r: &Report) -> FeedReport {
+/// A report in the load-feed shape; with a geo database, its clients
+/// located into the demand map.
+fn to_feed(r: &Report, geo: Option<&GeoDb>) -> FeedReport {
     FeedReport {
         utilisation: r.utilisation,
         capacity: (r.capacity > 0.0).then_some(r.capacity),
@@ -88,8 +94,30 @@ fn to_feed(r: &Report) -> FeedReport {
         seq: Some(r.seq),
         timestamp_unix_ms: unix_ms(),
         recent: r.recent.clone(),
-        // The site does not map its clients yet (issue 13): the price step
-        // gropes by Newton steps for it.
-        demand: Vec::new(),
+        demand: geo.map_or_else(Vec::new, |g| locate(g, &r.clients)),
     }
+}
+
+/// Requests/s per client prefix as demand cells: each prefix's network
+/// address located, cells at the same place summed, in a stable order
+/// (every node must read the same map). Prefixes the database does not
+/// place are left out (the measured load calibrates the map for them).
+fn locate(geo: &GeoDb, clients: &[(String, f64)]) -> Vec<(f64, f64, f64)> {
+    let mut cells: BTreeMap<(u64, u64), (f64, f64, f64)> = BTreeMap::new();
+    for (prefix, rate) in clients {
+        let Some(ip) = prefix
+            .split('/')
+            .next()
+            .and_then(|a| a.parse::<IpAddr>().ok())
+        else {
+            continue;
+        };
+        if let Some(at) = geo.lookup(ip).location {
+            cells
+                .entry((at.lat.to_bits(), at.lon.to_bits()))
+                .or_insert((at.lat, at.lon, 0.0))
+                .2 += rate;
+        }
+    }
+    cells.into_values().collect()
 }

@@ -138,6 +138,31 @@ fn a_site_node_drives_its_l7_and_steers_on_its_report() {
         "{text}"
     );
 
+    // Requests through the proxy from a client in 127.0.1.0/24 (placed at
+    // 50.0, 8.0 by the test's geo database): the site locates them into
+    // its report's demand map.
+    let from = |n: u8| {
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.bind(&std::net::SocketAddr::from(([127, 0, 1, n], 0)).into())
+            .unwrap();
+        sock.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], l7.listen)).into())
+            .unwrap();
+        let s: std::net::TcpStream = sock.into();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        crate::harness::http_over(s, "www.example.com", "GET", "/", None, None).0
+    };
+    s.wait_for("a demand map at 50, 8 in fra's report", LIMIT, || {
+        assert_eq!(from(7), 200);
+        let (_, body) = s.api_get("/v1/site");
+        let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+        doc["demand"].as_array().is_some_and(|cells| {
+            cells
+                .iter()
+                .any(|c| c[0] == 50.0 && c[1] == 8.0 && c[2].as_f64().unwrap_or(0.0) > 0.0)
+        })
+    });
+
     // Its origins fail their health checks: the pool empties, the report
     // says down, and fra leaves the answers.
     let t0 = Instant::now();

@@ -60,6 +60,20 @@ fn backend_health_and_load_become_capacity_utilisation_and_health() {
         &mut || last().is_some_and(|r| r.utilisation > 0.0),
         || format!("{:?}", last()),
     );
+    // And where they came from: the proxy counts requests per client
+    // prefix (here all from loopback).
+    wait_for(
+        "the clients' prefix",
+        LIMIT,
+        &mut || {
+            last().is_some_and(|r| {
+                r.clients
+                    .iter()
+                    .any(|(p, rate)| p == "127.0.0.0/24" && *rate > 0.0)
+            })
+        },
+        || format!("{:?}", last()),
+    );
 
     // One of two backends fails its health check: half the capacity,
     // still up (0.5 is not below degraded_below 0.5).

@@ -236,6 +236,8 @@ pub struct Sample {
 pub struct Rates {
     prev: Option<Sample>,
     cur: Option<Sample>,
+    /// The last sample period's requests per client prefix, and its length.
+    clients: Option<(crate::clients::Period, f64)>,
 }
 
 fn sample_now(l7: &Control) -> Sample {
@@ -261,7 +263,12 @@ pub async fn sample(l7: Arc<Control>, rates: Arc<Mutex<Rates>>, every: Duration)
     loop {
         tick.tick().await;
         let s = sample_now(&l7);
+        let clients = l7.clients.take();
         let mut r = rates.lock().expect("rates");
+        let secs = r.cur.as_ref().map_or(every.as_secs_f64(), |c| {
+            s.at.duration_since(c.at).as_secs_f64()
+        });
+        r.clients = Some((clients, secs.max(1e-3)));
         r.prev = r.cur.take();
         r.cur = Some(s);
     }
@@ -318,6 +325,7 @@ pub fn load_document(s: &ApiState) -> Value {
         "error_rate": if rps > 0.0 { errors / rps } else { 0.0 },
         "capacity_rps": capacity,
         "pools": pools,
+        "clients": clients_document(&r),
     })
 }
 
@@ -479,4 +487,22 @@ fn write_pools(e: &mut Exposition, control: &Control) {
             }
         }
     }
+}
+
+/// Most client prefixes reported in `/v1/load`.
+const MAX_CLIENTS: usize = 1000;
+
+/// `clients`: the last period's requests/s per client prefix, most first,
+/// `[["81.2.69.0/24", 12.5], ...]` (at most [`MAX_CLIENTS`]).
+fn clients_document(r: &Rates) -> Value {
+    let Some((p, secs)) = &r.clients else {
+        return json!([]);
+    };
+    Value::Array(
+        p.prefixes
+            .iter()
+            .take(MAX_CLIENTS)
+            .map(|(prefix, n)| json!([prefix, *n as f64 / secs]))
+            .collect(),
+    )
 }

@@ -16,6 +16,7 @@ use arc_swap::ArcSwap;
 use tokio::task::JoinHandle;
 
 use super::backend::Backend;
+use super::clients::ClientCounts;
 use super::config::{validate_routes, Config, PoolConfig, RouteConfig};
 use super::metrics::Metrics;
 use super::outlier;
@@ -52,6 +53,8 @@ pub struct Control {
     pub snapshot: ArcSwap<Snapshot>,
     /// Per-worker counters.
     pub metrics: Metrics,
+    /// Requests per client prefix, for `/v1/load`'s `clients`.
+    pub clients: ClientCounts,
     writer: Mutex<()>,
     health: Mutex<HashMap<(String, SocketAddr), JoinHandle<()>>>,
     prober: Option<Arc<Prober>>,
@@ -94,6 +97,7 @@ impl Control {
             config,
             snapshot: ArcSwap::from_pointee(Snapshot { pools, routes }),
             metrics: Metrics::new(workers),
+            clients: ClientCounts::new(workers),
             writer: Mutex::new(()),
             health: Mutex::new(HashMap::new()),
             prober,

@@ -31,7 +31,8 @@
 //! - `breaker`, `outlier`: failure handling; `limits/`: admission, one
 //!   file per limiter (`token_bucket`, `retry_budget`, `concurrency`,
 //!   `admission`).
-//! - `metrics`: per-worker counters and the latency histogram (`Metrics`).
+//! - `metrics`: per-worker counters and the latency histogram (`Metrics`);
+//!   `clients`: requests per client prefix, lock-free per worker.
 //! - `api`: the local HTTP API ([`ApiState`], [`router`], load sampling).
 //! - [`sim`]: a pool and its picker on a simulated clock, for
 //!   `boltz simulate servers`.
@@ -42,6 +43,7 @@ mod api;
 mod backend;
 mod body;
 mod breaker;
+mod clients;
 mod config;
 mod control;
 mod headers;

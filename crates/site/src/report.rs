@@ -63,6 +63,10 @@ pub struct Report {
     /// The previous reports' `(seq, utilisation)`, oldest first (up to
     /// [`RECENT`]): a reader that missed some applies them first.
     pub recent: Vec<(u64, f64)>,
+    /// Requests/s per client prefix (`81.2.69.0/24`) through the DC's L7:
+    /// where its demand comes from, for a node with a geo database to
+    /// locate (its demand map).
+    pub clients: Vec<(String, f64)>,
 }
 
 /// How many earlier samples a report repeats.
@@ -80,6 +84,7 @@ struct Look {
     down: Option<String>,
     /// What limits the share (the worst pool).
     worst: Option<(f64, String)>,
+    clients: Vec<(String, f64)>,
 }
 
 /// Per component: consecutive failed looks.
@@ -206,6 +211,7 @@ fn judge(site: &Site, look: Look, seq: u64) -> Report {
         reason,
         seq,
         recent: Vec::new(),
+        clients: look.clients,
     }
 }
 
@@ -216,6 +222,14 @@ async fn look_l7(l7: &L7Site, look: &mut Look) -> Result<(), RequestError> {
         .get("requests_per_second")
         .and_then(Value::as_f64)
         .unwrap_or(0.0);
+    look.clients = load
+        .get("clients")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| Some((c.get(0)?.as_str()?.to_string(), c.get(1)?.as_f64()?)))
+        .filter(|(_, r)| r.is_finite() && *r > 0.0)
+        .collect();
     for (name, p) in pools
         .get("pools")
         .and_then(Value::as_object)

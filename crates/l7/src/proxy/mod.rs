@@ -101,6 +101,7 @@ fn local(l7: &Control, code: StatusCode, text: &str) -> Response<ProxyBody> {
 pub fn route(c: &ClientConn, req: &Req<'_>) -> Result<Arc<Pool>, Box<Response<ProxyBody>>> {
     let l7 = &c.l7;
     l7.metrics.here().requests.fetch_add(1, Relaxed);
+    l7.clients.count(c.peer.ip());
     let snap = l7.snapshot.load();
     let host = headers::request_host(&req.uri, req.headers.host_field());
     let Some(route) = snap.routes.find(host, req.uri.path()) else {
