@@ -51,6 +51,11 @@ pub struct ServeArgs {
     /// capacity and health from them (`/v1/site`).
     #[arg(long)]
     datacenter: Option<String>,
+    /// This server's identifier, returned to queries that ask for it with
+    /// the NSID option (RFC 5001, `dig +nsid`): which anycast instance
+    /// answered.
+    #[arg(long)]
+    nsid: Option<String>,
     /// How often to look for changed zone and geo files.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     watch_interval: Duration,
@@ -106,7 +111,9 @@ async fn serve(
         .site
         .map(|s| site::Node::start(s, control.clone(), geo.clone()));
     let metrics = Arc::new(Metrics::default());
-    let handler = Arc::new(Handler::new(control.clone(), geo.clone(), metrics.clone()));
+    let mut handler = Handler::new(control.clone(), geo.clone(), metrics.clone());
+    handler.nsid = a.nsid.as_ref().map(|id| Arc::from(id.as_bytes()));
+    let handler = Arc::new(handler);
 
     let (udp, tcp) = boltz_gslb::bind(a.listen, threads)
         .with_context(|| format!("binding DNS on {}", a.listen))?;

@@ -303,3 +303,66 @@ fn random_and_truncated_packets_do_not_crash_or_hang_the_server() {
     );
     assert_eq!(addrs(&t), vec![IAD.to_string()]);
 }
+
+/// A query for `www` with ECS from London, asking for NSID when `nsid`,
+/// with OPT version `version`.
+fn nsid_query(nsid: bool, version: u8) -> Vec<u8> {
+    use hickory_proto::op::Edns;
+    use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption, NSIDPayload};
+    let mut m = Message::new(0x5151, MessageType::Query, OpCode::Query);
+    m.add_query(Query::query(
+        Name::from_ascii("www.example.com.").unwrap(),
+        RecordType::A,
+    ));
+    let mut e = Edns::new();
+    e.set_max_payload(1232);
+    e.set_version(version);
+    e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(
+        "81.2.69.0".parse().unwrap(),
+        24,
+        0,
+    )));
+    if nsid {
+        e.options_mut()
+            .insert(EdnsOption::NSID(NSIDPayload::new(Vec::new()).unwrap()));
+    }
+    m.set_edns(e);
+    m.to_vec().unwrap()
+}
+
+/// The NSID a response carries.
+fn nsid_of(m: &Message) -> Option<Vec<u8>> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    match m.edns.as_ref()?.option(EdnsCode::NSID)? {
+        EdnsOption::NSID(p) => Some(p.as_ref().to_vec()),
+        _ => None,
+    }
+}
+
+/// RFC 5001: `--nsid` names the instance to whoever asks (what tells
+/// anycast sites apart), in answers and in errors alike; nobody else sees
+/// it, and asking changes no answer.
+#[test]
+fn nsid_names_the_server_to_whoever_asks() {
+    let fx = Fixture::new(&zone());
+    let srv = Server::start(&fx, &["--nsid", "fra-1"]);
+    let ask = |q: Vec<u8>| Message::from_vec(&udp_raw(srv.dns, &q, None).unwrap()).unwrap();
+    let asked = ask(nsid_query(true, 0));
+    assert_eq!(nsid_of(&asked).as_deref(), Some(&b"fra-1"[..]));
+    let plain = ask(nsid_query(false, 0));
+    assert_eq!(nsid_of(&plain), None);
+    assert_eq!(addrs(&asked), addrs(&plain), "asking changes no answer");
+    assert!(!addrs(&plain).is_empty());
+    let err = ask(nsid_query(true, 1));
+    assert_eq!(
+        u16::from(rcode(&err)),
+        16,
+        "BADVERS (hickory decodes 16 as BADSIG)"
+    );
+    assert_eq!(nsid_of(&err).as_deref(), Some(&b"fra-1"[..]));
+
+    // Without --nsid nothing is said.
+    let (_fx2, other) = server();
+    let m = Message::from_vec(&udp_raw(other.dns, &nsid_query(true, 0), None).unwrap()).unwrap();
+    assert_eq!(nsid_of(&m), None);
+}

@@ -26,6 +26,8 @@ const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
 const TYPE_OPT: u16 = 41;
 const OPT_ECS: u16 = 8;
+/// RFC 5001: the answer carries the server's identifier (general path).
+const OPT_NSID: u16 = 3;
 
 /// A query the fast path understood.
 struct Query<'a> {
@@ -115,6 +117,8 @@ fn parse<'a>(q: &'a [u8], name: &mut [u8; 256]) -> Option<Query<'a>> {
                 return None;
             }
             ecs = Some(parse_ecs(data)?);
+        } else if code == OPT_NSID {
+            return None;
         }
         o += 4 + len;
     }

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption, NSIDPayload};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
@@ -34,6 +34,9 @@ pub struct Handler {
     pub udp_payload: u16,
     /// Try [`super::fast`] first (off only to test the general path).
     pub fast: bool,
+    /// This server's identifier, returned to a query that asks for it
+    /// with the NSID option (RFC 5001): which anycast instance answered.
+    pub nsid: Option<Arc<[u8]>>,
 }
 
 /// The client as steering sees it.
@@ -77,6 +80,7 @@ impl Handler {
             metrics,
             udp_payload: DEFAULT_UDP_PAYLOAD,
             fast: true,
+            nsid: None,
         }
     }
 
@@ -149,9 +153,16 @@ impl Handler {
         resp.metadata.checking_disabled = req.metadata.checking_disabled;
         resp.add_queries(req.queries.iter().cloned());
         let req_edns = req.edns.as_ref();
-        let mut edns = req_edns.map(|_| {
+        let mut edns = req_edns.map(|asked| {
             let mut e = Edns::new();
             e.set_max_payload(self.udp_payload);
+            // RFC 5001: the identifier goes to whoever asks, in every
+            // response with an OPT, errors included.
+            if let (Some(id), Some(_)) = (&self.nsid, asked.option(EdnsCode::NSID)) {
+                if let Ok(p) = NSIDPayload::new(id.to_vec()) {
+                    e.options_mut().insert(EdnsOption::NSID(p));
+                }
+            }
             e
         });
 
