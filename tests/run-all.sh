@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of boltz on a fresh Debian machine with Rust: installs what
 # the tests need (dig from dnsutils; clang, libbpf-dev, iproute2 and ethtool
-# for XDP; promtool from prometheus to check the three /metrics), then
+# for XDP; promtool from prometheus to check the three /metrics; BIRD 2
+# for anycast), then
 # formatting, lints and all tests of every crate of the workspace.
 # `.ci/run` calls exactly this.
 set -euo pipefail
@@ -17,6 +18,8 @@ command -v clang >/dev/null 2>&1 || need+=(clang)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# BIRD 2: the anycast tests drive a real one.
+command -v bird >/dev/null 2>&1 || need+=(bird2)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
