@@ -385,8 +385,15 @@ fn closed_loop_with_demand_maps_settles_in_a_few_rounds() {
                 .filter(|(_, &d)| d == i)
                 .map(|(c, _)| format!("[{}, {}, {each}]", c.lat, c.lon))
                 .collect();
+            // Dated: the server holds the sample and its map until the
+            // step that settles the round, so the step sees every DC's map
+            // of the same round.
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis();
             feed.set_body(&format!(
-                r#"{{"utilisation": {}, "seq": {round}, "demand": [{}]}}"#,
+                r#"{{"utilisation": {}, "seq": {round}, "timestamp_unix_ms": {now_ms}, "demand": [{}]}}"#,
                 u[i],
                 cells.join(", ")
             ));

@@ -41,14 +41,18 @@ pub struct LoadReading {
 #[error("utilisation must be a finite number ≥ 0, got {0}")]
 pub struct InvalidUtilisation(pub f64);
 
+/// A DC's demand map: (latitude, longitude, rate) per cell.
+pub type Demand = std::sync::Arc<[(f64, f64, f64)]>;
+
 /// What the latest applied report said besides utilisation; forgotten
 /// once the feed goes stale.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FeedFacts {
     /// Effective capacity (requests/s), replacing the declared one.
     pub capacity: Option<f64>,
-    /// Where the DC's demand comes from: (latitude, longitude, rate).
-    pub demand: std::sync::Arc<[(f64, f64, f64)]>,
+    /// Where the DC's demand comes from (with a held sample: the map of
+    /// the last one a price step settled).
+    pub demand: Demand,
     pub health: Option<FeedHealth>,
     pub reason: Option<String>,
 }
@@ -69,7 +73,9 @@ pub struct LoadTracker {
     /// Numbered, timestamped samples not yet in the average, oldest first:
     /// a price step folds in exactly those measured long enough before its
     /// boundary that every node has them ([`LoadTracker::settle`]).
-    pending: Vec<(u64, f64)>,
+    /// Each with the demand map its report carried (catch-ups from
+    /// `recent` carry none): the map moves into the facts with its sample.
+    pending: Vec<(u64, f64, Option<Demand>)>,
     /// How long before a step's boundary a sample must have been measured
     /// to be in that step: two polls of the feed.
     settle_margin: Duration,
@@ -154,9 +160,17 @@ impl LoadTracker {
                 return Ok(false);
             }
         }
+        let demand: Demand = report.demand.clone().into();
+        let held = report.seq.is_some() && report.timestamp_unix_ms.is_some();
         self.facts = FeedFacts {
             capacity: report.capacity,
-            demand: report.demand.clone().into(),
+            // A held sample's map waits with it, so every node's step (and
+            // every DC's map in it) describes the same measurement.
+            demand: if held {
+                self.facts.demand.clone()
+            } else {
+                demand.clone()
+            },
             health: report.health,
             reason: report.reason.clone(),
         };
@@ -178,8 +192,9 @@ impl LoadTracker {
             return Ok(true);
         };
         // Numbered and dated: held until a price step settles it.
-        self.pending.extend(missed.into_iter().map(|u| (ts, u)));
-        self.pending.push((ts, report.utilisation));
+        self.pending
+            .extend(missed.into_iter().map(|u| (ts, u, None)));
+        self.pending.push((ts, report.utilisation, Some(demand)));
         self.last_seq = Some(seq);
         self.last_sample = Some(now);
         self.last_error = None;
@@ -196,12 +211,15 @@ impl LoadTracker {
         let n = self
             .pending
             .iter()
-            .take_while(|(ts, _)| *ts <= upto)
+            .take_while(|(ts, _, _)| *ts <= upto)
             .count();
-        let folded: Vec<f64> = self.pending.drain(..n).map(|(_, u)| u).collect();
+        let folded: Vec<(u64, f64, Option<Demand>)> = self.pending.drain(..n).collect();
         let stamp = self.last_sample;
-        for u in &folded {
+        for (_, u, map) in &folded {
             self.observe(*u, now);
+            if let Some(m) = map {
+                self.facts.demand = m.clone();
+            }
         }
         // Folding is not hearing from the feed: its age stays the poll's.
         if !folded.is_empty() {
