@@ -9,7 +9,7 @@ use hyper::Method;
 use serde_json::Value;
 
 use crate::config::{l4::strip_live, L4Site};
-use crate::reconcile::{written, Memory, PassError, TIMEOUT};
+use crate::pass::{written, Memory, PassError, TIMEOUT};
 
 /// Reconciles once; returns each VIP's live version.
 pub async fn pass(site: &L4Site, m: &mut Memory) -> Result<BTreeMap<String, u64>, PassError> {

@@ -9,7 +9,7 @@ use hyper::Method;
 use serde_json::{json, Value};
 
 use crate::config::L7Site;
-use crate::reconcile::{written, Memory, PassError, TIMEOUT};
+use crate::pass::{written, Memory, PassError, TIMEOUT};
 
 /// Reconciles once; returns each pool's live version.
 pub async fn pass(site: &L7Site, m: &mut Memory) -> Result<BTreeMap<String, u64>, PassError> {

@@ -9,7 +9,8 @@
 //!   token) and one JSON request to it.
 //! - `reconcile`: the loop per component (observe, push what differs with
 //!   a newer version, back off while it is down, say where it stands), with
-//!   one pass per daemon in `l4` and `l7`.
+//!   one pass per daemon in `l4` and `l7`, and what a pass speaks (the
+//!   versions pushed, how a pass ends) in `pass`.
 //! - `report`: from the data plane's load and backend health to the DC's
 //!   utilisation, effective capacity and health (the formula is there).
 
@@ -19,6 +20,7 @@ pub mod config;
 pub mod endpoint;
 mod l4;
 mod l7;
+mod pass;
 mod reconcile;
 mod report;
 
