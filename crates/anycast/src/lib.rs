@@ -5,9 +5,14 @@
 //!
 //! - [`bird`]: the control socket client: one command per line, numbered
 //!   replies; enable, disable, the protocols BIRD knows.
+//! - [`announce`]: whether a prefix should be announced, drained or
+//!   withdrawn, from the self-probe, the drain and the stop (rise/fall,
+//!   hold-down, the drain window).
 
 #![warn(missing_docs)]
 
+pub mod announce;
 pub mod bird;
 
+pub use announce::{Announcer, Rules, Want, Why};
 pub use bird::{Bird, BirdError, Reply};
