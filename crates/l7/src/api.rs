@@ -21,10 +21,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::config::{valid_pool_name, PoolConfig, RouteConfig};
+use super::config::{from_json, valid_pool_name, PoolConfig, RouteConfig};
 use super::control::{Control, UpdateError};
 use super::metrics::quantile_ms;
 use super::pool::Pool;
@@ -61,18 +60,6 @@ pub fn router(state: ApiState) -> Router {
 
 fn refuse(s: &ApiState, headers: &HeaderMap) -> Option<Response> {
     refuse_local_change(s.tcp, s.token.as_deref(), headers, "boltz l7")
-}
-
-/// Deserialises `v` into `T`, naming the path of the first bad field.
-fn typed<T: DeserializeOwned>(v: Value) -> Result<T, String> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." {
-            e.inner().to_string()
-        } else {
-            format!("{path}: {}", e.inner())
-        }
-    })
 }
 
 fn bad_request(msg: impl Into<String>) -> Response {
@@ -115,7 +102,7 @@ async fn put_pool(
     if !obj.contains_key("backends") {
         return bad_request("backends: missing (give the whole backend set)");
     }
-    let config: PoolConfig = match typed(doc) {
+    let config: PoolConfig = match from_json(doc) {
         Ok(c) => c,
         Err(e) => return bad_request(e),
     };
@@ -155,7 +142,7 @@ async fn put_routes(State(s): State<ApiState>, headers: HeaderMap, body: Bytes) 
     struct Body {
         routes: Vec<RouteConfig>,
     }
-    let routes = match typed::<Body>(doc) {
+    let routes = match from_json::<Body>(doc) {
         Ok(b) => b.routes,
         Err(e) => return bad_request(e),
     };

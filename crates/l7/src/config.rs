@@ -356,6 +356,19 @@ impl Config {
     }
 }
 
+/// A body of the API (or a table of a declaration) as `T`, an error naming
+/// the path of the first bad field (`backends[1].weight: ...`).
+pub fn from_json<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("{path}: {}", e.inner())
+        }
+    })
+}
+
 /// What a pool may be named (it is a path segment of the API): letters,
 /// digits, `-`, `_` and `.`, up to 64.
 pub fn valid_pool_name(name: &str) -> bool {

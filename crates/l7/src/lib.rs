@@ -63,6 +63,6 @@ mod upstream;
 mod worker;
 
 pub use api::{router, sample, ApiState, Rates};
-pub use config::{valid_pool_name, validate_routes, Config, PoolConfig, RouteConfig};
+pub use config::{from_json, valid_pool_name, validate_routes, Config, PoolConfig, RouteConfig};
 pub use control::Control;
 pub use listen::{bind, spawn_workers};

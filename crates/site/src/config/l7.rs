@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use super::{to_json, Ctx};
 use crate::endpoint::Endpoint;
-use boltz_l7::{valid_pool_name, validate_routes, PoolConfig, RouteConfig};
+use boltz_l7::{from_json, valid_pool_name, validate_routes, PoolConfig, RouteConfig};
 
 /// The default API of `boltz l7`.
 pub const DEFAULT_API: &str = "unix:/run/boltz-l7.sock";
@@ -38,16 +38,9 @@ pub struct L7Site {
     pub routes: Vec<RouteConfig>,
 }
 
-/// Deserialises `v` into `T`, naming the path of the first bad field.
+/// A table as `T` by `boltz l7`'s own reading of its API bodies.
 fn typed<T: serde::de::DeserializeOwned>(v: &toml::Value) -> Result<T, String> {
-    serde_path_to_error::deserialize(to_json(v)).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." {
-            e.inner().to_string()
-        } else {
-            format!("{path}: {}", e.inner())
-        }
-    })
+    from_json(to_json(v))
 }
 
 pub(super) fn l7(cx: &mut Ctx<'_>, at: &str, def: &Spanned<L7Def>) -> L7Site {
