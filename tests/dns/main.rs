@@ -10,6 +10,8 @@ mod exposition;
 mod harness;
 #[path = "../support/l7_process.rs"]
 mod l7_process;
+#[path = "../support/log.rs"]
+mod log;
 #[path = "../support/origin.rs"]
 #[allow(
     dead_code,

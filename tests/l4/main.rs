@@ -9,6 +9,8 @@ mod api;
 mod exposition;
 #[path = "../support/netns.rs"]
 mod lan;
+#[path = "../support/log.rs"]
+mod log;
 
 mod netns;
 mod program;

@@ -8,6 +8,8 @@ mod api;
 mod harness;
 #[path = "../support/l7_process.rs"]
 mod l7_process;
+#[path = "../support/log.rs"]
+mod log;
 #[path = "../support/origin.rs"]
 #[allow(
     dead_code,

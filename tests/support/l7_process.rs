@@ -92,15 +92,7 @@ impl L7 {
             .spawn()
             .unwrap();
         let out = BufReader::new(child.stdout.take().unwrap());
-        let err = child.stderr.take().unwrap();
-        let log = self.log.clone();
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut g = log.lock().unwrap();
-                g.push_str(&l);
-                g.push('\n');
-            }
-        });
+        crate::log::capture(child.stderr.take().unwrap(), &self.log);
         // `ready listen=...` once the listeners are bound, then `ready
         // api=...` once the API is.
         let mut lines = out.lines();

@@ -193,15 +193,7 @@ impl Lan {
             .spawn()
             .unwrap();
         let log = Arc::new(Mutex::new(String::new()));
-        let err = child.stderr.take().unwrap();
-        let l2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut g = l2.lock().unwrap();
-                g.push_str(&line);
-                g.push('\n');
-            }
-        });
+        crate::log::capture(child.stderr.take().unwrap(), &log);
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let ready = lines
             .by_ref()
