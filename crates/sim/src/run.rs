@@ -116,9 +116,7 @@ pub fn run(
     let world = control.world_full();
     let zone = &world.zones.zones[0];
     let st = zone
-        .nodes
-        .values()
-        .find_map(|n| n.steered.as_ref())
+        .any_steered()
         .expect("the simulated zone has a steered name");
     let origin = zone.origin_str();
     let names: Vec<String> = zone.datacenters.iter().map(|d| d.name.clone()).collect();

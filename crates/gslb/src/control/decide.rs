@@ -399,11 +399,7 @@ mod tests {
             let zone = ZoneSet::parse_one(std::path::Path::new("e.toml"), &z).unwrap();
             let world = World::cold(std::sync::Arc::new(ZoneSet::new(vec![zone])));
             let zone = &world.zones.zones[0];
-            let st = zone
-                .nodes
-                .values()
-                .find_map(|n| n.steered.as_ref())
-                .unwrap();
+            let st = zone.any_steered().unwrap();
             for cell in 0..2000u64 {
                 let loc = LatLon {
                     lat: (cell % 170) as f64 - 85.0,

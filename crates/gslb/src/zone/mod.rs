@@ -151,6 +151,12 @@ pub struct Zone {
 }
 
 impl Zone {
+    /// A steered name of the zone (the first in name order), if any: what a
+    /// tool or test driving one steered name asks.
+    pub fn any_steered(&self) -> Option<&Steered> {
+        self.nodes.values().find_map(|n| n.steered.as_ref())
+    }
+
     pub fn datacenter_index(&self, name: &str) -> Option<usize> {
         self.datacenters.iter().position(|d| d.name == name)
     }

@@ -46,11 +46,7 @@ www = {{ type = "steered", datacenters = ["fra", "sin"], ttl = 60 }}
 fn answers_near_fra(c: &Control) -> (Vec<String>, u32) {
     let world = c.world_full();
     let zone = &world.zones.zones[0];
-    let st = zone
-        .nodes
-        .values()
-        .find_map(|n| n.steered.as_ref())
-        .unwrap();
+    let st = zone.any_steered().unwrap();
     let near = LatLon {
         lat: 50.0,
         lon: 8.0,
