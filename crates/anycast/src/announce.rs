@@ -28,7 +28,8 @@ pub struct Rules {
 }
 
 /// What should be announced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Want {
     /// The prefix, as usual.
     Announced,
@@ -53,6 +54,19 @@ pub enum Why {
     Drained,
     /// The process is stopping.
     Stopping,
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Why::Starting => f.write_str("starting"),
+            Why::Healthy => f.write_str("healthy"),
+            Why::Failing(e) => write!(f, "failing: {e}"),
+            Why::HeldDown => f.write_str("held-down"),
+            Why::Drained => f.write_str("drained"),
+            Why::Stopping => f.write_str("stopping"),
+        }
+    }
 }
 
 /// One prefix's announcement.
