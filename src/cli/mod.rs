@@ -4,6 +4,7 @@
 #[macro_use]
 mod out;
 
+mod anycast;
 mod check;
 mod explain;
 mod geoip;
@@ -54,6 +55,8 @@ enum Cmd {
     /// Run the server's steering against a synthetic world and scenarios:
     /// settle times, distance against the optimum, time series and plots.
     Simulate(simulate::SimulateArgs),
+    /// Anycast tools: check an anycast file, the process ExaBGP runs.
+    Anycast(anycast::AnycastArgs),
     /// GeoIP database tools.
     Geoip {
         #[command(subcommand)]
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
         Cmd::L7(a) => l7::run(a),
         Cmd::Simulate(a) => simulate::run(a),
         Cmd::Geoip { cmd } => geoip::run(cmd),
+        Cmd::Anycast(a) => anycast::run(a),
     };
     match result {
         Ok(code) => code,

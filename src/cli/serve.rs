@@ -18,7 +18,7 @@ use tracing::{error, info};
 
 use boltz_gslb::{datacenters_file, zone_files, ApiState, Control, GeoDb, Handler, Metrics};
 
-use super::{node, site};
+use super::{anycast, node, site};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -56,12 +56,17 @@ pub struct ServeArgs {
     /// answered.
     #[arg(long)]
     nsid: Option<String>,
+    /// Announce the name servers' anycast prefixes through BIRD (or
+    /// ExaBGP) while this server answers correctly on them: the anycast
+    /// file (speaker, prefixes, protocols, self-probe, rules).
+    #[arg(long)]
+    anycast: Option<PathBuf>,
     /// How often to look for changed zone and geo files.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     watch_interval: Duration,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
     boltz_core::duration::parse_duration(s)
 }
 
@@ -88,6 +93,10 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         })?))
     };
     let token = super::read_token(a.api_token_file.as_deref())?;
+    let anycast = match a.anycast.as_deref().map(anycast::load).transpose() {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
 
     let threads = a
         .threads
@@ -96,7 +105,14 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         .worker_threads(threads.max(1))
         .enable_all()
         .build()?;
-    rt.block_on(serve(a, loaded, geo, token.map(Arc::from), threads))
+    rt.block_on(serve(
+        a,
+        loaded,
+        geo,
+        token.map(Arc::from),
+        threads,
+        anycast,
+    ))
 }
 
 async fn serve(
@@ -105,6 +121,7 @@ async fn serve(
     geo: Option<Arc<GeoDb>>,
     token: Option<Arc<str>>,
     threads: usize,
+    anycast: Option<boltz_anycast::Config>,
 ) -> anyhow::Result<ExitCode> {
     let control = Control::new(loaded.zones, true)?;
     let site = loaded
@@ -126,6 +143,15 @@ async fn serve(
     tokio::spawn(control.clone().run_ticker());
     boltz_gslb::spawn_udp_workers(udp, handler.clone()).context("starting UDP workers")?;
     tokio::spawn(boltz_gslb::serve_tcp(tcp, handler.clone()));
+    // Announcing starts once the server answers (its first probe asks it).
+    let stop_wait = anycast.as_ref().map(|c| c.stop_wait);
+    let (announcing, anycast_view) = match anycast {
+        Some(cfg) => {
+            let (r, v) = anycast::start(cfg, dns_addr.port(), site.clone()).await?;
+            (Some(r), Some(v))
+        }
+        None => (None, None),
+    };
     let app = boltz_gslb::router(ApiState {
         control: control.clone(),
         geo: geo.clone(),
@@ -133,6 +159,7 @@ async fn serve(
         token: token.clone(),
         // `--datacenter` and its report belong to the site crate.
         site: site.as_ref().map(|n| n.feed.clone()),
+        anycast: anycast_view,
     });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(api_listener, app).await {
@@ -159,6 +186,14 @@ async fn serve(
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         _ = term.recv() => {},
+    }
+    if let (Some(r), Some(wait)) = (announcing, stop_wait) {
+        // Withdraw first, keep answering while the routers move away: a
+        // client that keeps asking the anycast address loses nothing.
+        info!("withdrawing the anycast prefixes");
+        r.stop().await;
+        info!(wait = ?wait, "withdrawn; still answering while the routers converge");
+        tokio::time::sleep(wait).await;
     }
     info!("shutting down");
     Ok(ExitCode::SUCCESS)

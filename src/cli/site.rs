@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 use tracing::warn;
@@ -23,6 +23,9 @@ pub struct Node {
     desired: watch::Sender<Arc<Site>>,
     /// What `/v1/site`, `/v1/status` and `/metrics` show of it.
     pub feed: Arc<SiteFeed>,
+    /// The latest report's VIPs: whether a backend takes new flows (what
+    /// an anycast VIP's announcement follows).
+    vips: Arc<Mutex<BTreeMap<IpAddr, bool>>>,
 }
 
 impl Node {
@@ -50,8 +53,15 @@ impl Node {
                 .collect()
         }));
         let slot = feed.clone();
+        let vips = Arc::new(Mutex::new(BTreeMap::new()));
+        let vip_slot = vips.clone();
         let mut unknown_dc = false;
         boltz_site::spawn_reports(rx, move |r| {
+            *vip_slot.lock().unwrap_or_else(|e| e.into_inner()) = r
+                .vips
+                .iter()
+                .filter_map(|(v, up)| Some((v.parse::<IpAddr>().ok()?, *up)))
+                .collect();
             let report = to_feed(&r, geo.as_deref());
             match control.apply_report(&dc, None, report.clone()) {
                 Ok(_) => unknown_dc = false,
@@ -64,7 +74,21 @@ impl Node {
             }
             slot.set(report);
         });
-        Arc::new(Node { desired, feed })
+        Arc::new(Node {
+            desired,
+            feed,
+            vips,
+        })
+    }
+
+    /// Whether the L4 service on `vip` has a backend taking new flows, as
+    /// of the latest report (`None`: no report names it yet).
+    pub fn vip_up(&self, vip: IpAddr) -> Option<bool> {
+        self.vips
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&vip)
+            .copied()
     }
 
     /// A reloaded declaration: the loops push what changed at once.

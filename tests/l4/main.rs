@@ -8,6 +8,10 @@ mod api;
 #[path = "../support/exposition.rs"]
 mod exposition;
 #[path = "../support/netns.rs"]
+#[allow(
+    dead_code,
+    reason = "the anycast tests use the point-to-point links and the signals; these use the bridge"
+)]
 mod lan;
 #[path = "../support/log.rs"]
 mod log;

@@ -25,6 +25,10 @@ mod demo_netns;
 mod e2e;
 mod l4;
 #[path = "../support/netns.rs"]
+#[allow(
+    dead_code,
+    reason = "the anycast tests use the point-to-point links and the signals; these use the bridge"
+)]
 mod netns;
 mod reconcile;
 mod report;

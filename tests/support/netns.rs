@@ -58,6 +58,34 @@ impl Daemon {
         self.log.lock().unwrap().clone()
     }
 
+    /// The daemon's process id (the `ip netns exec` execs it).
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
+    /// Sends `sig` to this daemon's own process.
+    pub fn signal(&self, sig: i32) {
+        if let Some(pid) = self.pid() {
+            // SAFETY: kill has no memory preconditions; the pid is our child's.
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+
+    /// Waits (up to `limit`) for the daemon to exit by itself; whether it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let start = std::time::Instant::now();
+        while start.elapsed() < limit {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(_)) = c.try_wait() {
+                    self.child = None;
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
     /// SIGKILL to this daemon's own process, then reaps it.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -117,6 +145,32 @@ impl Lan {
         let mut all = vec!["ip", "netns", "exec", ns];
         all.extend_from_slice(args);
         sh(&all);
+    }
+
+    /// A namespace `n` of its own, on no bridge, its loopback up.
+    pub fn bare(&mut self, n: &str) {
+        let ns = self.ns(n);
+        sh(&["ip", "netns", "add", &ns]);
+        self.made.push(ns.clone());
+        self.exec(&ns, &["ip", "link", "set", "lo", "up"]);
+    }
+
+    /// A point-to-point veth between hosts `a` (interface `a_if`, address
+    /// `a_addr` with its prefix length) and `b`.
+    pub fn wire(
+        &self,
+        (a, a_if, a_addr): (&str, &str, &str),
+        (b, b_if, b_addr): (&str, &str, &str),
+    ) {
+        let (na, nb) = (self.ns(a), self.ns(b));
+        sh(&[
+            "ip", "link", "add", a_if, "netns", &na, "type", "veth", "peer", "name", b_if, "netns",
+            &nb,
+        ]);
+        for (ns, iface, addr) in [(&na, a_if, a_addr), (&nb, b_if, b_addr)] {
+            self.exec(ns, &["ip", "addr", "add", addr, "dev", iface]);
+            self.exec(ns, &["ip", "link", "set", iface, "up"]);
+        }
     }
 
     /// Host `n`: a namespace whose `eth0` (address `addr`/24, TX checksum

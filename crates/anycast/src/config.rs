@@ -223,7 +223,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Diagnostics> {
         Diagnostics(vec![pos.at(span, e.message().to_string())])
     })?;
     let mut errs = Vec::new();
-    let speaker = raw.speaker.as_ref().map_or(SpeakerKind::Bird, |s| *s.get_ref());
+    let speaker = raw
+        .speaker
+        .as_ref()
+        .map_or(SpeakerKind::Bird, |s| *s.get_ref());
     for (v, what) in [(&raw.rise, "rise"), (&raw.fall, "fall")] {
         if *v.get_ref() == 0 {
             errs.push(pos.at(v.span(), format!("{what} must be at least 1")));
@@ -275,7 +278,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Diagnostics> {
             }
         }
         if p.timeout.is_zero() || p.timeout > raw.interval {
-            errs.push(pos.at(span, "probe timeout must be above 0 and at most the interval"));
+            errs.push(pos.at(
+                span,
+                "probe timeout must be above 0 and at most the interval",
+            ));
         }
         Some(Probe {
             name,
@@ -295,7 +301,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Diagnostics> {
         let Ok(net) = p.prefix.get_ref().parse::<IpNet>() else {
             errs.push(pos.at(
                 p.prefix.span(),
-                format!("not a prefix: {:?} (e.g. \"192.0.2.53/32\")", p.prefix.get_ref()),
+                format!(
+                    "not a prefix: {:?} (e.g. \"192.0.2.53/32\")",
+                    p.prefix.get_ref()
+                ),
             ));
             continue;
         };
@@ -312,12 +321,18 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Diagnostics> {
             if !valid_protocol(name.get_ref()) {
                 errs.push(pos.at(
                     name.span(),
-                    format!("{:?} is not a BIRD protocol name (letters, digits, _)", name.get_ref()),
+                    format!(
+                        "{:?} is not a BIRD protocol name (letters, digits, _)",
+                        name.get_ref()
+                    ),
                 ));
             } else if !protocols.insert(name.get_ref().clone()) {
                 errs.push(pos.at(
                     name.span(),
-                    format!("protocol {} is used twice; each prefix and variant has its own", name.get_ref()),
+                    format!(
+                        "protocol {} is used twice; each prefix and variant has its own",
+                        name.get_ref()
+                    ),
                 ));
             }
         }
@@ -383,7 +398,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Diagnostics> {
 /// BIRD's symbol rule: a letter or `_`, then letters, digits and `_`.
 fn valid_protocol(name: &str) -> bool {
     let mut c = name.chars();
-    c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
         && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
 }
 

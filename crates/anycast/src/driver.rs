@@ -68,7 +68,9 @@ pub async fn start(cfg: Config, opts: Options) -> Result<Running, String> {
             }
             Ok(problems) => return Err(problems.join("\n")),
             // BIRD may start after boltz; the loop keeps trying and says so.
-            Err(e) => warn!(error = %e, "cannot check BIRD's protocols yet; nothing is announced until it answers"),
+            Err(e) => {
+                warn!(error = %e, "cannot check BIRD's protocols yet; nothing is announced until it answers")
+            }
         }
     }
     if cfg.prefixes.iter().any(|p| p.check == Check::L4) && opts.vip_health.is_none() {
@@ -77,7 +79,10 @@ pub async fn start(cfg: Config, opts: Options) -> Result<Running, String> {
             cfg.file.display()
         ));
     }
-    let guard = match (&opts.guard_program, cfg.guard && cfg.speaker == SpeakerKind::Bird) {
+    let guard = match (
+        &opts.guard_program,
+        cfg.guard && cfg.speaker == SpeakerKind::Bird,
+    ) {
         (Some((program, leading)), true) => Some(
             Guard::spawn(program, leading, &cfg)
                 .map_err(|e| format!("cannot start the anycast guard: {e}"))?,
@@ -119,12 +124,12 @@ async fn run(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            _ = status.wake.notified() => {}
             // A dropped handle stops the driver too.
             r = stop.changed(), if !orphaned => orphaned = r.is_err(),
         }
         let stopping = orphaned || *stop.borrow();
-        let drained = status.drained()
-            || cfg.drain_file.as_ref().is_some_and(|f| f.exists());
+        let drained = status.drained() || cfg.drain_file.as_ref().is_some_and(|f| f.exists());
         let results = if stopping {
             vec![Ok(()); cfg.prefixes.len()]
         } else {
@@ -201,7 +206,10 @@ async fn probe_all(cfg: &Config, opts: &Options) -> Vec<Result<(), String>> {
             (Check::L4, _) => {
                 let verdict = match opts.vip_health.as_ref().and_then(|f| f(p.address)) {
                     Some(true) => Ok(()),
-                    Some(false) => Err(format!("l4: no backend of VIP {} takes new flows", p.address)),
+                    Some(false) => Err(format!(
+                        "l4: no backend of VIP {} takes new flows",
+                        p.address
+                    )),
                     None => Err(format!("l4: no report of VIP {} yet", p.address)),
                 };
                 tokio::spawn(async move { verdict })
@@ -211,7 +219,10 @@ async fn probe_all(cfg: &Config, opts: &Options) -> Vec<Result<(), String>> {
     }
     let mut out = Vec::with_capacity(tasks.len());
     for t in tasks {
-        out.push(t.await.unwrap_or_else(|e| Err(format!("probe failed: {e}"))));
+        out.push(
+            t.await
+                .unwrap_or_else(|e| Err(format!("probe failed: {e}"))),
+        );
     }
     out
 }

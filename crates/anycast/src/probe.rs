@@ -43,7 +43,8 @@ fn query_id() -> u16 {
 fn build(probe: &Probe, id: u16) -> Result<Vec<u8>, String> {
     let mut m = Message::new(id, MessageType::Query, OpCode::Query);
     m.add_query(Query::query(probe.name.clone(), probe.rtype));
-    m.to_vec().map_err(|e| format!("cannot build the probe query: {e}"))
+    m.to_vec()
+        .map_err(|e| format!("cannot build the probe query: {e}"))
 }
 
 async fn udp(query: &[u8], to: SocketAddr) -> std::io::Result<Vec<u8>> {
@@ -86,7 +87,10 @@ fn judge(probe: &Probe, id: u16, raw: &[u8]) -> Result<(), String> {
         return Err("answer names another question".into());
     }
     if m.metadata.response_code != ResponseCode::NoError {
-        return Err(format!("{} for {} {}", m.metadata.response_code, probe.name, probe.rtype));
+        return Err(format!(
+            "{} for {} {}",
+            m.metadata.response_code, probe.name, probe.rtype
+        ));
     }
     if !m.metadata.authoritative {
         return Err(format!("not authoritative for {}", probe.name));

@@ -46,7 +46,10 @@ impl Speaker {
             (Want::Draining, Some(d)) => (vec![d], vec![&p.protocol]),
             // No variant: a drain is a withdrawal.
             (Want::Draining, None) => (vec![], vec![&p.protocol]),
-            (Want::Withdrawn, d) => (vec![], std::iter::once(p.protocol.as_str()).chain(d).collect()),
+            (Want::Withdrawn, d) => (
+                vec![],
+                std::iter::once(p.protocol.as_str()).chain(d).collect(),
+            ),
         };
         let mut changed = false;
         for name in on {

@@ -52,6 +52,9 @@ pub struct Status {
     speaker: SpeakerKind,
     drained: AtomicBool,
     prefixes: Mutex<Vec<PrefixState>>,
+    /// Wakes the driver when the drain changes (it acts at once, not at
+    /// the next interval).
+    pub(crate) wake: tokio::sync::Notify,
 }
 
 /// The document `/v1/anycast` serves.
@@ -72,6 +75,7 @@ impl Status {
         Status {
             speaker: cfg.speaker,
             drained: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
             prefixes: Mutex::new(
                 cfg.prefixes
                     .iter()
@@ -97,7 +101,11 @@ impl Status {
 
     /// Drains (or undrains) every prefix; `true` if that changed anything.
     pub fn set_drained(&self, drained: bool) -> bool {
-        self.drained.swap(drained, Ordering::SeqCst) != drained
+        let changed = self.drained.swap(drained, Ordering::SeqCst) != drained;
+        if changed {
+            self.wake.notify_one();
+        }
+        changed
     }
 
     /// Whether the API drained the prefixes.
@@ -149,7 +157,10 @@ impl Status {
                     (Want::Draining, "draining"),
                     (Want::Withdrawn, "withdrawn"),
                 ] {
-                    f.sample(&[("prefix", &p.prefix), ("state", name)], u64::from(p.state == w));
+                    f.sample(
+                        &[("prefix", &p.prefix), ("state", name)],
+                        u64::from(p.state == w),
+                    );
                 }
             }
         }

@@ -43,7 +43,7 @@ mod metrics;
 use boltz_steer as steer;
 mod zone;
 
-pub use api::{parse_explain_args, router, ApiState, SiteFeed};
+pub use api::{parse_explain_args, router, AnycastView, ApiState, SiteFeed};
 pub use control::{decide, explain, Control, ControlError, Explanation, Family, Placement, World};
 pub use dns::{bind, serve_tcp, spawn_udp_workers, Handler, Transport};
 pub use geo::{build_from_csv, BuildStats, GeoDb, GeoRecord, MmdbWriter};

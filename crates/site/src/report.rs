@@ -67,6 +67,9 @@ pub struct Report {
     /// where its demand comes from, for a node with a geo database to
     /// locate (its demand map).
     pub clients: Vec<(String, f64)>,
+    /// Per declared VIP of the DC's `boltz l4`: whether a backend takes
+    /// new flows (what an anycast VIP's announcement follows).
+    pub vips: Vec<(String, bool)>,
 }
 
 /// How many earlier samples a report repeats.
@@ -85,6 +88,7 @@ struct Look {
     /// What limits the share (the worst pool).
     worst: Option<(f64, String)>,
     clients: Vec<(String, f64)>,
+    vips: Vec<(String, bool)>,
 }
 
 /// Per component: consecutive failed looks.
@@ -212,6 +216,7 @@ fn judge(site: &Site, look: Look, seq: u64) -> Report {
         seq,
         recent: Vec::new(),
         clients: look.clients,
+        vips: look.vips,
     }
 }
 
@@ -297,6 +302,9 @@ async fn look_l4(l4: &L4Site, look: &mut Look, count_backends: bool) -> Result<(
             if b.get("state").and_then(Value::as_str) != Some("drain") {
                 active += w;
             }
+        }
+        if l4.services.contains_key(vip) {
+            look.vips.push((vip.to_string(), active > 0.0));
         }
         if active == 0.0 && l4.services.contains_key(vip) {
             look.down

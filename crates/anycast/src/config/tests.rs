@@ -61,13 +61,16 @@ fn each_mistake_is_named_where_it_is() {
         "{e}"
     );
     let e = cfg(&GOOD.replace("\"boltz_ns6\"", "\"ns-6\"")).unwrap_err();
-    assert!(e.contains(":17:12: \"ns-6\" is not a BIRD protocol name"), "{e}");
+    assert!(
+        e.contains(":17:12: \"ns-6\" is not a BIRD protocol name"),
+        "{e}"
+    );
     let e = cfg(&GOOD.replace("rise = 3", "rise = 0")).unwrap_err();
     assert!(e.contains(":3:8: rise must be at least 1"), "{e}");
     let e = cfg(&GOOD.replace("bird_socket = \"/run/bird/bird.ctl\"", "")).unwrap_err();
     assert!(e.contains("needs bird_socket"), "{e}");
-    let e = cfg(&GOOD.replace("expect = [\"192.0.2.10\"]", "expect = [\"2001:db8::1\"]"))
-        .unwrap_err();
+    let e =
+        cfg(&GOOD.replace("expect = [\"192.0.2.10\"]", "expect = [\"2001:db8::1\"]")).unwrap_err();
     assert!(
         e.contains(":8:11: expected address 2001:db8::1 does not fit type A"),
         "{e}"

@@ -40,8 +40,9 @@ fn the_right_answer_passes_and_each_wrong_one_says_why() {
         &p
     )
     .contains("Non-Existent Domain for probe.example.com. A"));
-    assert!(e(answer(&p, 7, |m| m.metadata.authoritative = false), &p)
-        .contains("not authoritative"));
+    assert!(
+        e(answer(&p, 7, |m| m.metadata.authoritative = false), &p).contains("not authoritative")
+    );
     assert!(e(answer(&p, 7, |m| m.answers.clear()), &p).contains("no A record"));
     let other = probe(&["192.0.2.11"]);
     assert!(e(answer(&other, 7, |_| {}), &other).contains("without the expected 192.0.2.11"));

@@ -9,10 +9,14 @@
 //! | GET | `/v1/explain?name=&client=&subnet=&type=` | the explain table as JSON |
 //! | POST/DELETE | `/v1/datacenters/{dc}/drain[?zone=]` | drain / undrain |
 //! | PUT | `/v1/datacenters/{dc}/load[?zone=]` | `{"utilisation": 0.9}` or `null` to clear |
+//! | GET | `/v1/anycast` | what the node announces, per prefix ([`anycast`]) |
+//! | POST/DELETE | `/v1/anycast/drain` | drain / undrain the node's anycast prefixes |
 //! | GET | `/metrics` | Prometheus text |
 
+mod anycast;
 mod site;
 
+pub use anycast::AnycastView;
 pub use site::SiteFeed;
 
 use std::net::IpAddr;
@@ -49,6 +53,8 @@ pub struct ApiState {
     /// The node's own DC report for `/v1/site` (`None`: it runs no
     /// `--datacenter`).
     pub site: Option<Arc<SiteFeed>>,
+    /// What the node announces (`None`: it runs no `--anycast`).
+    pub anycast: Option<AnycastView>,
 }
 
 /// The API's routes, ready to serve over TCP or a Unix socket.
@@ -59,6 +65,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/site", get(site::site))
         .route("/v1/datacenters/{dc}/drain", post(drain).delete(undrain))
         .route("/v1/datacenters/{dc}/load", put(set_load))
+        .route("/v1/anycast", get(anycast::get))
+        .route(
+            "/v1/anycast/drain",
+            post(anycast::drain).delete(anycast::undrain),
+        )
         .route("/metrics", get(metrics))
         .with_state(state)
 }
@@ -150,6 +161,7 @@ async fn status(State(s): State<ApiState>) -> Response {
         "zones": zones,
         "geoip": s.geo.as_ref().map(|g| g.metadata_summary()),
         "site": s.site.as_ref().map(|site| site.status()),
+        "anycast": s.anycast.as_ref().map(|a| (a.document)()),
     }))
     .into_response()
 }
@@ -302,6 +314,9 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         |e| {
             if let Some(site) = &site {
                 site.render(e);
+            }
+            if let Some(a) = &s.anycast {
+                (a.render)(e);
             }
         },
     ))

@@ -25,6 +25,7 @@ ipv4 = ["192.0.2.10"]
         metrics: Arc::new(Metrics::default()),
         token: None,
         site,
+        anycast: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
