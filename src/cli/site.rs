@@ -57,11 +57,7 @@ impl Node {
         let vip_slot = vips.clone();
         let mut unknown_dc = false;
         boltz_site::spawn_reports(rx, move |r| {
-            *vip_slot.lock().unwrap_or_else(|e| e.into_inner()) = r
-                .vips
-                .iter()
-                .filter_map(|(v, up)| Some((v.parse::<IpAddr>().ok()?, *up)))
-                .collect();
+            *vip_slot.lock().unwrap_or_else(|e| e.into_inner()) = vip_addresses(&r.vips);
             let report = to_feed(&r, geo.as_deref());
             match control.apply_report(&dc, None, report.clone()) {
                 Ok(_) => unknown_dc = false,
@@ -101,6 +97,20 @@ impl Node {
             true
         });
     }
+}
+
+/// Per VIP address, whether every L4 service on it (`tcp:10.0.0.1:80`,
+/// `udp:[2001:db8::1]:53`) has a backend taking new flows: a site
+/// announces an anycast VIP only if it can serve all of it.
+fn vip_addresses(vips: &[(String, bool)]) -> BTreeMap<IpAddr, bool> {
+    let mut out = BTreeMap::new();
+    for (vip, up) in vips {
+        let addr = vip.split_once(':').map_or(vip.as_str(), |(_, a)| a);
+        if let Ok(sa) = addr.parse::<std::net::SocketAddr>() {
+            *out.entry(sa.ip()).or_insert(true) &= *up;
+        }
+    }
+    out
 }
 
 /// A report in the load-feed shape; with a geo database, its clients
@@ -145,3 +155,6 @@ fn locate(geo: &GeoDb, clients: &[(String, f64)]) -> Vec<(f64, f64, f64)> {
     }
     cells.into_values().collect()
 }
+
+#[cfg(test)]
+mod tests;

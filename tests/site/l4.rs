@@ -129,6 +129,22 @@ fn services_are_pushed_adopted_after_a_restart_restored_and_removed() {
     assert_eq!(held.len(), 2, "{held:?}");
     assert!(held.iter().all(|s| s.1 == 1), "{held:?}");
     assert_eq!(status(&st).pushes, 2);
+    // The site's report says, per declared VIP, whether a backend takes
+    // new flows (what an anycast VIP's announcement follows).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reports = boltz_site::spawn_reports(run.desired.subscribe(), move |r| {
+        let _ = tx.send(r.vips);
+    });
+    let mut vips = rx.recv_timeout(LIMIT).expect("a report");
+    vips.sort();
+    assert_eq!(
+        vips,
+        [
+            ("tcp:10.98.1.100:80".to_string(), true),
+            ("udp:10.98.1.100:53".to_string(), true)
+        ]
+    );
+    reports.abort();
 
     // The daemon restarts with its state: the services are there as
     // declared, so they are adopted, not pushed again.

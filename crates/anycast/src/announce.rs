@@ -83,6 +83,8 @@ pub struct Announcer {
     withdrawn_at: Option<Instant>,
     /// When the drain began.
     drained_at: Option<Instant>,
+    /// The last failed probe's error.
+    last_error: String,
 }
 
 impl Announcer {
@@ -98,6 +100,7 @@ impl Announcer {
             healthy: false,
             withdrawn_at: None,
             drained_at: None,
+            last_error: String::new(),
         }
     }
 
@@ -115,8 +118,13 @@ impl Announcer {
         drained: bool,
         stopping: bool,
     ) -> Want {
+        self.record(now, probe);
+        self.decide(now, drained, stopping)
+    }
+
+    /// Counts one probe's result.
+    fn record(&mut self, now: Instant, probe: Result<(), String>) {
         let was_healthy = self.healthy;
-        let mut failure = None;
         match probe {
             Ok(()) => {
                 self.good += 1;
@@ -131,12 +139,18 @@ impl Announcer {
                 if self.bad >= self.rules.fall {
                     self.healthy = false;
                 }
-                failure = Some(e);
+                self.last_error = e;
             }
         }
         if was_healthy && !self.healthy {
             self.withdrawn_at = Some(now);
         }
+    }
+
+    /// What should be announced now, from the probes counted so far, the
+    /// drain and the stop (also between probes: a drain, a stop, the end
+    /// of the drain window act at once).
+    pub fn decide(&mut self, now: Instant, drained: bool, stopping: bool) -> Want {
         if drained {
             self.drained_at.get_or_insert(now);
         } else {
@@ -154,10 +168,12 @@ impl Announcer {
                 (Want::Withdrawn, Why::Drained)
             }
         } else if !self.healthy {
-            match (&self.why, failure) {
-                (_, Some(e)) if self.bad >= self.rules.fall => (Want::Withdrawn, Why::Failing(e)),
-                (Why::Starting, _) => (Want::Withdrawn, Why::Starting),
-                (w, _) => (Want::Withdrawn, w.clone()),
+            if self.bad >= self.rules.fall {
+                (Want::Withdrawn, Why::Failing(self.last_error.clone()))
+            } else if self.why == Why::Starting {
+                (Want::Withdrawn, Why::Starting)
+            } else {
+                (Want::Withdrawn, self.why.clone())
             }
         } else if held {
             (Want::Withdrawn, Why::HeldDown)
@@ -170,6 +186,15 @@ impl Announcer {
         self.want = want;
         self.why = why;
         want
+    }
+
+    /// When the drain window of a draining prefix ends (the driver wakes
+    /// then rather than at its next probe).
+    pub fn drain_ends(&self) -> Option<Instant> {
+        match (self.want, self.drained_at) {
+            (Want::Draining, Some(t)) => Some(t + self.rules.drain_window),
+            _ => None,
+        }
     }
 }
 

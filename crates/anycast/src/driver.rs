@@ -122,24 +122,35 @@ async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut orphaned = false;
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = status.wake.notified() => {}
+        // A drain window ends on time, not at the next probe.
+        let drain_ends = announcers.iter().filter_map(Announcer::drain_ends).min();
+        let probe = tokio::select! {
+            _ = tick.tick() => true,
+            _ = status.wake.notified() => false,
+            _ = sleep_until(drain_ends), if drain_ends.is_some() => false,
             // A dropped handle stops the driver too.
-            r = stop.changed(), if !orphaned => orphaned = r.is_err(),
-        }
+            r = stop.changed(), if !orphaned => {
+                orphaned = r.is_err();
+                false
+            }
+        };
         let stopping = orphaned || *stop.borrow();
         let drained = status.drained() || cfg.drain_file.as_ref().is_some_and(|f| f.exists());
-        let results = if stopping {
-            vec![Ok(()); cfg.prefixes.len()]
+        // Probes keep their cadence (rise and fall count seconds); a wake
+        // only decides again from what is known.
+        let results: Vec<Option<Result<(), String>>> = if probe && !stopping {
+            probe_all(&cfg, &opts).await.into_iter().map(Some).collect()
         } else {
-            probe_all(&cfg, &opts).await
+            vec![None; cfg.prefixes.len()]
         };
         let now = Instant::now();
         for (i, (p, result)) in cfg.prefixes.iter().zip(results).enumerate() {
             let a = &mut announcers[i];
             let before = a.state().0;
-            let want = a.observe(now, result.clone(), drained, stopping);
+            let want = match &result {
+                Some(r) => a.observe(now, r.clone(), drained, stopping),
+                None => a.decide(now, drained, stopping),
+            };
             let why = a.state().1.to_string();
             if want != before {
                 info!(prefix = %p.prefix, from = ?before, to = ?want, reason = %why, "anycast announcement changes");
@@ -152,11 +163,13 @@ async fn run(
                 }
                 s.state = want;
                 s.reason = why;
-                if let Err(e) = &result {
-                    s.probe_failures += 1;
-                    s.probe_error = Some(e.clone());
-                } else if !stopping {
-                    s.probe_error = None;
+                match &result {
+                    Some(Err(e)) => {
+                        s.probe_failures += 1;
+                        s.probe_error = Some(e.clone());
+                    }
+                    Some(Ok(())) => s.probe_error = None,
+                    None => {}
                 }
                 match &outcome {
                     Ok(changed) => {
@@ -189,6 +202,13 @@ async fn run(
             }
             return;
         }
+    }
+}
+
+/// Sleeps until `at` (callers only poll this with `Some`).
+async fn sleep_until(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at.into()).await;
     }
 }
 
@@ -226,3 +246,6 @@ async fn probe_all(cfg: &Config, opts: &Options) -> Vec<Result<(), String>> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

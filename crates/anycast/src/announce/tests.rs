@@ -87,3 +87,20 @@ fn a_drain_of_a_withdrawn_prefix_stays_withdrawn() {
     let w = run(&mut a, t0, &[BAD, (true, true, false), (true, true, false)]);
     assert_eq!(w, [Withdrawn; 3]);
 }
+
+#[test]
+fn between_probes_a_drain_and_its_window_are_decided_on_time() {
+    let t0 = Instant::now();
+    let mut a = Announcer::new(RULES, t0);
+    run(&mut a, t0, &[OK, OK]);
+    assert_eq!(a.state().0, Announced);
+    let t = t0 + Duration::from_millis(1500);
+    assert_eq!(a.decide(t, true, false), Draining);
+    assert_eq!(a.drain_ends(), Some(t + RULES.drain_window));
+    // No probe in between: the window's end alone withdraws.
+    assert_eq!(a.decide(t + RULES.drain_window, true, false), Withdrawn);
+    assert_eq!(a.drain_ends(), None);
+    assert_eq!(a.decide(t + RULES.drain_window, false, false), Announced);
+    assert_eq!(a.decide(t + RULES.drain_window, false, true), Withdrawn);
+    assert_eq!(a.state().1, &Why::Stopping);
+}
