@@ -132,13 +132,13 @@ fn check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
 /// Starts the driver of `serve --anycast` and the API's view of it.
 pub async fn start(
     cfg: Config,
-    dns_port: u16,
+    listen: Vec<std::net::SocketAddr>,
     site: Option<Arc<site::Node>>,
 ) -> anyhow::Result<(Running, AnycastView)> {
     let guard_program =
         std::env::current_exe().context("locating the boltz binary for the anycast guard")?;
     let opts = Options {
-        dns_port,
+        listen,
         vip_health: site.map(|s| {
             let f: boltz_anycast::VipHealth = Arc::new(move |ip| s.vip_up(ip));
             f
@@ -162,7 +162,7 @@ pub async fn start(
 }
 
 /// `boltz anycast exabgp`: follows `/v1/anycast`, one line per change on
-/// stdout; ends when ExaBGP stops reading.
+/// stdout; ends when ExaBGP stops reading or goes away.
 fn follow_for_exabgp(api: &str, interval: Duration, lost: Duration) -> anyhow::Result<ExitCode> {
     let url = format!("{}/v1/anycast", api.trim_end_matches('/'));
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -174,7 +174,14 @@ fn follow_for_exabgp(api: &str, interval: Duration, lost: Duration) -> anyhow::R
     let mut follower = Follower::default();
     let mut last_ok = Instant::now();
     let mut said_lost = false;
+    // SAFETY: getppid has no preconditions.
+    let parent = unsafe { libc::getppid() };
     loop {
+        // ExaBGP gone (this process re-parented): nobody reads the lines.
+        // SAFETY: as above.
+        if unsafe { libc::getppid() } != parent {
+            return Ok(ExitCode::SUCCESS);
+        }
         let doc: Result<Document, String> = rt.block_on(async {
             let r = client.get(&url).send().await.map_err(|e| e.to_string())?;
             if !r.status().is_success() {

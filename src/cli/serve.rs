@@ -32,9 +32,10 @@ pub struct ServeArgs {
     /// Run without a geo database (every client in one cell, weight-only).
     #[arg(long, conflicts_with = "geoip")]
     no_geoip: bool,
-    /// DNS address (UDP and TCP).
+    /// DNS address (UDP and TCP); repeat for more (an anycast IPv4 and
+    /// IPv6 address, say).
     #[arg(long, default_value = "127.0.0.1:5353")]
-    listen: SocketAddr,
+    listen: Vec<SocketAddr>,
     /// Local API address.
     #[arg(long, default_value = "127.0.0.1:5380")]
     api: SocketAddr,
@@ -132,22 +133,31 @@ async fn serve(
     handler.nsid = a.nsid.as_ref().map(|id| Arc::from(id.as_bytes()));
     let handler = Arc::new(handler);
 
-    let (udp, tcp) = boltz_gslb::bind(a.listen, threads)
-        .with_context(|| format!("binding DNS on {}", a.listen))?;
+    let mut bound = Vec::new();
+    for addr in &a.listen {
+        let (udp, tcp) =
+            boltz_gslb::bind(*addr, threads).with_context(|| format!("binding DNS on {addr}"))?;
+        bound.push((udp, tcp));
+    }
     let api_listener = tokio::net::TcpListener::bind(a.api)
         .await
         .with_context(|| format!("binding API on {}", a.api))?;
-    let dns_addr = udp[0].local_addr()?;
+    let mut dns_addrs = Vec::new();
+    for (udp, _) in &bound {
+        dns_addrs.push(udp[0].local_addr()?);
+    }
     let api_addr = api_listener.local_addr()?;
 
     tokio::spawn(control.clone().run_ticker());
-    boltz_gslb::spawn_udp_workers(udp, handler.clone()).context("starting UDP workers")?;
-    tokio::spawn(boltz_gslb::serve_tcp(tcp, handler.clone()));
+    for (udp, tcp) in bound {
+        boltz_gslb::spawn_udp_workers(udp, handler.clone()).context("starting UDP workers")?;
+        tokio::spawn(boltz_gslb::serve_tcp(tcp, handler.clone()));
+    }
     // Announcing starts once the server answers (its first probe asks it).
     let stop_wait = anycast.as_ref().map(|c| c.stop_wait);
     let (announcing, anycast_view) = match anycast {
         Some(cfg) => {
-            let (r, v) = anycast::start(cfg, dns_addr.port(), site.clone()).await?;
+            let (r, v) = anycast::start(cfg, dns_addrs.clone(), site.clone()).await?;
             (Some(r), Some(v))
         }
         None => (None, None),
@@ -177,10 +187,15 @@ async fn serve(
     };
     tokio::spawn(reloader.run(a.watch_interval));
 
-    info!(dns = %dns_addr, api = %api_addr, zones = %a.zones.display(), token = token.is_some(), "boltz serving");
+    let dns_list = dns_addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    info!(dns = %dns_list, api = %api_addr, zones = %a.zones.display(), token = token.is_some(), "boltz serving");
     // One machine-readable line on stdout for scripts and tests.
     // A reader that went away does not stop the server.
-    let _ = super::out::write(format_args!("ready dns={dns_addr} api={api_addr}\n"));
+    let _ = super::out::write(format_args!("ready dns={dns_list} api={api_addr}\n"));
 
     let mut term = signal(SignalKind::terminate())?;
     tokio::select! {

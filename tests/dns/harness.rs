@@ -161,7 +161,10 @@ impl Fixture {
 /// A running `boltz serve`; killed when dropped.
 pub struct Server {
     pub child: Child,
+    /// The first DNS address (`--listen` may give more).
     pub dns: SocketAddr,
+    /// Every DNS address, in `--listen` order.
+    pub dns_all: Vec<SocketAddr>,
     pub api: SocketAddr,
     pub log: Arc<Mutex<String>>,
 }
@@ -202,11 +205,11 @@ impl Server {
             std::thread::sleep(Duration::from_millis(200));
             panic!("server did not start: {line:?}\n{}", log.lock().unwrap());
         };
-        let mut dns = None;
+        let mut dns_all = Vec::new();
         let mut api = None;
         for part in rest.split_whitespace() {
             if let Some(v) = part.strip_prefix("dns=") {
-                dns = v.parse().ok();
+                dns_all = v.split(',').map(|a| a.parse().unwrap()).collect();
             }
             if let Some(v) = part.strip_prefix("api=") {
                 api = v.parse().ok();
@@ -214,7 +217,8 @@ impl Server {
         }
         Server {
             child,
-            dns: dns.unwrap(),
+            dns: dns_all[0],
+            dns_all,
             api: api.unwrap(),
             log,
         }

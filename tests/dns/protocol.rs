@@ -366,3 +366,24 @@ fn nsid_names_the_server_to_whoever_asks() {
     let m = Message::from_vec(&udp_raw(other.dns, &nsid_query(true, 0), None).unwrap()).unwrap();
     assert_eq!(nsid_of(&m), None);
 }
+
+/// `--listen` repeated: one server answers on each address (an anycast
+/// IPv4 and IPv6 address, say), over UDP and TCP.
+#[test]
+fn every_listen_address_answers() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        println!("skipped: no IPv6 loopback here");
+        return;
+    }
+    let fx = Fixture::new(&zone());
+    let srv = Server::start(&fx, &["--listen", "[::1]:0"]);
+    assert_eq!(srv.dns_all.len(), 2, "{:?}", srv.dns_all);
+    assert!(srv.dns_all[1].is_ipv6());
+    for at in &srv.dns_all {
+        let q = Q::new("a.b.example.com.", RecordType::A);
+        let r = udp_query(*at, &q, Some(at.ip())).expect("UDP answer");
+        assert_eq!(addrs(&r), ["192.0.2.1"], "UDP on {at}");
+        let r = tcp_query(*at, &q);
+        assert_eq!(addrs(&r), ["192.0.2.1"], "TCP on {at}");
+    }
+}

@@ -159,22 +159,27 @@ impl Announcer {
         let held = self
             .withdrawn_at
             .is_some_and(|t| now.duration_since(t) < self.rules.hold_down);
+        let failing = !self.healthy && self.bad >= self.rules.fall;
         let (want, why) = if stopping {
             (Want::Withdrawn, Why::Stopping)
+        } else if failing {
+            // Ill health wins over a drain: a broken server leaves now,
+            // not at the end of the window.
+            (Want::Withdrawn, Why::Failing(self.last_error.clone()))
         } else if let Some(t) = self.drained_at {
-            if now.duration_since(t) < self.rules.drain_window && self.want != Want::Withdrawn {
+            let in_window = now.duration_since(t) < self.rules.drain_window;
+            if in_window && self.want != Want::Withdrawn {
                 (Want::Draining, Why::Drained)
             } else {
                 (Want::Withdrawn, Why::Drained)
             }
         } else if !self.healthy {
-            if self.bad >= self.rules.fall {
-                (Want::Withdrawn, Why::Failing(self.last_error.clone()))
-            } else if self.why == Why::Starting {
-                (Want::Withdrawn, Why::Starting)
-            } else {
-                (Want::Withdrawn, self.why.clone())
-            }
+            // Not yet `rise` good probes: starting, or still failing.
+            let why = match &self.why {
+                Why::Failing(_) | Why::Starting => self.why.clone(),
+                _ => Why::Starting,
+            };
+            (Want::Withdrawn, why)
         } else if held {
             (Want::Withdrawn, Why::HeldDown)
         } else {

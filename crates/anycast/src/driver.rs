@@ -29,8 +29,9 @@ pub type VipHealth = Arc<dyn Fn(IpAddr) -> Option<bool> + Send + Sync>;
 
 /// What the driver needs besides its file.
 pub struct Options {
-    /// The DNS port the self-probe asks on (the `--listen` port).
-    pub dns_port: u16,
+    /// The addresses the server answers on (`--listen`): the self-probe
+    /// asks a prefix's address on the port of the one that covers it.
+    pub listen: Vec<SocketAddr>,
     /// For `check = "l4"` prefixes.
     pub vip_health: Option<VipHealth>,
     /// How to start the guard: the program and the arguments before its
@@ -72,6 +73,20 @@ pub async fn start(cfg: Config, opts: Options) -> Result<Running, String> {
                 warn!(error = %e, "cannot check BIRD's protocols yet; nothing is announced until it answers")
             }
         }
+    }
+    if let Some(p) = cfg
+        .prefixes
+        .iter()
+        .find(|p| p.check == Check::Dns && probe_target(&opts.listen, p.address).is_none())
+    {
+        let listen: Vec<String> = opts.listen.iter().map(ToString::to_string).collect();
+        return Err(format!(
+            "{}: {}'s address {} is not one this server answers on (--listen {}): its probe could never pass",
+            cfg.file.display(),
+            p.prefix,
+            p.address,
+            listen.join(", ")
+        ));
     }
     if cfg.prefixes.iter().any(|p| p.check == Check::L4) && opts.vip_health.is_none() {
         return Err(format!(
@@ -135,7 +150,8 @@ async fn run(
             }
         };
         let stopping = orphaned || *stop.borrow();
-        let drained = status.drained() || cfg.drain_file.as_ref().is_some_and(|f| f.exists());
+        status.set_file_drained(cfg.drain_file.as_ref().is_some_and(|f| f.exists()));
+        let drained = status.drained_any();
         // Probes keep their cadence (rise and fall count seconds); a wake
         // only decides again from what is known.
         let results: Vec<Option<Result<(), String>>> = if probe && !stopping {
@@ -205,6 +221,20 @@ async fn run(
     }
 }
 
+/// Where to probe `address`: on the port of the listening address that is
+/// it, or else of a wildcard of its family.
+fn probe_target(listen: &[SocketAddr], address: IpAddr) -> Option<SocketAddr> {
+    let exact = listen.iter().find(|l| l.ip() == address);
+    let wildcard = || {
+        listen
+            .iter()
+            .find(|l| l.ip().is_unspecified() && l.is_ipv4() == address.is_ipv4())
+    };
+    exact
+        .or_else(wildcard)
+        .map(|l| SocketAddr::new(address, l.port()))
+}
+
 /// Sleeps until `at` (callers only poll this with `Some`).
 async fn sleep_until(at: Option<Instant>) {
     if let Some(at) = at {
@@ -219,8 +249,12 @@ async fn probe_all(cfg: &Config, opts: &Options) -> Vec<Result<(), String>> {
         let r: JoinHandle<Result<(), String>> = match (p.check, &cfg.probe) {
             (Check::Dns, Some(probe)) => {
                 let probe = probe.clone();
-                let to = SocketAddr::new(p.address, opts.dns_port);
-                tokio::spawn(async move { crate::probe::check(&probe, to).await })
+                match probe_target(&opts.listen, p.address) {
+                    Some(to) => tokio::spawn(async move { crate::probe::check(&probe, to).await }),
+                    None => {
+                        tokio::spawn(async { Err("not an address this server answers on".into()) })
+                    }
+                }
             }
             (Check::Dns, None) => tokio::spawn(async { Err("no [probe] configured".into()) }),
             (Check::L4, _) => {

@@ -51,6 +51,8 @@ pub struct PrefixState {
 pub struct Status {
     speaker: SpeakerKind,
     drained: AtomicBool,
+    /// The drain file exists (as of the last pass).
+    file_drained: AtomicBool,
     prefixes: Mutex<Vec<PrefixState>>,
     /// Wakes the driver when the drain changes (it acts at once, not at
     /// the next interval).
@@ -62,8 +64,11 @@ pub struct Status {
 pub struct Document {
     /// `bird` or `exabgp`.
     pub speaker: String,
-    /// Drained through the API.
+    /// Drained, through the API or the drain file.
     pub drained: bool,
+    /// Drained by the drain file (it exists).
+    #[serde(default)]
+    pub drain_file: bool,
     /// The prefixes.
     pub prefixes: Vec<PrefixState>,
 }
@@ -75,6 +80,7 @@ impl Status {
         Status {
             speaker: cfg.speaker,
             drained: AtomicBool::new(false),
+            file_drained: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
             prefixes: Mutex::new(
                 cfg.prefixes
@@ -113,6 +119,16 @@ impl Status {
         self.drained.load(Ordering::SeqCst)
     }
 
+    /// Records whether the drain file exists.
+    pub(crate) fn set_file_drained(&self, on: bool) {
+        self.file_drained.store(on, Ordering::SeqCst);
+    }
+
+    /// Drained by the API or by the drain file.
+    pub fn drained_any(&self) -> bool {
+        self.drained() || self.file_drained.load(Ordering::SeqCst)
+    }
+
     /// Changes prefix `i`'s state.
     pub(crate) fn update(&self, i: usize, f: impl FnOnce(&mut PrefixState)) {
         let mut ps = self.prefixes.lock().unwrap_or_else(|e| e.into_inner());
@@ -137,7 +153,8 @@ impl Status {
                 SpeakerKind::Exabgp => "exabgp",
             }
             .into(),
-            drained: self.drained(),
+            drained: self.drained_any(),
+            drain_file: self.file_drained.load(Ordering::SeqCst),
             prefixes: self.prefixes(),
         }
     }
@@ -206,8 +223,8 @@ impl Status {
         e.single(
             "boltz_anycast_drained",
             Kind::Gauge,
-            "1 while the operator has drained this node's anycast prefixes.",
-            u64::from(self.drained()),
+            "1 while the operator has drained this node's anycast prefixes (API or drain file).",
+            u64::from(self.drained_any()),
         );
     }
 }

@@ -104,3 +104,21 @@ fn between_probes_a_drain_and_its_window_are_decided_on_time() {
     assert_eq!(a.decide(t + RULES.drain_window, false, true), Withdrawn);
     assert_eq!(a.state().1, &Why::Stopping);
 }
+
+#[test]
+fn a_draining_server_that_breaks_leaves_at_once() {
+    let t0 = Instant::now();
+    let mut a = Announcer::new(RULES, t0);
+    let d = (true, true, false);
+    let bad_drained = (false, true, false);
+    // rise 2, then drained; fall 3 bad probes withdraw inside the window.
+    assert_eq!(
+        run(
+            &mut a,
+            t0,
+            &[OK, OK, d, bad_drained, bad_drained, bad_drained]
+        ),
+        [Withdrawn, Announced, Draining, Draining, Draining, Withdrawn]
+    );
+    assert_eq!(a.state().1, &Why::Failing("timeout".into()));
+}

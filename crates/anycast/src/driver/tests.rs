@@ -37,7 +37,13 @@ async fn until(
 
 #[tokio::test]
 async fn an_l4_prefix_follows_its_vip_and_the_operator() {
-    let cfg = parse(Path::new("anycast.toml"), FILE).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let drain_file = dir.path().join("drain");
+    let text = format!(
+        "drain_file = {:?}\n{FILE}",
+        drain_file.display().to_string()
+    );
+    let cfg = parse(Path::new("anycast.toml"), &text).unwrap();
     // 0: no report yet, 1: a backend takes flows, 2: none does.
     let vip = Arc::new(AtomicU8::new(0));
     let v = vip.clone();
@@ -51,7 +57,7 @@ async fn an_l4_prefix_follows_its_vip_and_the_operator() {
     let running = start(
         cfg,
         Options {
-            dns_port: 0,
+            listen: Vec::new(),
             vip_health: Some(health),
             guard_program: None,
         },
@@ -90,8 +96,19 @@ async fn an_l4_prefix_follows_its_vip_and_the_operator() {
     })
     .await;
 
+    // The drain file drains too (it survives restarts), and shows.
+    std::fs::write(&drain_file, "").unwrap();
+    until(&st, "draining by the file", |p| p.state == Want::Draining).await;
+    assert!(st.document().drained && st.document().drain_file);
+    std::fs::remove_file(&drain_file).unwrap();
+    until(&st, "announced without the file", |p| {
+        p.state == Want::Announced
+    })
+    .await;
+    assert!(!st.document().drained);
+
     let changes = st.prefixes()[0].changes;
-    assert!(changes >= 6, "{changes}");
+    assert!(changes >= 8, "{changes}");
     running.stop().await;
     let p = st.prefixes().remove(0);
     assert_eq!((p.state, p.reason.as_str()), (Want::Withdrawn, "stopping"));
@@ -103,7 +120,7 @@ async fn an_l4_prefix_needs_the_site() {
     let e = start(
         cfg,
         Options {
-            dns_port: 0,
+            listen: Vec::new(),
             vip_health: None,
             guard_program: None,
         },
@@ -115,4 +132,20 @@ async fn an_l4_prefix_needs_the_site() {
         e.contains("check = \"l4\", which needs --datacenter"),
         "{e}"
     );
+}
+
+#[test]
+fn a_prefix_is_probed_where_the_server_listens() {
+    let l = |s: &str| s.parse::<SocketAddr>().unwrap();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let listen = [l("192.0.2.53:53"), l("[::]:5353")];
+    assert_eq!(
+        probe_target(&listen, ip("192.0.2.53")),
+        Some(l("192.0.2.53:53"))
+    );
+    assert_eq!(
+        probe_target(&listen, ip("2001:db8::53")),
+        Some(l("[2001:db8::53]:5353"))
+    );
+    assert_eq!(probe_target(&listen, ip("192.0.2.54")), None);
 }

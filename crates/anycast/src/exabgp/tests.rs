@@ -5,6 +5,7 @@ fn doc(states: &[(&str, Want)]) -> Document {
     Document {
         speaker: "exabgp".into(),
         drained: false,
+        drain_file: false,
         prefixes: states
             .iter()
             .map(|(p, w)| PrefixState {
