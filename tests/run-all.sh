@@ -20,6 +20,8 @@ command -v ethtool >/dev/null 2>&1 || need+=(ethtool)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # BIRD 2: the anycast tests drive a real one.
 command -v bird >/dev/null 2>&1 || need+=(bird2)
+# ExaBGP: the second anycast speaker, driven by `boltz anycast exabgp`.
+command -v exabgp >/dev/null 2>&1 || need+=(exabgp)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

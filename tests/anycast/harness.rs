@@ -216,10 +216,10 @@ drain_protocol = "boltz_ns_drain"
 }
 
 impl World {
-    /// Builds the namespaces, links and BIRDs; boltz is started per site
-    /// by [`World::start_boltz`].
-    pub fn new() -> World {
-        let mut lan = Lan::new("bza");
+    /// Builds the namespaces (named after `tag`, one per test), links and
+    /// BIRDs; boltz is started per site by [`World::start_boltz`].
+    pub fn new(tag: &str) -> World {
+        let mut lan = Lan::new(tag);
         for n in ["r", "a", "b", "c"] {
             lan.bare(n);
         }
@@ -288,7 +288,7 @@ impl World {
         World { sites, router, lan }
     }
 
-    fn key(i: usize) -> &'static str {
+    pub fn key(i: usize) -> &'static str {
         ["a", "b"][i]
     }
 
@@ -323,6 +323,11 @@ impl World {
             "ready",
         );
         self.sites[i].boltz = Some(d);
+    }
+
+    /// Replaces site `i`'s anycast file (before its boltz starts).
+    pub fn set_anycast(&self, i: usize, text: &str) {
+        std::fs::write(&self.sites[i].anycast, text).unwrap();
     }
 
     /// Site `i`'s boltz log.

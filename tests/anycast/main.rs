@@ -5,6 +5,10 @@
 
 #[path = "../support/api.rs"]
 mod api;
+
+mod exabgp;
+#[path = "../support/exposition.rs"]
+mod exposition;
 mod harness;
 #[path = "../support/log.rs"]
 mod log;
