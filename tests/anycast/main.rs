@@ -6,6 +6,7 @@
 #[path = "../support/api.rs"]
 mod api;
 
+mod deploy;
 mod exabgp;
 #[path = "../support/exposition.rs"]
 mod exposition;
