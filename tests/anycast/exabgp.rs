@@ -6,7 +6,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{missing, wait, World};
+use crate::harness::{anycast_file, missing, wait, World};
 
 const B: usize = 1;
 
@@ -56,21 +56,6 @@ neighbor 198.51.100.5 {{
     ExaBgp(child)
 }
 
-const FILE: &str = r#"speaker = "exabgp"
-rise = 2
-fall = 2
-drain_window = "2s"
-stop_wait = "1s"
-
-[probe]
-name = "probe.example.com."
-expect = ["192.0.2.99"]
-
-[[prefix]]
-prefix = "192.0.2.53/32"
-protocol = "boltz_ns"
-"#;
-
 fn b_path(w: &World) -> Option<bool> {
     w.paths()
         .into_iter()
@@ -91,7 +76,7 @@ fn exabgp_announces_drains_and_withdraws_what_boltz_wants() {
     let mut w = World::new("bzae");
     w.sites[B].bird.stop();
     let _exabgp = start_exabgp(&w);
-    w.set_anycast(B, FILE);
+    w.set_anycast(B, &anycast_file("speaker = \"exabgp\""));
     let t = Instant::now();
     w.start_boltz(B);
     let limit = Duration::from_secs(20);

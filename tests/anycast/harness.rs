@@ -192,10 +192,11 @@ protocol bgp upstream {{
     )
 }
 
-fn anycast_file(sock: &std::path::Path) -> String {
+/// An anycast file for the test's zone and prefix; `speaker` holds the
+/// lines that name the speaker.
+pub fn anycast_file(speaker: &str) -> String {
     format!(
-        r#"speaker = "bird"
-bird_socket = "{}"
+        r#"{speaker}
 rise = 2
 fall = 2
 hold_down = "3s"
@@ -210,8 +211,7 @@ expect = ["192.0.2.99"]
 prefix = "192.0.2.53/32"
 protocol = "boltz_ns"
 drain_protocol = "boltz_ns_drain"
-"#,
-        sock.display()
+"#
     )
 }
 
@@ -272,7 +272,11 @@ impl World {
             std::fs::create_dir_all(&zones).unwrap();
             std::fs::write(zones.join("example.com.toml"), ZONE).unwrap();
             let anycast = dir.join("anycast.toml");
-            std::fs::write(&anycast, anycast_file(&bird.sock)).unwrap();
+            let speaker = format!(
+                "speaker = \"bird\"\nbird_socket = \"{}\"",
+                bird.sock.display()
+            );
+            std::fs::write(&anycast, anycast_file(&speaker)).unwrap();
             let token = dir.join("token");
             std::fs::write(&token, TOKEN).unwrap();
             sites.push(Site {

@@ -46,6 +46,27 @@ pub struct PrefixState {
     pub speaker_errors: u64,
 }
 
+impl PrefixState {
+    /// A prefix nothing has happened to: withdrawn, starting.
+    pub fn new(prefix: impl Into<String>) -> PrefixState {
+        PrefixState {
+            prefix: prefix.into(),
+            protocol: String::new(),
+            drain_protocol: None,
+            state: Want::Withdrawn,
+            reason: "starting".into(),
+            since_unix_ms: 0,
+            probe_error: None,
+            in_sync: false,
+            speaker_error: None,
+            changes: 0,
+            probe_failures: 0,
+            reasserts: 0,
+            speaker_errors: 0,
+        }
+    }
+}
+
 /// The driver's state, shared with the API.
 #[derive(Debug)]
 pub struct Status {
@@ -86,19 +107,10 @@ impl Status {
                 cfg.prefixes
                     .iter()
                     .map(|p| PrefixState {
-                        prefix: p.prefix.to_string(),
                         protocol: p.protocol.clone(),
                         drain_protocol: p.drain_protocol.clone(),
-                        state: Want::Withdrawn,
-                        reason: "starting".into(),
                         since_unix_ms: now,
-                        probe_error: None,
-                        in_sync: false,
-                        speaker_error: None,
-                        changes: 0,
-                        probe_failures: 0,
-                        reasserts: 0,
-                        speaker_errors: 0,
+                        ..PrefixState::new(p.prefix.to_string())
                     })
                     .collect(),
             ),

@@ -9,19 +9,8 @@ fn doc(states: &[(&str, Want)]) -> Document {
         prefixes: states
             .iter()
             .map(|(p, w)| PrefixState {
-                prefix: p.to_string(),
-                protocol: String::new(),
-                drain_protocol: None,
                 state: *w,
-                reason: String::new(),
-                since_unix_ms: 0,
-                probe_error: None,
-                in_sync: true,
-                speaker_error: None,
-                changes: 0,
-                probe_failures: 0,
-                reasserts: 0,
-                speaker_errors: 0,
+                ..PrefixState::new(*p)
             })
             .collect(),
     }
