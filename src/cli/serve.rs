@@ -67,7 +67,7 @@ pub struct ServeArgs {
     watch_interval: Duration,
 }
 
-pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
+fn parse_duration(s: &str) -> Result<Duration, String> {
     boltz_core::duration::parse_duration(s)
 }
 
