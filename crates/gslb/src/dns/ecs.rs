@@ -1,10 +1,10 @@
 //! EDNS Client Subnet (RFC 7871): validation of the option a resolver sent
 //! and the client address it stands for.
 //!
-//! hickory-proto parses the option but accepts things the RFC says must be
-//! answered with FORMERR: address bits set beyond the source prefix and more
-//! address octets than the prefix needs. The second is only visible in the
-//! raw bytes, so [`raw_option_len`] walks the packet to the OPT record.
+//! The option is read from the raw bytes (hickory-proto's parser accepts
+//! things the RFC says must be answered with FORMERR: address bits set
+//! beyond the source prefix, more address octets than the prefix needs),
+//! by the fast path and by the screen alike.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -22,34 +22,33 @@ pub struct Ecs {
 }
 
 impl Ecs {
-    /// Validates the parsed option against RFC 7871 §6 and the raw option
-    /// length (`raw_len`, if it could be found).
-    pub fn from_option(cs: &ClientSubnet, raw_len: Option<usize>) -> Result<Ecs, &'static str> {
-        let address = cs.addr();
-        let source_prefix = cs.source_prefix();
-        let (family, max) = match address {
-            IpAddr::V4(_) => (1u16, 32u8),
-            IpAddr::V6(_) => (2u16, 128u8),
-        };
-        if source_prefix > max {
-            return Err("ECS source prefix longer than the address family allows");
+    /// The option's data as sent, validated against RFC 7871 §6: a known
+    /// family, a source prefix the family allows, scope 0, exactly the
+    /// address octets the prefix needs, no bits beyond it. `None`: the
+    /// query gets FORMERR.
+    pub fn parse(d: &[u8]) -> Option<Ecs> {
+        let family = u16::from_be_bytes([*d.first()?, *d.get(1)?]);
+        let (source, scope) = (*d.get(2)?, *d.get(3)?);
+        let addr = &d[4..];
+        if scope != 0 || addr.len() != usize::from(source).div_ceil(8) {
+            return None;
         }
-        if cs.scope_prefix() != 0 {
-            // §7.1.1: SCOPE PREFIX-LENGTH MUST be 0 in queries.
-            return Err("ECS scope prefix must be 0 in a query");
-        }
-        if mask(address, source_prefix) != address {
-            return Err("ECS address has bits set beyond the source prefix");
-        }
-        if let Some(len) = raw_len {
-            let needed = 4 + usize::from(source_prefix).div_ceil(8);
-            if len != needed {
-                return Err("ECS address length does not match the source prefix");
+        let address = match family {
+            1 if source <= 32 => {
+                let mut o = [0u8; 4];
+                o[..addr.len()].copy_from_slice(addr);
+                IpAddr::V4(Ipv4Addr::from(o))
             }
-        }
-        Ok(Ecs {
+            2 if source <= 128 => {
+                let mut o = [0u8; 16];
+                o[..addr.len()].copy_from_slice(addr);
+                IpAddr::V6(Ipv6Addr::from(o))
+            }
+            _ => return None,
+        };
+        (mask(address, source) == address).then_some(Ecs {
             address,
-            source_prefix,
+            source_prefix: source,
             family,
         })
     }
@@ -98,77 +97,35 @@ pub fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
     }
 }
 
-/// Length of the ECS option's data in a raw DNS message, if the message has
-/// an OPT record carrying one. Returns `None` on anything unexpected; the
-/// full parser has already accepted the message, so this only has to find
-/// the option, not to validate the packet.
-pub fn raw_option_len(msg: &[u8]) -> Option<usize> {
-    let count = |i: usize| -> Option<usize> {
-        Some(usize::from(u16::from_be_bytes([
-            *msg.get(i)?,
-            *msg.get(i + 1)?,
-        ])))
-    };
-    let (qd, an, ns, ar) = (count(4)?, count(6)?, count(8)?, count(10)?);
-    let mut pos = 12;
-    for _ in 0..qd {
-        pos = skip_name(msg, pos)? + 4;
-    }
-    for i in 0..an + ns + ar {
-        pos = skip_name(msg, pos)?;
-        let rtype = count(pos)?;
-        let rdlen = count(pos + 8)?;
-        let rdata = pos + 10;
-        if rtype == 41 && i >= an + ns {
-            let mut o = rdata;
-            while o + 4 <= rdata + rdlen {
-                let (code, len) = (count(o)?, count(o + 2)?);
-                if code == 8 {
-                    return Some(len);
-                }
-                o += 4 + len;
-            }
-            return None;
-        }
-        pos = rdata + rdlen;
-    }
-    None
-}
-
-fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
-    loop {
-        let len = *msg.get(pos)?;
-        match len {
-            0 => return Some(pos + 1),
-            l if l & 0xc0 == 0xc0 => return Some(pos + 2),
-            l => pos += 1 + usize::from(l),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn cs(s: &str, src: u8) -> ClientSubnet {
-        ClientSubnet::new(s.parse().unwrap(), src, 0)
-    }
-
     #[test]
     fn valid_and_invalid_options() {
-        assert!(Ecs::from_option(&cs("81.2.69.0", 24), Some(7)).is_ok());
-        assert!(Ecs::from_option(&cs("81.2.69.1", 24), Some(7)).is_err());
-        assert!(Ecs::from_option(&cs("81.2.69.0", 24), Some(8)).is_err());
-        assert!(Ecs::from_option(&cs("2001:db8::", 56), None).is_ok());
-        assert!(Ecs::from_option(&cs("0.0.0.0", 0), Some(4)).is_ok());
-        assert!(
-            Ecs::from_option(&ClientSubnet::new("1.2.3.0".parse().unwrap(), 24, 8), None).is_err()
-        );
+        let ok = |d: &[u8]| Ecs::parse(d).is_some();
+        assert!(ok(&[0, 1, 24, 0, 81, 2, 69]));
+        assert!(!ok(&[0, 1, 24, 0, 81, 2, 69, 0]), "an octet too many");
+        assert!(!ok(&[0, 1, 24, 0, 81, 2]), "an octet too few");
+        assert!(!ok(&[0, 1, 23, 0, 81, 2, 69]), "a bit beyond the prefix");
+        assert!(!ok(&[0, 1, 24, 8, 81, 2, 69]), "a scope in a query");
+        assert!(!ok(&[0, 1, 33, 0, 1, 2, 3, 4, 5]), "longer than IPv4");
+        assert!(!ok(&[0, 3, 0, 0]), "an unknown family");
+        assert!(!ok(&[0, 1, 24]), "cut short");
+        assert!(ok(&[0, 1, 0, 0]));
+        assert!(ok(&[0, 2, 56, 0, 0x20, 1, 0x0d, 0xb8, 0, 0, 0]));
     }
 
     #[test]
     fn mapped_scope_is_in_the_option_family() {
-        let e = Ecs::from_option(&cs("::ffff:81.2.69.0", 120), None).unwrap();
+        let mut d = vec![0, 2, 120, 0];
+        d.extend_from_slice(
+            &"::ffff:81.2.69.0"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets()[..15],
+        );
+        let e = Ecs::parse(&d).unwrap();
         assert_eq!(e.echo(24, true).scope_prefix(), 120);
         assert_eq!(e.echo(0, true).scope_prefix(), 0);
     }

@@ -12,11 +12,11 @@
 //! on this file: the general handler answers everything, and tests check
 //! that both give the same answers.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use hickory_proto::op::ResponseCode;
 
-use super::ecs::{mask, Ecs};
+use super::ecs::Ecs;
 use super::transport::{response_limit, Transport};
 use crate::control::{steer_client, DcCounters, Family, Mode, World};
 use crate::geo::GeoDb;
@@ -116,7 +116,7 @@ fn parse<'a>(q: &'a [u8], name: &mut [u8; 256]) -> Option<Query<'a>> {
             if ecs.is_some() {
                 return None;
             }
-            ecs = Some(parse_ecs(data)?);
+            ecs = Some(Ecs::parse(data)?);
         } else if code == OPT_NSID {
             return None;
         }
@@ -128,35 +128,6 @@ fn parse<'a>(q: &'a [u8], name: &mut [u8; 256]) -> Option<Query<'a>> {
         qtype,
         edns: Some(payload),
         ecs,
-    })
-}
-
-/// A valid ECS option (RFC 7871 §6), or `None` for the general handler to
-/// answer FORMERR.
-fn parse_ecs(d: &[u8]) -> Option<Ecs> {
-    let family = u16_at(d, 0)?;
-    let (source, scope) = (*d.get(2)?, *d.get(3)?);
-    let addr = &d[4..];
-    if scope != 0 || addr.len() != usize::from(source).div_ceil(8) {
-        return None;
-    }
-    let address = match family {
-        1 if source <= 32 => {
-            let mut o = [0u8; 4];
-            o[..addr.len()].copy_from_slice(addr);
-            IpAddr::V4(Ipv4Addr::from(o))
-        }
-        2 if source <= 128 => {
-            let mut o = [0u8; 16];
-            o[..addr.len()].copy_from_slice(addr);
-            IpAddr::V6(Ipv6Addr::from(o))
-        }
-        _ => return None,
-    };
-    (mask(address, source) == address).then_some(Ecs {
-        address,
-        source_prefix: source,
-        family,
     })
 }
 

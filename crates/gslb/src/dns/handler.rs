@@ -7,12 +7,13 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption, NSIDPayload};
+use hickory_proto::op::{Edns, Message, MessageType, Query, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsOption, NSIDPayload};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
-use super::ecs::{self, Ecs};
+use super::ecs::Ecs;
+use super::screen::{error_reply, qtype_of, screen, Opt, Screen};
 use super::transport::{response_limit, Transport, DEFAULT_UDP_PAYLOAD};
 use crate::control::{steer_client, Control, Family, Mode, World};
 use crate::geo::GeoDb;
@@ -126,69 +127,76 @@ impl Handler {
             .then_some(out)
     }
 
-    /// The general path on hickory-proto: every query, every protocol case.
+    /// The general path: the screen first (bounded work, every malformed
+    /// or refused case), then hickory-proto on what it passed.
     fn general(&self, query: &[u8], src: IpAddr, transport: Transport) -> Option<Vec<u8>> {
-        if query.len() < 12 || query[2] & 0x80 != 0 {
-            // Shorter than a header, or a response: answering responses is
-            // how reflection loops start.
-            self.metrics.count_dropped();
-            return None;
-        }
-        let req = match Message::from_vec(query) {
+        let (clean, question, opt) = match screen(query) {
+            Screen::Drop => {
+                self.metrics.count_dropped();
+                return None;
+            }
+            Screen::Error {
+                rcode,
+                question,
+                opt,
+            } => return Some(self.screened_out(query, rcode, question, opt)),
+            Screen::Query {
+                clean,
+                question,
+                opt,
+            } => (clean, question, opt),
+        };
+        let req = match Message::from_vec(&clean) {
             Ok(m) => m,
             Err(_) => {
-                self.metrics.count(ResponseCode::FormErr, None);
-                return Some(header_only_error(query, ResponseCode::FormErr));
+                return Some(self.screened_out(query, ResponseCode::FormErr, Some(question), opt))
             }
         };
-        let resp = self.respond(&req, query, src);
+        let resp = self.respond(&req, opt, src);
         let qtype = req.queries.first().map(|q| q.query_type());
         self.metrics.count(resp.metadata.response_code, qtype);
         Some(self.encode(&req, resp, transport))
     }
 
-    fn respond(&self, req: &Message, raw: &[u8], src: IpAddr) -> Message {
+    /// The answer to a query the screen (or the parser after it) refused.
+    fn screened_out(
+        &self,
+        query: &[u8],
+        rcode: ResponseCode,
+        question: Option<&[u8]>,
+        opt: Option<Opt>,
+    ) -> Vec<u8> {
+        let qtype = question.and_then(qtype_of).map(RecordType::from);
+        self.metrics.count(rcode, qtype);
+        error_reply(
+            query,
+            rcode,
+            question,
+            opt.as_ref(),
+            self.udp_payload,
+            self.nsid.as_deref(),
+        )
+    }
+
+    fn respond(&self, req: &Message, opt: Option<Opt>, src: IpAddr) -> Message {
         let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
         resp.metadata.recursion_desired = req.metadata.recursion_desired;
         resp.metadata.checking_disabled = req.metadata.checking_disabled;
         resp.add_queries(req.queries.iter().cloned());
-        let req_edns = req.edns.as_ref();
-        let mut edns = req_edns.map(|asked| {
+        let mut edns = opt.map(|asked| {
             let mut e = Edns::new();
             e.set_max_payload(self.udp_payload);
             // RFC 5001: the identifier goes to whoever asks, in every
             // response with an OPT, errors included.
-            if let (Some(id), Some(_)) = (&self.nsid, asked.option(EdnsCode::NSID)) {
+            if let (Some(id), true) = (&self.nsid, asked.nsid) {
                 if let Ok(p) = NSIDPayload::new(id.to_vec()) {
                     e.options_mut().insert(EdnsOption::NSID(p));
                 }
             }
             e
         });
-
-        let rcode_only = |mut resp: Message, rcode: ResponseCode, edns: Option<Edns>| {
-            resp.metadata.response_code = rcode;
-            if let Some(e) = edns {
-                resp.set_edns(e);
-            }
-            resp
-        };
-        if req.metadata.op_code != OpCode::Query {
-            return rcode_only(resp, ResponseCode::NotImp, edns);
-        }
-        if let Some(e) = req_edns {
-            if e.version() > 0 {
-                // RFC 6891 §6.1.3: BADVERS, with our highest version (0).
-                return rcode_only(resp, ResponseCode::BADVERS, edns);
-            }
-        }
-        if req.queries.len() != 1 {
-            return rcode_only(resp, ResponseCode::FormErr, edns);
-        }
-        let client = match client_of(req_edns, raw, src) {
-            Ok(c) => c,
-            Err(_) => return rcode_only(resp, ResponseCode::FormErr, edns),
-        };
+        let ecs = opt.and_then(|o| o.ecs);
+        let client = client_of(ecs, src);
         let q = &req.queries[0];
         let world = self.control.world();
         let ans = self.lookup(&world, q, &client);
@@ -399,30 +407,12 @@ fn negative(zone: &Zone, ans: &mut Answer) {
     ans.authorities.push(soa);
 }
 
-fn client_of(edns: Option<&Edns>, raw: &[u8], src: IpAddr) -> Result<Client, &'static str> {
+fn client_of(ecs: Option<Ecs>, src: IpAddr) -> Client {
     let src = crate::geo::normalise_ip(src);
-    let Some(EdnsOption::Subnet(cs)) = edns.and_then(|e| e.option(EdnsCode::Subnet)) else {
-        return Ok(Client {
-            addr: src,
-            ecs: None,
-        });
-    };
-    let e = Ecs::from_option(cs, ecs::raw_option_len(raw))?;
     // Source prefix 0: the resolver asks us not to use client information.
-    let addr = if e.source_prefix == 0 {
-        src
-    } else {
-        crate::geo::normalise_ip(e.address)
+    let addr = match ecs {
+        Some(e) if e.source_prefix > 0 => crate::geo::normalise_ip(e.address),
+        _ => src,
     };
-    Ok(Client { addr, ecs: Some(e) })
-}
-
-/// An error response built from the raw header only, for messages the
-/// parser rejected: same ID, opcode and RD, no sections.
-fn header_only_error(query: &[u8], rcode: ResponseCode) -> Vec<u8> {
-    let mut out = query[..12].to_vec();
-    out[2] = 0x80 | (query[2] & 0x79); // QR, opcode, RD kept; AA and TC clear
-    out[3] = rcode.low() & 0x0f; // RA, Z, AD, CD clear
-    out[4..12].fill(0);
-    out
+    Client { addr, ecs }
 }

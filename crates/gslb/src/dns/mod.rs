@@ -1,10 +1,12 @@
-//! DNS: the wire-level query handler ([`handler`]), client-subnet rules
+//! DNS: the wire-level query handler ([`handler`]) and its screen for
+//! malformed and refused queries ([`screen`]), client-subnet rules
 //! ([`ecs`]), the fast path and its index, and the UDP/TCP transports
 //! ([`server`], [`udp`]).
 
 pub mod ecs;
 pub mod fast;
 pub mod handler;
+pub mod screen;
 pub mod server;
 pub mod transport;
 pub mod udp;
