@@ -26,6 +26,7 @@ mod wait;
 mod admin_api;
 mod check_cli;
 mod closed_loop;
+mod compliance;
 mod demo_data;
 mod demo_script;
 mod ecs_scope;
