@@ -16,7 +16,9 @@ use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
 
-use boltz_gslb::{datacenters_file, zone_files, ApiState, Control, GeoDb, Handler, Metrics};
+use boltz_gslb::{
+    datacenters_file, zone_files, ApiState, Control, GeoDb, Handler, Metrics, TcpLimits, TcpShared,
+};
 
 use super::{anycast, node, site};
 
@@ -62,6 +64,17 @@ pub struct ServeArgs {
     /// file (speaker, prefixes, protocols, self-probe, rules).
     #[arg(long)]
     anycast: Option<PathBuf>,
+    /// TCP: time a connection has, from one answered query, to send the
+    /// next whole query and read its answers (cut to a tenth when the
+    /// connections pass three quarters of --tcp-max-connections).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    tcp_idle: Duration,
+    /// TCP: concurrent connections.
+    #[arg(long, default_value_t = 1024)]
+    tcp_max_connections: usize,
+    /// TCP: concurrent connections from one client address.
+    #[arg(long, default_value_t = 32)]
+    tcp_max_per_address: usize,
     /// How often to look for changed zone and geo files.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     watch_interval: Duration,
@@ -99,6 +112,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
 
+    raise_open_files();
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -129,8 +143,14 @@ async fn serve(
         .site
         .map(|s| site::Node::start(s, control.clone(), geo.clone()));
     let metrics = Arc::new(Metrics::default());
+    let tcp_limits = TcpLimits {
+        idle: a.tcp_idle,
+        max_connections: a.tcp_max_connections.max(1),
+        per_address: a.tcp_max_per_address.max(1),
+    };
     let mut handler = Handler::new(control.clone(), geo.clone(), metrics.clone());
     handler.nsid = a.nsid.as_ref().map(|id| Arc::from(id.as_bytes()));
+    handler.tcp_keepalive = Some(tcp_limits.idle);
     let handler = Arc::new(handler);
 
     let mut bound = Vec::new();
@@ -149,9 +169,15 @@ async fn serve(
     let api_addr = api_listener.local_addr()?;
 
     tokio::spawn(control.clone().run_ticker());
+    // One set of TCP limits for every listening address.
+    let tcp_shared = TcpShared::new(tcp_limits);
     for (udp, tcp) in bound {
         boltz_gslb::spawn_udp_workers(udp, handler.clone()).context("starting UDP workers")?;
-        tokio::spawn(boltz_gslb::serve_tcp(tcp, handler.clone()));
+        tokio::spawn(boltz_gslb::serve_tcp(
+            tcp,
+            handler.clone(),
+            tcp_shared.clone(),
+        ));
     }
     // Announcing starts once the server answers (its first probe asks it).
     let stop_wait = anycast.as_ref().map(|c| c.stop_wait);
@@ -212,6 +238,23 @@ async fn serve(
     }
     info!("shutting down");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Raises the soft limit on open files to the hard one: every TCP
+/// connection is a descriptor, and 1024 (a common soft default) is what
+/// --tcp-max-connections alone would take.
+fn raise_open_files() {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_cur < l.rlim_max {
+            l.rlim_cur = l.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        }
+    }
 }
 
 /// Identity of the zone files and the shared `datacenters.toml`: names,

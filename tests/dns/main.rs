@@ -39,6 +39,7 @@ mod protocol;
 mod quick_start;
 mod reload;
 mod simulate_cli;
+mod tcp;
 
 /// The binary under test.
 const BOLTZ: &str = env!("CARGO_BIN_EXE_boltz");

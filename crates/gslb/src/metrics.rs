@@ -66,6 +66,8 @@ pub struct Metrics {
     queries: Box<[Padded<QueryTable>]>,
     dropped: ShardedCounter,
     truncated: ShardedCounter,
+    tcp_refused: ShardedCounter,
+    tcp_timeouts: ShardedCounter,
     reloads_ok: ShardedCounter,
     reloads_failed: ShardedCounter,
 }
@@ -82,6 +84,8 @@ impl Default for Metrics {
                 .collect(),
             dropped: ShardedCounter::default(),
             truncated: ShardedCounter::default(),
+            tcp_refused: ShardedCounter::default(),
+            tcp_timeouts: ShardedCounter::default(),
             reloads_ok: ShardedCounter::default(),
             reloads_failed: ShardedCounter::default(),
         }
@@ -104,6 +108,18 @@ impl Metrics {
     /// Counts one UDP response truncated for size.
     pub fn count_truncated(&self) {
         self.truncated.add(1);
+    }
+
+    /// Counts one TCP connection closed on accept: its address had too
+    /// many.
+    pub fn count_tcp_refused(&self) {
+        self.tcp_refused.add(1);
+    }
+
+    /// Counts one TCP connection closed because its clock ran out (no
+    /// whole query, or answers not read, within the idle time).
+    pub fn count_tcp_timeout(&self) {
+        self.tcp_timeouts.add(1);
     }
 
     fn queries_at(&self, r: usize, t: usize) -> u64 {
@@ -158,6 +174,16 @@ impl Metrics {
                 "boltz_truncated_total",
                 "UDP responses truncated (TC) for size.",
                 &self.truncated,
+            ),
+            (
+                "boltz_tcp_refused_total",
+                "TCP connections closed on accept: their client address had too many.",
+                &self.tcp_refused,
+            ),
+            (
+                "boltz_tcp_timeouts_total",
+                "TCP connections closed for silence: no whole query, or answers left unread, within the idle time.",
+                &self.tcp_timeouts,
             ),
             (
                 "boltz_reloads_total",

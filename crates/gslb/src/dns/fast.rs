@@ -28,6 +28,8 @@ const TYPE_OPT: u16 = 41;
 const OPT_ECS: u16 = 8;
 /// RFC 5001: the answer carries the server's identifier (general path).
 const OPT_NSID: u16 = 3;
+/// RFC 7828: the answer carries the idle time over TCP (general path).
+use super::screen::OPT_KEEPALIVE;
 
 /// A query the fast path understood.
 struct Query<'a> {
@@ -117,7 +119,7 @@ fn parse<'a>(q: &'a [u8], name: &mut [u8; 256]) -> Option<Query<'a>> {
                 return None;
             }
             ecs = Some(Ecs::parse(data)?);
-        } else if code == OPT_NSID {
+        } else if code == OPT_NSID || code == OPT_KEEPALIVE {
             return None;
         }
         o += 4 + len;

@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsOption, NSIDPayload};
@@ -13,7 +14,7 @@ use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use super::ecs::Ecs;
-use super::screen::{error_reply, qtype_of, screen, Opt, Screen};
+use super::screen::{error_reply, qtype_of, screen, Opt, Screen, OPT_KEEPALIVE};
 use super::transport::{response_limit, Transport, DEFAULT_UDP_PAYLOAD};
 use crate::control::{steer_client, Control, Family, Mode, World};
 use crate::geo::GeoDb;
@@ -38,6 +39,9 @@ pub struct Handler {
     /// This server's identifier, returned to a query that asks for it
     /// with the NSID option (RFC 5001): which anycast instance answered.
     pub nsid: Option<Arc<[u8]>>,
+    /// The TCP idle time, advertised to a TCP query that asks with
+    /// edns-tcp-keepalive (RFC 7828).
+    pub tcp_keepalive: Option<Duration>,
 }
 
 /// The client as steering sees it.
@@ -82,6 +86,7 @@ impl Handler {
             udp_payload: DEFAULT_UDP_PAYLOAD,
             fast: true,
             nsid: None,
+            tcp_keepalive: None,
         }
     }
 
@@ -146,13 +151,17 @@ impl Handler {
                 opt,
             } => (clean, question, opt),
         };
+        if transport == Transport::Tcp && opt.is_some_and(|o| o.keepalive == Some(false)) {
+            // RFC 7828 §3.2.1: a query carries no timeout.
+            return Some(self.screened_out(query, ResponseCode::FormErr, Some(question), opt));
+        }
         let req = match Message::from_vec(&clean) {
             Ok(m) => m,
             Err(_) => {
                 return Some(self.screened_out(query, ResponseCode::FormErr, Some(question), opt))
             }
         };
-        let resp = self.respond(&req, opt, src);
+        let resp = self.respond(&req, opt, src, transport);
         let qtype = req.queries.first().map(|q| q.query_type());
         self.metrics.count(resp.metadata.response_code, qtype);
         Some(self.encode(&req, resp, transport))
@@ -178,7 +187,13 @@ impl Handler {
         )
     }
 
-    fn respond(&self, req: &Message, opt: Option<Opt>, src: IpAddr) -> Message {
+    fn respond(
+        &self,
+        req: &Message,
+        opt: Option<Opt>,
+        src: IpAddr,
+        transport: Transport,
+    ) -> Message {
         let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
         resp.metadata.recursion_desired = req.metadata.recursion_desired;
         resp.metadata.checking_disabled = req.metadata.checking_disabled;
@@ -192,6 +207,16 @@ impl Handler {
                 if let Ok(p) = NSIDPayload::new(id.to_vec()) {
                     e.options_mut().insert(EdnsOption::NSID(p));
                 }
+            }
+            // RFC 7828: over TCP, the idle time in units of 100 ms.
+            if let (Transport::Tcp, Some(true), Some(idle)) =
+                (transport, asked.keepalive, self.tcp_keepalive)
+            {
+                let units = u16::try_from(idle.as_millis() / 100).unwrap_or(u16::MAX);
+                e.options_mut().insert(EdnsOption::Unknown(
+                    OPT_KEEPALIVE,
+                    units.to_be_bytes().to_vec(),
+                ));
             }
             e
         });

@@ -1,17 +1,19 @@
 //! DNS: the wire-level query handler ([`handler`]) and its screen for
 //! malformed and refused queries ([`screen`]), client-subnet rules
 //! ([`ecs`]), the fast path and its index, and the UDP/TCP transports
-//! ([`server`], [`udp`]).
+//! ([`server`], [`udp`], [`tcp`]).
 
 pub mod ecs;
 pub mod fast;
 pub mod handler;
 pub mod screen;
 pub mod server;
+pub mod tcp;
 pub mod transport;
 pub mod udp;
 
 pub use handler::Handler;
-pub use server::{bind, serve_tcp};
+pub use server::bind;
+pub use tcp::{serve_tcp, TcpLimits, TcpShared};
 pub use transport::Transport;
 pub use udp::spawn_workers as spawn_udp_workers;

@@ -38,6 +38,8 @@ pub const MAX_OPTIONS: usize = 32;
 const TYPE_OPT: u16 = 41;
 const OPT_NSID: u16 = 3;
 const OPT_ECS: u16 = 8;
+/// RFC 7828.
+pub const OPT_KEEPALIVE: u16 = 11;
 
 /// The query's OPT record, as far as boltz uses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +54,10 @@ pub struct Opt {
     pub nsid: bool,
     /// A valid ECS option.
     pub ecs: Option<Ecs>,
+    /// edns-tcp-keepalive (RFC 7828): `Some(true)` as a query must send
+    /// it (empty), `Some(false)` with a timeout in it (FORMERR over TCP;
+    /// UDP ignores the option).
+    pub keepalive: Option<bool>,
 }
 
 /// What the screen made of a query.
@@ -208,6 +214,7 @@ fn walk(q: &[u8], qd: u16, ar: u16) -> Result<Walked<'_>, Stopped<'_>> {
                 dnssec_ok: ttl[2] & 0x80 != 0,
                 nsid: false,
                 ecs: None,
+                keepalive: None,
             };
             stopped.opt = Some(o);
             opt = Some((o, pos));
@@ -288,6 +295,7 @@ fn options(q: &[u8], mut opt: Opt, at: usize) -> Result<(Opt, Vec<u8>), Opt> {
                 _ => return Err(opt),
             },
             OPT_NSID => opt.nsid = true,
+            OPT_KEEPALIVE => opt.keepalive = Some(data.is_empty()),
             _ => {}
         }
         o += 4 + data.len();

@@ -1,27 +1,11 @@
-//! Binding the DNS sockets, and the TCP transport. Transports move bytes
-//! between sockets and [`Handler::handle_into`]; every protocol decision
-//! lives in the handler. UDP is in [`super::udp`]. TCP takes
-//! length-prefixed messages (RFC 1035 §4.2.2), answers them in order on each
-//! connection, closes idle connections (RFC 7766 asks servers to time out
-//! idle clients) and caps concurrent connections so a flood of idle
-//! connections cannot exhaust the process.
+//! Binding the DNS sockets: the UDP sockets of [`super::udp`] and the TCP
+//! listener of [`super::tcp`] on one address and port. Transports move
+//! bytes between sockets and [`super::Handler::handle_into`]; every
+//! protocol decision lives in the handler.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tracing::{debug, warn};
-
-use super::handler::Handler;
-use super::transport::Transport;
-
-/// Idle time after which a TCP connection is closed.
-pub const TCP_IDLE: Duration = Duration::from_secs(10);
-/// Concurrent TCP connections; more wait in the kernel's accept queue.
-pub const TCP_MAX_CONNECTIONS: usize = 1024;
+use tokio::net::TcpListener;
 
 /// Binds `udp_workers` UDP sockets (see [`super::udp`]) and one TCP
 /// listener on `addr`.
@@ -35,71 +19,30 @@ pub fn bind(
     let mut last = None;
     for _ in 0..attempts {
         let udp = super::udp::bind_reuseport(addr, udp_workers)?;
-        match std::net::TcpListener::bind(udp[0].local_addr()?) {
-            Ok(tcp) => {
-                tcp.set_nonblocking(true)?;
-                return Ok((udp, TcpListener::from_std(tcp)?));
-            }
+        match tcp_listener(udp[0].local_addr()?) {
+            Ok(tcp) => return Ok((udp, TcpListener::from_std(tcp)?)),
             Err(e) => last = Some(e),
         }
     }
     Err(last.unwrap_or_else(|| std::io::Error::other("no port free for both UDP and TCP")))
 }
 
-/// Serves TCP until the task is dropped.
-pub async fn serve_tcp(listener: TcpListener, handler: Arc<Handler>) {
-    let limit = Arc::new(Semaphore::new(TCP_MAX_CONNECTIONS));
-    loop {
-        let permit = match limit.clone().acquire_owned().await {
-            Ok(p) => p,
-            Err(_) => return,
-        };
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                warn!(error = %e, "tcp accept");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let handler = handler.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection(stream, peer, &handler).await {
-                debug!(error = %e, %peer, "tcp connection ended");
-            }
-            drop(permit);
-        });
+/// A non-blocking TCP listener on `addr` with room for [`TCP_BACKLOG`]
+/// connections waiting to be accepted (the standard library's is 128:
+/// a burst of clients past the connection limit would see SYNs dropped
+/// and retried after a second).
+fn tcp_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
     }
+    s.bind(&addr.into())?;
+    s.listen(TCP_BACKLOG)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
 }
 
-async fn connection(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    handler: &Handler,
-) -> std::io::Result<()> {
-    let _ = stream.set_nodelay(true);
-    let mut msg = Vec::new();
-    let mut resp = Vec::with_capacity(512);
-    loop {
-        let mut len = [0u8; 2];
-        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Ok(()),
-        }
-        let len = usize::from(u16::from_be_bytes(len));
-        msg.resize(len, 0);
-        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut msg)).await {
-            Ok(r) => r?,
-            Err(_) => return Ok(()),
-        };
-        if !handler.handle_into(&msg, peer.ip(), Transport::Tcp, &mut resp) {
-            continue;
-        }
-        // Length prefix and message in one write: one segment, not two.
-        let len = (resp.len() as u16).to_be_bytes();
-        resp.splice(0..0, len);
-        stream.write_all(&resp).await?;
-    }
-}
+/// Connections the kernel holds for accepting.
+const TCP_BACKLOG: i32 = 1024;
