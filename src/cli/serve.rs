@@ -17,7 +17,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
 
 use boltz_gslb::{
-    datacenters_file, zone_files, ApiState, Control, GeoDb, Handler, Metrics, TcpLimits, TcpShared,
+    datacenters_file, read_secrets, zone_files, ApiState, Control, Cookies, GeoDb, Handler,
+    Metrics, Secrets, TcpLimits, TcpShared,
 };
 
 use super::{anycast, node, site};
@@ -75,6 +76,16 @@ pub struct ServeArgs {
     /// TCP: concurrent connections from one client address.
     #[arg(long, default_value_t = 32)]
     tcp_max_per_address: usize,
+    /// DNS cookies (RFC 7873): the server secret file, one secret per line
+    /// in hex (32 digits), the current first and the previous second;
+    /// anycast sites that share it accept each other's cookies (RFC 9018).
+    /// Reread when it changes or on SIGHUP. Without it the secret is
+    /// random and rotated every 26 hours.
+    #[arg(long, conflicts_with = "no_cookies")]
+    cookie_secret_file: Option<PathBuf>,
+    /// Ignore the COOKIE option (answer no cookie).
+    #[arg(long)]
+    no_cookies: bool,
     /// How often to look for changed zone and geo files.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     watch_interval: Duration,
@@ -107,6 +118,14 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         })?))
     };
     let token = super::read_token(a.api_token_file.as_deref())?;
+    let cookies = if a.no_cookies {
+        None
+    } else {
+        Some(Arc::new(match &a.cookie_secret_file {
+            Some(f) => Cookies::new(read_secret_file(f)?),
+            None => Cookies::random(),
+        }))
+    };
     let anycast = match a.anycast.as_deref().map(anycast::load).transpose() {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -127,7 +146,15 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
         token.map(Arc::from),
         threads,
         anycast,
+        cookies,
     ))
+}
+
+/// The cookie secrets in `path`.
+fn read_secret_file(path: &Path) -> anyhow::Result<Secrets> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the cookie secret file {}", path.display()))?;
+    read_secrets(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 async fn serve(
@@ -137,6 +164,7 @@ async fn serve(
     token: Option<Arc<str>>,
     threads: usize,
     anycast: Option<boltz_anycast::Config>,
+    cookies: Option<Arc<Cookies>>,
 ) -> anyhow::Result<ExitCode> {
     let control = Control::new(loaded.zones, true)?;
     let site = loaded
@@ -151,6 +179,10 @@ async fn serve(
     let mut handler = Handler::new(control.clone(), geo.clone(), metrics.clone());
     handler.nsid = a.nsid.as_ref().map(|id| Arc::from(id.as_bytes()));
     handler.tcp_keepalive = Some(tcp_limits.idle);
+    handler.cookies = cookies.clone();
+    if let (Some(c), None) = (&cookies, &a.cookie_secret_file) {
+        tokio::spawn(rotate_cookie_secret(c.clone()));
+    }
     let handler = Arc::new(handler);
 
     let mut bound = Vec::new();
@@ -203,6 +235,8 @@ async fn serve(
         }
     });
     let reloader = Reloader {
+        cookie_file: a.cookie_secret_file.clone().zip(cookies.clone()),
+        cookie_seen: a.cookie_secret_file.as_deref().map(file_identity),
         zones_path: a.zones.clone(),
         datacenter: a.datacenter.clone(),
         site: site.clone(),
@@ -240,6 +274,22 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
+/// A random cookie secret is replaced every 26 hours (RFC 7873 §7.1 asks
+/// for between a day and a month), the old one still accepted.
+async fn rotate_cookie_secret(cookies: Arc<Cookies>) {
+    let every = Duration::from_secs(26 * 3600);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tick.tick().await;
+        let old = cookies.secrets().current;
+        cookies.set(Secrets {
+            current: boltz_gslb::random_secret(),
+            previous: Some(old),
+        });
+        info!("cookie secret rotated");
+    }
+}
+
 /// Raises the soft limit on open files to the hard one: every TCP
 /// connection is a descriptor, and 1024 (a common soft default) is what
 /// --tcp-max-connections alone would take.
@@ -255,6 +305,15 @@ fn raise_open_files() {
             let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &l);
         }
     }
+}
+
+/// A file's size and modification time (what says it changed).
+fn file_identity(path: &Path) -> (u64, Option<SystemTime>) {
+    let m = std::fs::metadata(path).ok();
+    (
+        m.as_ref().map_or(0, |m| m.len()),
+        m.and_then(|m| m.modified().ok()),
+    )
 }
 
 /// Identity of the zone files and the shared `datacenters.toml`: names,
@@ -274,6 +333,9 @@ fn fingerprint(path: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
 }
 
 struct Reloader {
+    /// The cookie secret file and what it feeds.
+    cookie_file: Option<(PathBuf, Arc<Cookies>)>,
+    cookie_seen: Option<(u64, Option<SystemTime>)>,
     zones_path: PathBuf,
     datacenter: Option<String>,
     site: Option<Arc<site::Node>>,
@@ -305,6 +367,7 @@ impl Reloader {
             }
             self.check_zones(forced).await;
             self.check_geo(forced);
+            self.check_cookie_secret(forced);
         }
     }
 
@@ -336,6 +399,25 @@ impl Reloader {
                 }
             }
             Err(e) => error!(error = %e, "zone reload task failed"),
+        }
+    }
+
+    fn check_cookie_secret(&mut self, forced: bool) {
+        let Some((path, cookies)) = &self.cookie_file else {
+            return;
+        };
+        let now = file_identity(path);
+        if !forced && Some(now) == self.cookie_seen {
+            return;
+        }
+        self.cookie_seen = Some(now);
+        match read_secret_file(path) {
+            Ok(s) if s == cookies.secrets() => {}
+            Ok(s) => {
+                cookies.set(s);
+                info!(file = %path.display(), "cookie secret reloaded");
+            }
+            Err(e) => error!(error = %e, "cookie secret file rejected; the old secret stays"),
         }
     }
 

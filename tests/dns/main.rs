@@ -27,6 +27,7 @@ mod admin_api;
 mod check_cli;
 mod closed_loop;
 mod compliance;
+mod cookies;
 mod demo_data;
 mod demo_script;
 mod ecs_scope;

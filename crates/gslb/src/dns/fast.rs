@@ -16,7 +16,9 @@ use std::net::IpAddr;
 
 use hickory_proto::op::ResponseCode;
 
+use super::cookie::{Cookies, QueryCookie, OPT_COOKIE};
 use super::ecs::Ecs;
+use super::handler::unix_seconds;
 use super::transport::{response_limit, Transport};
 use crate::control::{steer_client, DcCounters, Family, Mode, World};
 use crate::geo::GeoDb;
@@ -40,6 +42,7 @@ struct Query<'a> {
     /// Client's UDP payload size, if it sent OPT.
     edns: Option<u16>,
     ecs: Option<Ecs>,
+    cookie: Option<QueryCookie>,
 }
 
 #[inline]
@@ -96,6 +99,7 @@ fn parse<'a>(q: &'a [u8], name: &mut [u8; 256]) -> Option<Query<'a>> {
             qtype,
             edns: None,
             ecs: None,
+            cookie: None,
         });
     }
     // OPT: root owner, type 41, class = payload, TTL = rcode/version/flags.
@@ -109,6 +113,7 @@ fn parse<'a>(q: &'a [u8], name: &mut [u8; 256]) -> Option<Query<'a>> {
         return None;
     }
     let mut ecs = None;
+    let mut cookie = None;
     let mut o = 0;
     while o < rdata.len() {
         let code = u16_at(rdata, o)?;
@@ -121,6 +126,9 @@ fn parse<'a>(q: &'a [u8], name: &mut [u8; 256]) -> Option<Query<'a>> {
             ecs = Some(Ecs::parse(data)?);
         } else if code == OPT_NSID || code == OPT_KEEPALIVE {
             return None;
+        } else if code == OPT_COOKIE && cookie.is_none() {
+            // Malformed: FORMERR, on the general path.
+            cookie = Some(QueryCookie::parse(data)?);
         }
         o += 4 + len;
     }
@@ -130,6 +138,7 @@ fn parse<'a>(q: &'a [u8], name: &mut [u8; 256]) -> Option<Query<'a>> {
         qtype,
         edns: Some(payload),
         ecs,
+        cookie,
     })
 }
 
@@ -140,9 +149,11 @@ fn parse<'a>(q: &'a [u8], name: &mut [u8; 256]) -> Option<Query<'a>> {
 /// answer (or find the NXDOMAIN/REFUSED case), the negative SOA, the final
 /// header fields, the OPT record; then the size check, and the DC counter
 /// only once the answer is sure to be sent.
+#[allow(clippy::too_many_arguments)]
 pub fn answer(
     world: &World,
     geo: Option<&GeoDb>,
+    cookies: Option<&Cookies>,
     udp_payload: u16,
     q: &[u8],
     src: IpAddr,
@@ -168,7 +179,11 @@ pub fn answer(
     }
     finish_header(out, body.rcode, body.an, ns);
     if query.edns.is_some() {
-        write_opt(out, udp_payload, query.ecs, body.scope);
+        let cookie = match (cookies, &query.cookie) {
+            (Some(c), Some(qc)) => Some(c.judge(qc, src, unix_seconds()).reply),
+            _ => None,
+        };
+        write_opt(out, udp_payload, query.ecs, body.scope, cookie.as_ref());
     }
     // Too big: the general handler truncates properly.
     if out.len() > response_limit(transport, query.edns, udp_payload) {
@@ -336,30 +351,41 @@ fn finish_header(out: &mut [u8], rcode: ResponseCode, an: u16, ns: u16) {
 
 /// Our OPT record, echoing the client's ECS option with the scope of the
 /// answer (RFC 7871 §7.2.1: 0 when it did not depend on the address or the
-/// source prefix was 0).
+/// source prefix was 0), and the cookie option when there is one.
 #[inline]
-fn write_opt(out: &mut Vec<u8>, udp_payload: u16, ecs: Option<Ecs>, scope: Option<(u8, bool)>) {
+fn write_opt(
+    out: &mut Vec<u8>,
+    udp_payload: u16,
+    ecs: Option<Ecs>,
+    scope: Option<(u8, bool)>,
+    cookie: Option<&[u8; 24]>,
+) {
     out[11] = 1;
     let payload = udp_payload.to_be_bytes();
     out.extend_from_slice(&[0, 0, 41, payload[0], payload[1], 0, 0, 0, 0]);
-    match ecs {
-        Some(ecs) => {
-            let scope = match scope {
-                Some((prefix, v4)) if ecs.source_prefix > 0 => ecs.scope_for(prefix, v4),
-                _ => 0,
-            };
-            let addr_len = usize::from(ecs.source_prefix).div_ceil(8);
-            let opt_len = (4 + addr_len) as u16;
-            out.extend_from_slice(&(opt_len + 4).to_be_bytes());
-            out.extend_from_slice(&[0, 8]);
-            out.extend_from_slice(&opt_len.to_be_bytes());
-            out.extend_from_slice(&ecs.family.to_be_bytes());
-            out.extend_from_slice(&[ecs.source_prefix, scope]);
-            match ecs.address {
-                IpAddr::V4(a) => out.extend_from_slice(&a.octets()[..addr_len]),
-                IpAddr::V6(a) => out.extend_from_slice(&a.octets()[..addr_len]),
-            }
+    let rdlen_at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    if let Some(ecs) = ecs {
+        let scope = match scope {
+            Some((prefix, v4)) if ecs.source_prefix > 0 => ecs.scope_for(prefix, v4),
+            _ => 0,
+        };
+        let addr_len = usize::from(ecs.source_prefix).div_ceil(8);
+        let opt_len = (4 + addr_len) as u16;
+        out.extend_from_slice(&[0, 8]);
+        out.extend_from_slice(&opt_len.to_be_bytes());
+        out.extend_from_slice(&ecs.family.to_be_bytes());
+        out.extend_from_slice(&[ecs.source_prefix, scope]);
+        match ecs.address {
+            IpAddr::V4(a) => out.extend_from_slice(&a.octets()[..addr_len]),
+            IpAddr::V6(a) => out.extend_from_slice(&a.octets()[..addr_len]),
         }
-        None => out.extend_from_slice(&[0, 0]),
     }
+    if let Some(c) = cookie {
+        out.extend_from_slice(&OPT_COOKIE.to_be_bytes());
+        out.extend_from_slice(&24u16.to_be_bytes());
+        out.extend_from_slice(c);
+    }
+    let rdlen = (out.len() - rdlen_at - 2) as u16;
+    out[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
 }

@@ -13,6 +13,7 @@ use hickory_proto::rr::rdata::opt::{EdnsOption, NSIDPayload};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
+use super::cookie::{Cookies, Verdict, OPT_COOKIE};
 use super::ecs::Ecs;
 use super::screen::{error_reply, qtype_of, screen, Opt, Screen, OPT_KEEPALIVE};
 use super::transport::{response_limit, Transport, DEFAULT_UDP_PAYLOAD};
@@ -42,6 +43,8 @@ pub struct Handler {
     /// The TCP idle time, advertised to a TCP query that asks with
     /// edns-tcp-keepalive (RFC 7828).
     pub tcp_keepalive: Option<Duration>,
+    /// DNS cookies (RFC 7873, RFC 9018); `None`: the option is ignored.
+    pub cookies: Option<Arc<Cookies>>,
 }
 
 /// The client as steering sees it.
@@ -87,6 +90,7 @@ impl Handler {
             fast: true,
             nsid: None,
             tcp_keepalive: None,
+            cookies: None,
         }
     }
 
@@ -104,6 +108,7 @@ impl Handler {
             if let Some((rcode, qtype)) = super::fast::answer(
                 &world,
                 self.geo.as_deref(),
+                self.cookies.as_deref(),
                 self.udp_payload,
                 query,
                 src,
@@ -144,7 +149,17 @@ impl Handler {
                 rcode,
                 question,
                 opt,
-            } => return Some(self.screened_out(query, rcode, question, opt)),
+            } => return Some(self.screened_out(query, src, rcode, question, opt)),
+            Screen::CookieOnly { opt } => {
+                // RFC 7873 §5.4: NOERROR, our cookie, nothing else (FORMERR
+                // when this server does no cookies).
+                let rcode = if self.cookies.is_some() {
+                    ResponseCode::NoError
+                } else {
+                    ResponseCode::FormErr
+                };
+                return Some(self.screened_out(query, src, rcode, None, Some(opt)));
+            }
             Screen::Query {
                 clean,
                 question,
@@ -153,12 +168,18 @@ impl Handler {
         };
         if transport == Transport::Tcp && opt.is_some_and(|o| o.keepalive == Some(false)) {
             // RFC 7828 §3.2.1: a query carries no timeout.
-            return Some(self.screened_out(query, ResponseCode::FormErr, Some(question), opt));
+            return Some(self.screened_out(query, src, ResponseCode::FormErr, Some(question), opt));
         }
         let req = match Message::from_vec(&clean) {
             Ok(m) => m,
             Err(_) => {
-                return Some(self.screened_out(query, ResponseCode::FormErr, Some(question), opt))
+                return Some(self.screened_out(
+                    query,
+                    src,
+                    ResponseCode::FormErr,
+                    Some(question),
+                    opt,
+                ))
             }
         };
         let resp = self.respond(&req, opt, src, transport);
@@ -171,12 +192,14 @@ impl Handler {
     fn screened_out(
         &self,
         query: &[u8],
+        src: IpAddr,
         rcode: ResponseCode,
         question: Option<&[u8]>,
         opt: Option<Opt>,
     ) -> Vec<u8> {
         let qtype = question.and_then(qtype_of).map(RecordType::from);
         self.metrics.count(rcode, qtype);
+        let cookie = self.cookie(opt.as_ref(), src);
         error_reply(
             query,
             rcode,
@@ -184,7 +207,15 @@ impl Handler {
             opt.as_ref(),
             self.udp_payload,
             self.nsid.as_deref(),
+            cookie.as_ref().map(|v| &v.reply[..]),
         )
+    }
+
+    /// The verdict on the query's cookie, when it has one and this server
+    /// does cookies.
+    fn cookie(&self, opt: Option<&Opt>, src: IpAddr) -> Option<Verdict> {
+        let (cookies, c) = (self.cookies.as_deref()?, opt?.cookie?);
+        Some(cookies.judge(&c, src, unix_seconds()))
     }
 
     fn respond(
@@ -207,6 +238,10 @@ impl Handler {
                 if let Ok(p) = NSIDPayload::new(id.to_vec()) {
                     e.options_mut().insert(EdnsOption::NSID(p));
                 }
+            }
+            if let Some(v) = self.cookie(Some(&asked), src) {
+                e.options_mut()
+                    .insert(EdnsOption::Unknown(OPT_COOKIE, v.reply.to_vec()));
             }
             // RFC 7828: over TCP, the idle time in units of 100 ms.
             if let (Transport::Tcp, Some(true), Some(idle)) =
@@ -440,4 +475,11 @@ fn client_of(ecs: Option<Ecs>, src: IpAddr) -> Client {
         _ => src,
     };
     Client { addr, ecs }
+}
+
+/// Now, in Unix seconds (the cookies' clock; mod 2^32 on purpose).
+pub(crate) fn unix_seconds() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
 }

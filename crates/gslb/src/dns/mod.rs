@@ -3,6 +3,7 @@
 //! ([`ecs`]), the fast path and its index, and the UDP/TCP transports
 //! ([`server`], [`udp`], [`tcp`]).
 
+pub mod cookie;
 pub mod ecs;
 pub mod fast;
 pub mod handler;
@@ -12,6 +13,7 @@ pub mod tcp;
 pub mod transport;
 pub mod udp;
 
+pub use cookie::{random_secret, read_secrets, Cookies, Secrets};
 pub use handler::Handler;
 pub use server::bind;
 pub use tcp::{serve_tcp, TcpLimits, TcpShared};

@@ -16,10 +16,12 @@
 //!   query's OPT was readable;
 //! - EDNS version above 0: BADVERS, whatever else is wrong in its options
 //!   (RFC 6891 §6.1.3);
-//! - a malformed ECS option: FORMERR with OPT (RFC 7871 §6).
+//! - a malformed ECS option or COOKIE option: FORMERR with OPT (RFC 7871
+//!   §6, RFC 7873 §5.2.2);
+//! - no question but a COOKIE option: a cookie request (RFC 7873 §5.4).
 //!
 //! What passes is rebuilt as header, question and an OPT holding only the
-//! options boltz reads (ECS, NSID): the full parser then sees at most a
+//! ECS option (NSID, keepalive and the cookie are read here): the full parser then sees at most a
 //! few hundred bytes, however large or hostile the packet was. No
 //! compression pointer is ever followed.
 
@@ -27,6 +29,7 @@ use std::borrow::Cow;
 
 use hickory_proto::op::ResponseCode;
 
+use super::cookie::{QueryCookie, OPT_COOKIE};
 use super::ecs::Ecs;
 
 /// Additional records a query may carry (an OPT, and a TSIG or SIG(0)
@@ -58,6 +61,8 @@ pub struct Opt {
     /// it (empty), `Some(false)` with a timeout in it (FORMERR over TCP;
     /// UDP ignores the option).
     pub keepalive: Option<bool>,
+    /// The first COOKIE option (RFC 7873), well formed.
+    pub cookie: Option<QueryCookie>,
 }
 
 /// What the screen made of a query.
@@ -74,6 +79,12 @@ pub enum Screen<'a> {
         question: Option<&'a [u8]>,
         /// The query's OPT (the reply then carries ours).
         opt: Option<Opt>,
+    },
+    /// A query with no question and a COOKIE option (RFC 7873 §5.4): it
+    /// asks for a server cookie and nothing else.
+    CookieOnly {
+        /// The query's OPT, with its cookie.
+        opt: Opt,
     },
     /// A query for the full parser.
     Query {
@@ -120,6 +131,9 @@ pub fn screen(q: &[u8]) -> Screen<'_> {
             opt: opt.map(|(o, at)| lenient(q, o, at)),
         };
     }
+    if qd == 0 && an == 0 && ns == 0 && ar <= MAX_ADDITIONAL {
+        return cookie_only(q, ar);
+    }
     if qd != 1 || an != 0 || ns != 0 || ar > MAX_ADDITIONAL {
         return formerr(None, None);
     }
@@ -149,6 +163,33 @@ pub fn screen(q: &[u8]) -> Screen<'_> {
             opt: Some(opt),
         },
         Err(opt) => formerr(Some(question), Some(opt)),
+    }
+}
+
+/// A query without a question: a cookie request, or FORMERR.
+fn cookie_only(q: &[u8], ar: u16) -> Screen<'_> {
+    let formerr = |opt| Screen::Error {
+        rcode: ResponseCode::FormErr,
+        question: None,
+        opt,
+    };
+    let Ok(Walked {
+        opt: Some((opt, at)),
+        ..
+    }) = walk(q, 0, ar)
+    else {
+        return formerr(None);
+    };
+    if opt.version > 0 {
+        return Screen::Error {
+            rcode: ResponseCode::BADVERS,
+            question: None,
+            opt: Some(lenient(q, opt, at)),
+        };
+    }
+    match options(q, opt, at) {
+        Ok((opt, _)) if opt.cookie.is_some() => Screen::CookieOnly { opt },
+        Ok((opt, _)) | Err(opt) => formerr(Some(opt)),
     }
 }
 
@@ -215,6 +256,7 @@ fn walk(q: &[u8], qd: u16, ar: u16) -> Result<Walked<'_>, Stopped<'_>> {
                 nsid: false,
                 ecs: None,
                 keepalive: None,
+                cookie: None,
             };
             stopped.opt = Some(o);
             opt = Some((o, pos));
@@ -296,6 +338,11 @@ fn options(q: &[u8], mut opt: Opt, at: usize) -> Result<(Opt, Vec<u8>), Opt> {
             },
             OPT_NSID => opt.nsid = true,
             OPT_KEEPALIVE => opt.keepalive = Some(data.is_empty()),
+            // The first one counts; a malformed one is FORMERR (RFC 7873
+            // §5.2.2).
+            OPT_COOKIE if opt.cookie.is_none() => {
+                opt.cookie = Some(QueryCookie::parse(data).ok_or(opt)?);
+            }
             _ => {}
         }
         o += 4 + data.len();
@@ -340,7 +387,8 @@ pub fn qtype_of(question: &[u8]) -> Option<u16> {
 
 /// The reply to a screened-out query: the header (ID; for QUERY also RD
 /// and CD), the question when readable, and our OPT (payload `ours`,
-/// `nsid` when asked) when the query's was readable.
+/// `nsid` when asked, the `cookie` option data) when the query's was
+/// readable.
 pub fn error_reply(
     q: &[u8],
     rcode: ResponseCode,
@@ -348,6 +396,7 @@ pub fn error_reply(
     opt: Option<&Opt>,
     ours: u16,
     nsid: Option<&[u8]>,
+    cookie: Option<&[u8]>,
 ) -> Vec<u8> {
     let query_op = q[2] & 0x78 == 0;
     let mut out = Vec::with_capacity(12 + question.map_or(0, <[u8]>::len) + 11);
@@ -362,14 +411,20 @@ pub fn error_reply(
     if let Some(o) = opt {
         out[11] = 1;
         let p = ours.to_be_bytes();
-        let nsid = nsid.filter(|_| o.nsid);
-        let rdlen = nsid.map_or(0, |id| 4 + id.len());
+        let options = [(OPT_NSID, nsid.filter(|_| o.nsid)), (OPT_COOKIE, cookie)];
+        let rdlen: usize = options
+            .iter()
+            .flat_map(|(_, d)| d)
+            .map(|d| 4 + d.len())
+            .sum();
         out.extend_from_slice(&[0, 0, 41, p[0], p[1], rcode.high(), 0, 0, 0]);
         out.extend_from_slice(&(rdlen as u16).to_be_bytes());
-        if let Some(id) = nsid {
-            out.extend_from_slice(&OPT_NSID.to_be_bytes());
-            out.extend_from_slice(&(id.len() as u16).to_be_bytes());
-            out.extend_from_slice(id);
+        for (code, data) in options {
+            if let Some(d) = data {
+                out.extend_from_slice(&code.to_be_bytes());
+                out.extend_from_slice(&(d.len() as u16).to_be_bytes());
+                out.extend_from_slice(d);
+            }
         }
     }
     out

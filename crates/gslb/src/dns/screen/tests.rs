@@ -82,7 +82,7 @@ fn other_opcodes_get_notimp_with_no_flag_of_query() {
             opt: None
         }
     );
-    let r = error_reply(&q, ResponseCode::NotImp, None, None, 1232, None);
+    let r = error_reply(&q, ResponseCode::NotImp, None, None, 1232, None, None);
     assert_eq!(r, [0x12, 0x34, 0xf8, 0x04, 0, 0, 0, 0, 0, 0, 0, 0]);
     // With an OPT, ours comes back (NSID too, when asked).
     let q = query([0x28, 0], [0, 0, 1], &opt_rr(0, &[0, 3, 0, 0]));
@@ -96,6 +96,7 @@ fn other_opcodes_get_notimp_with_no_flag_of_query() {
         opt.as_ref(),
         1232,
         Some(b"a"),
+        None,
     );
     assert_eq!(&r[..12], [0x12, 0x34, 0xa8, 0x04, 0, 0, 0, 0, 0, 0, 0, 1]);
     assert_eq!(
@@ -160,6 +161,7 @@ fn badvers_wins_and_a_readable_opt_is_answered_with_ours() {
         opt.as_ref(),
         1232,
         None,
+        None,
     );
     // RD kept, rcode low bits 0, question echoed, extended rcode 1 (16).
     assert_eq!(&r[2..12], [0x81, 0x00, 0, 1, 0, 0, 0, 0, 0, 1]);
@@ -175,7 +177,7 @@ fn badvers_wins_and_a_readable_opt_is_answered_with_ours() {
         panic!()
     };
     assert_eq!(rcode, ResponseCode::FormErr);
-    let r = error_reply(&q, rcode, question, opt.as_ref(), 1232, None);
+    let r = error_reply(&q, rcode, question, opt.as_ref(), 1232, None, None);
     assert_eq!(&r[2..4], [0x81, 0x11], "RD and CD kept on QUERY");
     assert_eq!(r[11], 1, "our OPT");
 }
