@@ -18,7 +18,7 @@ use tracing::{error, info};
 
 use boltz_gslb::{
     datacenters_file, read_secrets, zone_files, ApiState, Control, Cookies, GeoDb, Handler,
-    Metrics, Secrets, TcpLimits, TcpShared,
+    Metrics, Rrl, RrlConfig, Secrets, TcpLimits, TcpShared,
 };
 
 use super::{anycast, node, site};
@@ -86,6 +86,39 @@ pub struct ServeArgs {
     /// Ignore the COOKIE option (answer no cookie).
     #[arg(long)]
     no_cookies: bool,
+    /// Response rate limiting (UDP): answers per second per client prefix
+    /// and question; 0 (the default) turns RRL off.
+    #[arg(long, default_value_t = 0)]
+    rrl_rate: u32,
+    /// RRL: NXDOMAIN responses per second per prefix (default: --rrl-rate).
+    #[arg(long)]
+    rrl_nxdomain_rate: Option<u32>,
+    /// RRL: error responses (REFUSED, FORMERR, ...) per second per prefix
+    /// (default: --rrl-rate).
+    #[arg(long)]
+    rrl_error_rate: Option<u32>,
+    /// RRL: referrals per second per prefix (default: --rrl-rate).
+    #[arg(long)]
+    rrl_referral_rate: Option<u32>,
+    /// RRL: a burst of this many seconds' worth of responses is allowed.
+    #[arg(long, default_value_t = 2)]
+    rrl_burst: u32,
+    /// RRL: every Nth limited response is sent truncated (TC) so a real
+    /// client retries over TCP; 0 drops them all.
+    #[arg(long, default_value_t = 2)]
+    rrl_slip: u32,
+    /// RRL: the IPv4 prefix a client is counted by.
+    #[arg(long, default_value_t = 24)]
+    rrl_ipv4_prefix: u8,
+    /// RRL: the IPv6 prefix a client is counted by.
+    #[arg(long, default_value_t = 56)]
+    rrl_ipv6_prefix: u8,
+    /// RRL: a network never limited (repeat for more).
+    #[arg(long)]
+    rrl_exempt: Vec<ipnet::IpNet>,
+    /// RRL: count and log what would be limited, limit nothing.
+    #[arg(long)]
+    rrl_log_only: bool,
     /// How often to look for changed zone and geo files.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     watch_interval: Duration,
@@ -180,6 +213,7 @@ async fn serve(
     handler.nsid = a.nsid.as_ref().map(|id| Arc::from(id.as_bytes()));
     handler.tcp_keepalive = Some(tcp_limits.idle);
     handler.cookies = cookies.clone();
+    handler.rrl = rrl_config(&a).map(|c| Arc::new(Rrl::new(c)));
     if let (Some(c), None) = (&cookies, &a.cookie_secret_file) {
         tokio::spawn(rotate_cookie_secret(c.clone()));
     }
@@ -272,6 +306,25 @@ async fn serve(
     }
     info!("shutting down");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The rate limiter's settings, `None` when it is off.
+fn rrl_config(a: &ServeArgs) -> Option<RrlConfig> {
+    let all = [
+        a.rrl_rate,
+        a.rrl_nxdomain_rate.unwrap_or(a.rrl_rate),
+        a.rrl_error_rate.unwrap_or(a.rrl_rate),
+        a.rrl_referral_rate.unwrap_or(a.rrl_rate),
+    ];
+    (all.iter().any(|r| *r > 0)).then(|| RrlConfig {
+        rates: all,
+        burst_seconds: a.rrl_burst.max(1),
+        slip: a.rrl_slip,
+        ipv4_prefix: a.rrl_ipv4_prefix.min(32),
+        ipv6_prefix: a.rrl_ipv6_prefix.min(128),
+        exempt: a.rrl_exempt.clone(),
+        log_only: a.rrl_log_only,
+    })
 }
 
 /// A random cookie secret is replaced every 26 hours (RFC 7873 §7.1 asks

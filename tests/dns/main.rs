@@ -39,6 +39,7 @@ mod one_system;
 mod protocol;
 mod quick_start;
 mod reload;
+mod rrl;
 mod simulate_cli;
 mod tcp;
 

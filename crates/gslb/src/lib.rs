@@ -46,8 +46,8 @@ mod zone;
 pub use api::{parse_explain_args, router, AnycastView, ApiState, SiteFeed};
 pub use control::{decide, explain, Control, ControlError, Explanation, Family, Placement, World};
 pub use dns::{
-    bind, random_secret, read_secrets, serve_tcp, spawn_udp_workers, Cookies, Handler, Secrets,
-    TcpLimits, TcpShared, Transport,
+    bind, random_secret, read_secrets, serve_tcp, spawn_udp_workers, Cookies, Handler, Rrl,
+    RrlConfig, Secrets, TcpLimits, TcpShared, Transport,
 };
 pub use geo::{build_from_csv, BuildStats, GeoDb, GeoRecord, MmdbWriter};
 pub use load::{FeedHealth, FeedReport, ReportError};

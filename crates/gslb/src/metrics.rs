@@ -16,6 +16,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 use crate::control::{DcView, World, ZoneView};
+use crate::dns::rrl::Class;
 use crate::load::FeedHealth;
 
 const RCODES: [(&str, u16); 8] = [
@@ -68,6 +69,9 @@ pub struct Metrics {
     truncated: ShardedCounter,
     tcp_refused: ShardedCounter,
     tcp_timeouts: ShardedCounter,
+    /// Per response class (answer, NXDOMAIN, error, referral) and what
+    /// the rate limiter did: dropped, slipped, logged.
+    rrl: [[ShardedCounter; 3]; 4],
     reloads_ok: ShardedCounter,
     reloads_failed: ShardedCounter,
 }
@@ -86,6 +90,7 @@ impl Default for Metrics {
             truncated: ShardedCounter::default(),
             tcp_refused: ShardedCounter::default(),
             tcp_timeouts: ShardedCounter::default(),
+            rrl: Default::default(),
             reloads_ok: ShardedCounter::default(),
             reloads_failed: ShardedCounter::default(),
         }
@@ -120,6 +125,11 @@ impl Metrics {
     /// whole query, or answers not read, within the idle time).
     pub fn count_tcp_timeout(&self) {
         self.tcp_timeouts.add(1);
+    }
+
+    /// Counts one response the rate limiter acted on.
+    pub fn count_rrl(&self, class: Class, what: RrlCount) {
+        self.rrl[class as usize][what as usize].add(1);
     }
 
     fn queries_at(&self, r: usize, t: usize) -> u64 {
@@ -198,10 +208,36 @@ impl Metrics {
         ] {
             e.single(name, Kind::Counter, help, c.get());
         }
+        {
+            let mut f = e.family(
+                "boltz_rrl_limited_total",
+                Kind::Counter,
+                "UDP responses over the rate limit, by response class and what was done: dropped, slipped (sent truncated), logged (log-only mode, sent).",
+            );
+            for (ci, class) in Class::ALL.iter().enumerate() {
+                for (ai, action) in ["dropped", "slipped", "logged"].iter().enumerate() {
+                    f.sample(
+                        &[("class", class.name()), ("action", action)],
+                        self.rrl[ci][ai].get(),
+                    );
+                }
+            }
+        }
         render_world(&mut e, world, health);
         more(&mut e);
         e.finish()
     }
+}
+
+/// What the rate limiter did with a response it limited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RrlCount {
+    /// Not sent.
+    Dropped,
+    /// Sent truncated.
+    Slipped,
+    /// Sent (log-only mode).
+    Logged,
 }
 
 /// A per-zone gauge: one sample per zone.

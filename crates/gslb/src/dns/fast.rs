@@ -143,7 +143,8 @@ fn parse<'a>(q: &'a [u8], name: &mut [u8; 256]) -> Option<Query<'a>> {
 }
 
 /// Answers `q` into `out`, or returns `None` to leave it to the general
-/// handler. On success returns the response code and query type.
+/// handler. On success returns the response code, the query type and
+/// whether the query carried a valid server cookie.
 ///
 /// Phases: parse the question, write the header and question, write the
 /// answer (or find the NXDOMAIN/REFUSED case), the negative SOA, the final
@@ -159,7 +160,7 @@ pub fn answer(
     src: IpAddr,
     transport: Transport,
     out: &mut Vec<u8>,
-) -> Option<(ResponseCode, u16)> {
+) -> Option<(ResponseCode, u16, bool)> {
     let mut name = [0u8; 256];
     let query = parse(q, &mut name)?;
     if matches!(query.qtype, 255 | 252 | 251) {
@@ -178,12 +179,20 @@ pub fn answer(
         ns = 1;
     }
     finish_header(out, body.rcode, body.an, ns);
+    let mut cookie_ok = false;
     if query.edns.is_some() {
         let cookie = match (cookies, &query.cookie) {
-            (Some(c), Some(qc)) => Some(c.judge(qc, src, unix_seconds()).reply),
+            (Some(c), Some(qc)) => Some(c.judge(qc, src, unix_seconds())),
             _ => None,
         };
-        write_opt(out, udp_payload, query.ecs, body.scope, cookie.as_ref());
+        cookie_ok = cookie.is_some_and(|v| v.valid);
+        write_opt(
+            out,
+            udp_payload,
+            query.ecs,
+            body.scope,
+            cookie.as_ref().map(|v| &v.reply),
+        );
     }
     // Too big: the general handler truncates properly.
     if out.len() > response_limit(transport, query.edns, udp_payload) {
@@ -192,7 +201,7 @@ pub fn answer(
     if let Some(c) = body.counted {
         c.count_answer();
     }
-    Some((body.rcode, query.qtype))
+    Some((body.rcode, query.qtype, cookie_ok))
 }
 
 /// What the answer phase wrote, and what the later phases need of it.

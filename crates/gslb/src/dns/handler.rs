@@ -15,11 +15,12 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use super::cookie::{Cookies, Verdict, OPT_COOKIE};
 use super::ecs::Ecs;
+use super::rrl::{self, question_hash, Action, Class, Rrl, Verdict as RrlVerdict};
 use super::screen::{error_reply, qtype_of, screen, Opt, Screen, OPT_KEEPALIVE};
 use super::transport::{response_limit, Transport, DEFAULT_UDP_PAYLOAD};
 use crate::control::{steer_client, Control, Family, Mode, World};
 use crate::geo::GeoDb;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RrlCount};
 use crate::zone::{Node, Zone};
 
 /// How many CNAMEs inside our zones we follow for one answer.
@@ -45,6 +46,8 @@ pub struct Handler {
     pub tcp_keepalive: Option<Duration>,
     /// DNS cookies (RFC 7873, RFC 9018); `None`: the option is ignored.
     pub cookies: Option<Arc<Cookies>>,
+    /// Response rate limiting over UDP; `None`: off.
+    pub rrl: Option<Arc<Rrl>>,
 }
 
 /// The client as steering sees it.
@@ -91,11 +94,13 @@ impl Handler {
             nsid: None,
             tcp_keepalive: None,
             cookies: None,
+            rrl: None,
         }
     }
 
     /// Answers one query into `out` (cleared first); `false` means: send
-    /// nothing. The transports call this with a buffer they reuse.
+    /// nothing. The transports call this with a buffer they reuse. Over
+    /// UDP the rate limiter has the last word.
     pub fn handle_into(
         &self,
         query: &[u8],
@@ -103,9 +108,27 @@ impl Handler {
         transport: Transport,
         out: &mut Vec<u8>,
     ) -> bool {
+        let Some((rcode, cookie_ok)) = self.answer_into(query, src, transport, out) else {
+            return false;
+        };
+        match (&self.rrl, transport) {
+            (Some(rrl), Transport::Udp) => self.limit(rrl, query, src, rcode, cookie_ok, out),
+            _ => true,
+        }
+    }
+
+    /// The response to `query` in `out`: its code, and whether the query
+    /// carried a valid server cookie. `None`: nothing to send.
+    fn answer_into(
+        &self,
+        query: &[u8],
+        src: IpAddr,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> Option<(ResponseCode, bool)> {
         if self.fast && query.len() >= 12 && query[2] & 0x80 == 0 {
             let world = self.control.world();
-            if let Some((rcode, qtype)) = super::fast::answer(
+            if let Some((rcode, qtype, cookie_ok)) = super::fast::answer(
                 &world,
                 self.geo.as_deref(),
                 self.cookies.as_deref(),
@@ -116,16 +139,53 @@ impl Handler {
                 out,
             ) {
                 self.metrics.count(rcode, Some(RecordType::from(qtype)));
-                return true;
+                return Some((rcode, cookie_ok));
             }
         }
-        match self.general(query, src, transport) {
-            Some(resp) => {
-                out.clear();
-                out.extend_from_slice(&resp);
+        let (resp, rcode, cookie_ok) = self.general(query, src, transport)?;
+        out.clear();
+        out.extend_from_slice(&resp);
+        Some((rcode, cookie_ok))
+    }
+
+    /// The rate limiter's verdict on the UDP response in `out`: `false`
+    /// drops it; a slip leaves it truncated.
+    fn limit(
+        &self,
+        rrl: &Rrl,
+        query: &[u8],
+        src: IpAddr,
+        rcode: ResponseCode,
+        cookie_ok: bool,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        if cookie_ok || rrl.exempt(src) {
+            return true;
+        }
+        let class = Class::of(rcode, out);
+        let name = if class == Class::Answer {
+            question_hash(query)
+        } else {
+            0
+        };
+        match rrl.check(src, class, name, std::time::Instant::now()) {
+            RrlVerdict::Allowed => true,
+            RrlVerdict::Would => {
+                self.metrics.count_rrl(class, RrlCount::Logged);
+                if rrl.should_log() {
+                    tracing::info!(client = %src, class = class.name(), "rate limit would apply (log-only)");
+                }
                 true
             }
-            None => false,
+            RrlVerdict::Limited(Action::Slip) => {
+                self.metrics.count_rrl(class, RrlCount::Slipped);
+                rrl::slip(out);
+                true
+            }
+            RrlVerdict::Limited(_) => {
+                self.metrics.count_rrl(class, RrlCount::Dropped);
+                false
+            }
         }
     }
 
@@ -139,7 +199,12 @@ impl Handler {
 
     /// The general path: the screen first (bounded work, every malformed
     /// or refused case), then hickory-proto on what it passed.
-    fn general(&self, query: &[u8], src: IpAddr, transport: Transport) -> Option<Vec<u8>> {
+    fn general(
+        &self,
+        query: &[u8],
+        src: IpAddr,
+        transport: Transport,
+    ) -> Option<(Vec<u8>, ResponseCode, bool)> {
         let (clean, question, opt) = match screen(query) {
             Screen::Drop => {
                 self.metrics.count_dropped();
@@ -182,10 +247,13 @@ impl Handler {
                 ))
             }
         };
-        let resp = self.respond(&req, opt, src, transport);
+        let cookie = self.cookie(opt.as_ref(), src);
+        let resp = self.respond(&req, opt, cookie, src, transport);
         let qtype = req.queries.first().map(|q| q.query_type());
-        self.metrics.count(resp.metadata.response_code, qtype);
-        Some(self.encode(&req, resp, transport))
+        let rcode = resp.metadata.response_code;
+        self.metrics.count(rcode, qtype);
+        let valid = cookie.is_some_and(|v| v.valid);
+        Some((self.encode(&req, resp, transport), rcode, valid))
     }
 
     /// The answer to a query the screen (or the parser after it) refused.
@@ -196,11 +264,11 @@ impl Handler {
         rcode: ResponseCode,
         question: Option<&[u8]>,
         opt: Option<Opt>,
-    ) -> Vec<u8> {
+    ) -> (Vec<u8>, ResponseCode, bool) {
         let qtype = question.and_then(qtype_of).map(RecordType::from);
         self.metrics.count(rcode, qtype);
         let cookie = self.cookie(opt.as_ref(), src);
-        error_reply(
+        let reply = error_reply(
             query,
             rcode,
             question,
@@ -208,7 +276,8 @@ impl Handler {
             self.udp_payload,
             self.nsid.as_deref(),
             cookie.as_ref().map(|v| &v.reply[..]),
-        )
+        );
+        (reply, rcode, cookie.is_some_and(|v| v.valid))
     }
 
     /// The verdict on the query's cookie, when it has one and this server
@@ -222,6 +291,7 @@ impl Handler {
         &self,
         req: &Message,
         opt: Option<Opt>,
+        cookie: Option<Verdict>,
         src: IpAddr,
         transport: Transport,
     ) -> Message {
@@ -239,7 +309,7 @@ impl Handler {
                     e.options_mut().insert(EdnsOption::NSID(p));
                 }
             }
-            if let Some(v) = self.cookie(Some(&asked), src) {
+            if let Some(v) = cookie {
                 e.options_mut()
                     .insert(EdnsOption::Unknown(OPT_COOKIE, v.reply.to_vec()));
             }

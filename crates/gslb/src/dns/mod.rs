@@ -7,6 +7,7 @@ pub mod cookie;
 pub mod ecs;
 pub mod fast;
 pub mod handler;
+pub mod rrl;
 pub mod screen;
 pub mod server;
 pub mod tcp;
@@ -15,6 +16,7 @@ pub mod udp;
 
 pub use cookie::{random_secret, read_secrets, Cookies, Secrets};
 pub use handler::Handler;
+pub use rrl::{Rrl, RrlConfig};
 pub use server::bind;
 pub use tcp::{serve_tcp, TcpLimits, TcpShared};
 pub use transport::Transport;

@@ -1,0 +1,290 @@
+//! Response rate limiting (RRL), with the semantics operators know from
+//! BIND and Knot: UDP responses to one client prefix (/24, /56) are
+//! limited per response class — answers (per name and type), NXDOMAIN,
+//! errors, referrals — to a rate with a burst. A limited response is
+//! dropped, except every `slip`-th, which goes out truncated (TC, no
+//! records) so a real client behind a spoofed flood retries over TCP.
+//! Queries with a valid server cookie (the client proved its address)
+//! and exempt networks are never limited; `log_only` counts and logs
+//! without limiting. TCP is never limited.
+//!
+//! Lock-free: a table of 2^16 atomic words, each a key's 16-bit tag and
+//! its theoretical arrival time (GCRA) in microseconds, updated with one
+//! compare-and-swap. Keys that share a slot evict each other, which
+//! can only let a response through, never limit an innocent one more.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use hickory_proto::op::ResponseCode;
+use ipnet::IpNet;
+
+/// A response class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Records or NODATA.
+    Answer,
+    /// NXDOMAIN.
+    Nxdomain,
+    /// REFUSED, FORMERR, SERVFAIL, NOTIMP, BADVERS, ...
+    Error,
+    /// A delegation.
+    Referral,
+}
+
+impl Class {
+    /// Every class, in the order of [`RrlConfig::rates`].
+    pub const ALL: [Class; 4] = [
+        Class::Answer,
+        Class::Nxdomain,
+        Class::Error,
+        Class::Referral,
+    ];
+
+    /// Its name in metrics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Answer => "answer",
+            Class::Nxdomain => "nxdomain",
+            Class::Error => "error",
+            Class::Referral => "referral",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The class of a response: its (extended) `rcode`, and AA and the
+    /// counts from its header.
+    pub fn of(rcode: ResponseCode, resp: &[u8]) -> Class {
+        let aa = resp.get(2).is_some_and(|b| b & 0x04 != 0);
+        let count = |i: usize| {
+            resp.get(i..i + 2)
+                .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+        };
+        match rcode {
+            ResponseCode::NoError if !aa && count(6) == 0 && count(8) > 0 => Class::Referral,
+            ResponseCode::NoError => Class::Answer,
+            ResponseCode::NXDomain => Class::Nxdomain,
+            _ => Class::Error,
+        }
+    }
+}
+
+/// What to do with a response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send it.
+    Send,
+    /// Limited: send nothing.
+    Drop,
+    /// Limited, but send it truncated (TC) so the client retries on TCP.
+    Slip,
+}
+
+/// The limiter's settings (`boltz serve --rrl-*`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RrlConfig {
+    /// Responses per second per prefix and class, in [`Class::ALL`]
+    /// order; 0 leaves a class unlimited.
+    pub rates: [u32; 4],
+    /// Responses beyond the rate allowed at once, in seconds of rate.
+    pub burst_seconds: u32,
+    /// Every `slip`-th limited response is sent truncated; 0 drops all.
+    pub slip: u32,
+    /// The prefix a client is counted by.
+    pub ipv4_prefix: u8,
+    /// Likewise for IPv6.
+    pub ipv6_prefix: u8,
+    /// Networks never limited.
+    pub exempt: Vec<IpNet>,
+    /// Count and log what would be limited, limit nothing.
+    pub log_only: bool,
+}
+
+const SLOTS: usize = 1 << 16;
+const TAG_SHIFT: u32 = 48;
+const TIME_MASK: u64 = (1 << TAG_SHIFT) - 1;
+
+/// The limiter.
+pub struct Rrl {
+    cfg: RrlConfig,
+    /// Per class: microseconds between responses, and the tolerance.
+    gcra: [(u64, u64); 4],
+    table: Box<[AtomicU64]>,
+    start: Instant,
+    limited: AtomicU64,
+    /// The second of the last log line (log-only mode logs once a second).
+    logged: AtomicU64,
+}
+
+impl Rrl {
+    /// A limiter for `cfg`.
+    pub fn new(cfg: RrlConfig) -> Rrl {
+        let gcra = cfg.rates.map(|r| {
+            if r == 0 {
+                (0, 0)
+            } else {
+                let t = (1_000_000 / u64::from(r)).max(1);
+                (t, t * u64::from(r) * u64::from(cfg.burst_seconds.max(1)))
+            }
+        });
+        Rrl {
+            cfg,
+            gcra,
+            table: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            start: Instant::now(),
+            limited: AtomicU64::new(0),
+            logged: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RrlConfig {
+        &self.cfg
+    }
+
+    /// Whether a log line may be written now (at most one a second).
+    pub fn should_log(&self) -> bool {
+        let sec = self.start.elapsed().as_secs();
+        self.logged.swap(sec, Ordering::Relaxed) != sec
+    }
+
+    /// Whether `src` is never limited.
+    pub fn exempt(&self, src: IpAddr) -> bool {
+        self.cfg.exempt.iter().any(|n| n.contains(&src))
+    }
+
+    /// The verdict on one UDP response of `class` to `src`; `name` is the
+    /// hash of the question (for answers, which are counted per name and
+    /// type). `Action::Send` for log-only (the caller counts `would`).
+    pub fn check(&self, src: IpAddr, class: Class, name: u64, now: Instant) -> Verdict {
+        let (t, tau) = self.gcra[class.index()];
+        if t == 0 {
+            return Verdict::Allowed;
+        }
+        let key = self.key(src, class, name);
+        let slot = &self.table[(key as usize) & (SLOTS - 1)];
+        let tag = key >> TAG_SHIFT;
+        let now_us = (now.saturating_duration_since(self.start).as_micros() as u64) & TIME_MASK;
+        // Offset by tau so "never seen" (0) is always in the past.
+        let now_us = now_us + tau;
+        let mut cur = slot.load(Ordering::Relaxed);
+        for _ in 0..4 {
+            let tat = if cur >> TAG_SHIFT == tag {
+                (cur & TIME_MASK).max(now_us)
+            } else {
+                now_us
+            };
+            if tat - now_us > tau {
+                return self.limited();
+            }
+            let new = (tag << TAG_SHIFT) | ((tat + t) & TIME_MASK);
+            match slot.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return Verdict::Allowed,
+                Err(seen) => cur = seen,
+            }
+        }
+        // Contended: let it through rather than spin.
+        Verdict::Allowed
+    }
+
+    fn limited(&self) -> Verdict {
+        if self.cfg.log_only {
+            return Verdict::Would;
+        }
+        let n = self.limited.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.cfg.slip > 0 && n % u64::from(self.cfg.slip) == 0 {
+            Verdict::Limited(Action::Slip)
+        } else {
+            Verdict::Limited(Action::Drop)
+        }
+    }
+
+    /// The bucket's key: the client's prefix, the class, and for answers
+    /// the question.
+    fn key(&self, src: IpAddr, class: Class, name: u64) -> u64 {
+        let (hi, lo, family) = match crate::geo::normalise_ip(src) {
+            IpAddr::V4(a) => {
+                let p = u32::from(self.cfg.ipv4_prefix.min(32));
+                let m = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+                (0, u64::from(u32::from(a) & m), 4)
+            }
+            IpAddr::V6(a) => {
+                let p = u32::from(self.cfg.ipv6_prefix.min(128));
+                let m = if p == 0 { 0 } else { u128::MAX << (128 - p) };
+                let bits = u128::from(a) & m;
+                ((bits >> 64) as u64, bits as u64, 6)
+            }
+        };
+        let name = if class == Class::Answer { name } else { 0 };
+        mix(mix(mix(hi, lo), family << 8 | class as u64), name)
+    }
+}
+
+/// The limiter's word on one response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the rate (or exempt, or its class unlimited).
+    Allowed,
+    /// Over the rate, in log-only mode: sent.
+    Would,
+    /// Over the rate: dropped or slipped.
+    Limited(Action),
+}
+
+/// A 64-bit mix (splitmix64's finaliser over a ^ b·φ).
+fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The hash of a query's question (lower-cased name, type), or 0 when it
+/// cannot be read: the name part of an answer's key.
+pub fn question_hash(q: &[u8]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut pos = 12;
+    while let Some(&len) = q.get(pos) {
+        if len == 0 || len > 63 {
+            break;
+        }
+        for &b in q.get(pos + 1..pos + 1 + usize::from(len)).unwrap_or(&[]) {
+            h = (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x100_0000_01b3);
+        }
+        h = (h ^ 0x2e).wrapping_mul(0x100_0000_01b3);
+        pos += 1 + usize::from(len);
+    }
+    let qtype = q
+        .get(pos + 1..pos + 3)
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    mix(h, u64::from(qtype))
+}
+
+/// Turns the response in `out` into its slipped form: the header with TC
+/// set and no records, the question kept (the client retries over TCP).
+pub fn slip(out: &mut Vec<u8>) {
+    if out.len() < 12 {
+        return;
+    }
+    let qd = u16::from_be_bytes([out[4], out[5]]);
+    let mut end = 12;
+    if qd == 1 {
+        while let Some(&len) = out.get(end) {
+            if len == 0 || len & 0xc0 != 0 {
+                break;
+            }
+            end += 1 + usize::from(len);
+        }
+        end = (end + 5).min(out.len());
+    }
+    out.truncate(end);
+    out[2] |= 0x02;
+    out[6..12].fill(0);
+}
+
+#[cfg(test)]
+mod tests;

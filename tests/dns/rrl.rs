@@ -1,0 +1,141 @@
+//! Response rate limiting against `boltz serve` over real UDP: a flood of
+//! identical queries from one /24 is limited (most dropped, every second
+//! limited one slipped as TC), while another /24, a client with a valid
+//! server cookie inside the flooded one, an exempt network and TCP are
+//! answered as usual; log-only mode limits nothing and counts.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+use hickory_proto::rr::{Name, RecordType};
+
+use crate::harness::*;
+
+fn www(id: u16, cookie: Option<&[u8]>) -> Vec<u8> {
+    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+    m.add_query(Query::query(
+        Name::from_ascii("www.example.com.").unwrap(),
+        RecordType::A,
+    ));
+    let mut e = Edns::new();
+    e.set_max_payload(1232);
+    if let Some(c) = cookie {
+        e.options_mut().insert(EdnsOption::Unknown(10, c.to_vec()));
+    }
+    m.set_edns(e);
+    m.to_vec().unwrap()
+}
+
+/// What `n` identical queries sent at once from `from` got back: full
+/// answers, truncated (slipped) ones, and nothing.
+fn flood(server: SocketAddr, from: &str, n: u16) -> (usize, usize, usize) {
+    let s = UdpSocket::bind((from.parse::<IpAddr>().unwrap(), 0)).unwrap();
+    for i in 0..n {
+        s.send_to(&www(i, None), server).unwrap();
+    }
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let (mut full, mut tc) = (0, 0);
+    let mut buf = [0u8; 1500];
+    while let Ok(len) = s.recv(&mut buf) {
+        if buf[2] & 0x02 != 0 {
+            assert_eq!(&buf[6..12], [0; 6], "a slip carries no records");
+            tc += 1;
+        } else {
+            assert!(len > 12);
+            full += 1;
+        }
+    }
+    (full, tc, usize::from(n) - full - tc)
+}
+
+fn answered(server: SocketAddr, from: &str, q: &[u8]) -> Option<Message> {
+    let raw = udp_raw(server, q, Some(from.parse().unwrap()))?;
+    let m = Message::from_vec(&raw).unwrap();
+    (!m.metadata.truncation && !m.answers.is_empty()).then_some(m)
+}
+
+fn counter(metrics: &str, class: &str, action: &str) -> u64 {
+    let key = format!("boltz_rrl_limited_total{{class=\"{class}\",action=\"{action}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+#[test]
+fn a_flood_from_one_prefix_is_limited_and_no_one_else_is() {
+    let fx = Fixture::new(&zone_toml("", &[], ""));
+    let srv = Server::start(
+        &fx,
+        &[
+            "--rrl-rate",
+            "20",
+            "--rrl-burst",
+            "1",
+            "--rrl-exempt",
+            "127.0.7.0/24",
+        ],
+    );
+    // A cookie learnt before the flood, from inside the prefix to flood.
+    let first = Message::from_vec(
+        &udp_raw(
+            srv.dns,
+            &www(1, Some(&[7; 8])),
+            Some("127.0.5.2".parse().unwrap()),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let cookie = match first.edns.as_ref().unwrap().option(EdnsCode::Cookie) {
+        Some(EdnsOption::Unknown(_, d)) => d.clone(),
+        other => panic!("{other:?}"),
+    };
+
+    let (full, tc, none) = flood(srv.dns, "127.0.5.1", 400);
+    println!(
+        "flood of 400 from 127.0.5.0/24 at 20/s: {full} answered, {tc} slipped, {none} dropped"
+    );
+    assert!(full <= 60, "{full} answered");
+    assert!(tc >= 100 && none >= 100, "{tc} slipped, {none} dropped");
+
+    // Right after: another /24 is answered every time, so is the client
+    // with a cookie in the flooded /24, so is TCP, so is the exempt net.
+    for i in 0..20 {
+        assert!(
+            answered(srv.dns, "127.0.6.1", &www(i, None)).is_some(),
+            "other /24"
+        );
+        assert!(
+            answered(srv.dns, "127.0.5.2", &www(i, Some(&cookie))).is_some(),
+            "a valid cookie"
+        );
+    }
+    let t = tcp_query(srv.dns, &Q::new("www.example.com.", RecordType::A));
+    assert!(!t.answers.is_empty(), "TCP is never limited");
+    let (full, _, _) = flood(srv.dns, "127.0.7.1", 200);
+    assert_eq!(full, 200, "the exempt network");
+    // And the flooded /24 is still limited without a cookie.
+    assert!(flood(srv.dns, "127.0.5.3", 100).0 < 50);
+
+    let (_, metrics) = srv.api_get("/metrics");
+    assert!(counter(&metrics, "answer", "dropped") >= 100, "{metrics}");
+    assert!(counter(&metrics, "answer", "slipped") >= 100);
+    assert_eq!(counter(&metrics, "answer", "logged"), 0);
+}
+
+#[test]
+fn log_only_limits_nothing_and_counts() {
+    let fx = Fixture::new(&zone_toml("", &[], ""));
+    let srv = Server::start(
+        &fx,
+        &["--rrl-rate", "20", "--rrl-burst", "1", "--rrl-log-only"],
+    );
+    let (full, tc, none) = flood(srv.dns, "127.0.5.1", 300);
+    assert_eq!((full, tc, none), (300, 0, 0));
+    let (_, metrics) = srv.api_get("/metrics");
+    assert!(counter(&metrics, "answer", "logged") >= 200, "{metrics}");
+    assert!(srv.log().contains("rate limit would apply"));
+}
