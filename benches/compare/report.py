@@ -9,7 +9,8 @@ Prints per mix: median QPS, median CPU %, median of per-round QPS per server
 core (QPS / CPU_SHARE), the CPU % at the fixed latency rate, p50/p99, the
 median "other" load on CPU 1 (interference), and the
 ratios boltz/gdnsd, boltz/knot, boltz/nsd of QPS/core (raw QPS in brackets),
-all from the same invocation.
+and the cost of response rate limiting (boltz-rrl / boltz-t1), all from the
+same invocation.
 """
 import statistics
 import sys
@@ -64,6 +65,14 @@ for mix, servers in summary.items():
                 parts.append(f"{b}/{o} {rc:.2f} ({rq:.2f})")
     print(f"  {mix:<7} " + "   ".join(parts))
 print()
+if any("boltz-rrl" in servers for servers in summary.values()):
+    print("response rate limiting on but limiting nothing, QPS per server core boltz-rrl / boltz-t1 (1 = free):")
+    for mix, servers in summary.items():
+        if "boltz-rrl" in servers and "boltz-t1" in servers:
+            rc = servers["boltz-rrl"][2] / servers["boltz-t1"][2]
+            rq = servers["boltz-rrl"][0] / servers["boltz-t1"][0]
+            print(f"  {mix:<7} {rc:.3f} ({rq:.3f} raw), a cost of {100 * (1 - rc):+.1f}% per core")
+    print()
 print(f"latency: p50/p99 from one run per server at -Q {rate} (dnsperf -v per-query latencies);")
 print("other% = median busy time of CPU 1 (the servers' core) not used by the measured server during its")
 print("throughput runs: load from other processes on the shared machine, e.g. concurrent cargo builds;")
