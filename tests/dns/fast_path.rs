@@ -41,6 +41,12 @@ lab = {{ type = "NS", values = ["ns.lab.example.com."] }}
 "ns.lab" = {{ type = "A", values = ["192.0.2.54"] }}
 api = {{ type = "steered", datacenters = ["fra", "iad", "sin"], answers = 2 }}
 v4only = {{ type = "steered", datacenters = ["fra"] }}
+"*.cdn" = {{ type = "steered", datacenters = ["fra", "iad", "sin"] }}
+"host.cdn" = {{ type = "A", values = ["192.0.2.77"] }}
+"*.w" = {{ type = "TXT", values = ["wild"] }}
+"*.alias" = {{ type = "CNAME", value = "www" }}
+"*.deep" = {{ type = "A", values = ["192.0.2.78"] }}
+"x.y.deep" = {{ type = "A", values = ["192.0.2.79"] }}
 "#,
         big.join(", ")
     );
@@ -122,6 +128,16 @@ fn corpus() -> Vec<Q> {
         "www.example.org.",
         "org.",
         ".",
+        "a.cdn.example.com.",
+        "A.B.Cdn.example.com.",
+        "*.cdn.example.com.",
+        "host.cdn.example.com.",
+        "deep.host.cdn.example.com.",
+        "q.w.example.com.",
+        "z.alias.example.com.",
+        "n.deep.example.com.",
+        "m.y.deep.example.com.",
+        "y.deep.example.com.",
     ];
     let types = [
         RecordType::A,

@@ -42,6 +42,7 @@ mod reload;
 mod rrl;
 mod simulate_cli;
 mod tcp;
+mod wildcards;
 
 /// The binary under test.
 const BOLTZ: &str = env!("CARGO_BIN_EXE_boltz");

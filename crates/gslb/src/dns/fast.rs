@@ -171,7 +171,19 @@ pub fn answer(
     let body = match world.zones.index.get(lname) {
         Some(e) if e.slow => return None,
         Some(e) => answer_entry(world, geo, e, &query, src, out)?,
-        None => no_such_name(world, lname)?,
+        None => match closest(world, lname) {
+            Closest::Wildcard(e) if e.slow => return None,
+            // Synthesized: the answer's owner is the question (a pointer
+            // to it), as RFC 4592 wants.
+            Closest::Wildcard(e) => answer_entry(world, geo, e, &query, src, out)?,
+            Closest::Encloser(e) if e.slow => return None,
+            Closest::Encloser(e) => {
+                let mut body = Body::new(ResponseCode::NXDomain);
+                body.negative_zone = Some(e.zone);
+                body
+            }
+            Closest::Outside => Body::new(ResponseCode::Refused),
+        },
     };
     let mut ns = 0u16;
     if let Some(z) = body.negative_zone {
@@ -322,29 +334,35 @@ fn write_addresses<I: Iterator<Item = IpAddr>>(out: &mut Vec<u8>, addrs: &mut I,
     an
 }
 
-/// The name does not exist. The closest existing ancestor decides: in a
-/// zone → NXDOMAIN, below a cut → referral (general handler), none →
-/// REFUSED.
+/// Where a name the index does not hold stands.
+enum Closest<'w> {
+    /// Its closest encloser has a wildcard child: that answers.
+    Wildcard(&'w Entry),
+    /// Its closest encloser (NXDOMAIN in its zone, or below a cut).
+    Encloser(&'w Entry),
+    /// In no zone of ours: REFUSED.
+    Outside,
+}
+
+/// The closest existing ancestor of `lname` and its `*` child (RFC 4592).
 #[inline]
-fn no_such_name<'w>(world: &World, lname: &[u8]) -> Option<Body<'w>> {
+fn closest<'w>(world: &'w World, lname: &[u8]) -> Closest<'w> {
+    let index = &world.zones.index;
     let mut off = 0;
-    let mut found = None;
     while lname[off] != 0 {
         off += 1 + usize::from(lname[off]);
-        if let Some(e) = world.zones.index.get(&lname[off..]) {
-            found = Some(e);
-            break;
+        if let Some(e) = index.get(&lname[off..]) {
+            let mut wild = [0u8; 258];
+            let rest = &lname[off..];
+            wild[..2].copy_from_slice(&[1, b'*']);
+            wild[2..2 + rest.len()].copy_from_slice(rest);
+            return match index.get(&wild[..2 + rest.len()]) {
+                Some(w) if !e.slow => Closest::Wildcard(w),
+                _ => Closest::Encloser(e),
+            };
         }
     }
-    match found {
-        Some(e) if e.slow => None,
-        Some(e) => {
-            let mut body = Body::new(ResponseCode::NXDomain);
-            body.negative_zone = Some(e.zone);
-            Some(body)
-        }
-        None => Some(Body::new(ResponseCode::Refused)),
-    }
+    Closest::Outside
 }
 
 /// AA (unless REFUSED), the response code and the section counts.

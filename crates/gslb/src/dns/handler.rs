@@ -376,7 +376,8 @@ impl Handler {
                     return ans;
                 }
             }
-            let Some(node) = zone.nodes.get(&name) else {
+            // The name, or the wildcard that stands for it (RFC 4592).
+            let Some(node) = zone.nodes.get(&name).or_else(|| zone.wildcard_for(&name)) else {
                 ans.rcode = ResponseCode::NXDomain;
                 negative(zone, &mut ans);
                 return ans;

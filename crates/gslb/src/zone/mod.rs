@@ -27,7 +27,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hickory_proto::rr::{LowerName, Record, RecordType};
+use hickory_proto::rr::{LowerName, Name, Record, RecordType};
 
 pub use self::set::{datacenters_file, zone_files, ZoneSet};
 pub use boltz_core::diag::{Diagnostic, Diagnostics};
@@ -164,6 +164,27 @@ impl Zone {
     /// The origin as text, with the trailing dot.
     pub fn origin_str(&self) -> String {
         self.origin.to_string()
+    }
+
+    /// RFC 4592: the wildcard that answers for `name`, a name the zone
+    /// does not hold — `*.` and its closest encloser (the longest
+    /// ancestor the zone holds, empty non-terminals included) — if the
+    /// zone has it. Below an existing name nothing is synthesized: that
+    /// name is the closest encloser, and its own `*` child decides.
+    pub fn wildcard_for(&self, name: &LowerName) -> Option<&Node> {
+        let mut n = Name::from(name.clone());
+        while !n.is_root() {
+            n = n.base_name();
+            let ln = LowerName::new(&n);
+            if !self.origin.zone_of(&ln) {
+                return None;
+            }
+            if self.nodes.contains_key(&ln) {
+                let w = Name::from_ascii("*").ok()?.append_domain(&n).ok()?;
+                return self.nodes.get(&LowerName::new(&w));
+            }
+        }
+        None
     }
 
     /// The zone cut at or above `name` (but below the apex), if any.

@@ -101,6 +101,12 @@ pub(super) fn records(
                         node.steered = Some(s);
                     }
                 }
+                Some(RecordType::NS) if name.is_wildcard() => {
+                    cx.err(
+                        value.span(),
+                        format!("`{}`: a wildcard cannot own NS records (RFC 4592 §4.2: delegate a name, not a pattern)", owner.get_ref()),
+                    );
+                }
                 Some(rt) => {
                     if let Some(set) = static_rrset(cx, &at, &def, rt, origin) {
                         if rt == RecordType::NS {
@@ -296,8 +302,13 @@ fn record_type(s: &str) -> Option<Option<RecordType>> {
 }
 
 fn parse_owner(s: &str, origin: &Name) -> Result<Name, String> {
-    if s.contains('*') {
-        return Err("wildcard names are not supported".into());
+    // RFC 4592: a wildcard is `*` as the whole leftmost label; anywhere
+    // else an asterisk would be a literal no one means.
+    if s.contains('*') && !(s == "*" || (s.starts_with("*.") && !s[2..].contains('*'))) {
+        return Err(
+            "a wildcard is `*` as the whole first label (`*`, `*.cdn`); an asterisk elsewhere is not allowed"
+                .into(),
+        );
     }
     let n = parse_name(s, origin)?;
     if !origin.zone_of(&n) {
