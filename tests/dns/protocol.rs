@@ -387,3 +387,125 @@ fn every_listen_address_answers() {
         assert_eq!(addrs(&r), ["192.0.2.1"], "TCP on {at}");
     }
 }
+
+/// Crafted packets (issue 16): what a query does not need is FORMERR at
+/// once, with our OPT when the query's was readable; an unknown opcode is
+/// NOTIMP with no QUERY flag; BADVERS beats a broken option. Over UDP and
+/// TCP, and the server answers a valid query right after each.
+#[test]
+fn crafted_packets_get_the_right_error_at_once() {
+    let (_fx, srv) = server();
+    let header = |flags: [u8; 2], counts: [u16; 4]| {
+        let mut q = vec![0x55, 0x66, flags[0], flags[1]];
+        for c in counts {
+            q.extend_from_slice(&c.to_be_bytes());
+        }
+        q
+    };
+    let question = b"\x03www\x07example\x03com\x00\x00\x01\x00\x01".to_vec();
+    let opt = |version: u8, rdata: &[u8]| {
+        let mut o = vec![0, 0, 41, 4, 0xd0, 0, version, 0, 0];
+        o.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        o.extend_from_slice(rdata);
+        o
+    };
+    // Answer records whose owners are chains of compression pointers.
+    let mut chains = [header([1, 0], [1, 200, 0, 0]), question.clone()].concat();
+    let mut prev = 12u16;
+    for _ in 0..200 {
+        let at = chains.len() as u16;
+        chains.extend_from_slice(&[1, b'a', 0xc0 | (prev >> 8) as u8, prev as u8]);
+        chains.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 60, 0, 0]);
+        prev = at;
+    }
+    let bad_ecs = [0u8, 8, 0, 8, 0, 1, 24, 0, 81, 2, 69, 0];
+    let cases: Vec<(&str, Vec<u8>, u16, bool)> = vec![
+        ("pointer chains in the answer section", chains, 1, false),
+        (
+            "a pointer loop as the question",
+            [header([1, 0], [1, 0, 0, 0]), vec![0xc0, 12, 0, 1, 0, 1]].concat(),
+            1,
+            false,
+        ),
+        (
+            "two OPT records (the first is readable)",
+            [
+                header([1, 0], [1, 0, 0, 2]),
+                question.clone(),
+                opt(0, &[]),
+                opt(0, &[]),
+            ]
+            .concat(),
+            1,
+            true,
+        ),
+        (
+            "trailing bytes after a readable OPT",
+            [
+                header([1, 0], [1, 0, 0, 1]),
+                question.clone(),
+                opt(0, &[]),
+                vec![0],
+            ]
+            .concat(),
+            1,
+            true,
+        ),
+        (
+            "a malformed ECS option",
+            [
+                header([1, 0], [1, 0, 0, 1]),
+                question.clone(),
+                opt(0, &bad_ecs),
+            ]
+            .concat(),
+            1,
+            true,
+        ),
+        (
+            "EDNS version 1 with a malformed ECS option",
+            [
+                header([1, 0], [1, 0, 0, 1]),
+                question.clone(),
+                opt(1, &bad_ecs),
+            ]
+            .concat(),
+            16,
+            true,
+        ),
+        (
+            "opcode 15 with every flag",
+            header([0x7f, 0xf0], [0, 0, 0, 0]),
+            4,
+            false,
+        ),
+    ];
+    for (what, q, want, with_opt) in &cases {
+        for tcp in [false, true] {
+            let raw = if tcp {
+                use std::io::{Read, Write};
+                let mut s = std::net::TcpStream::connect(srv.dns).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                s.write_all(&[(q.len() >> 8) as u8, q.len() as u8]).unwrap();
+                s.write_all(q).unwrap();
+                let mut len = [0u8; 2];
+                s.read_exact(&mut len).unwrap();
+                let mut r = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                s.read_exact(&mut r).unwrap();
+                r
+            } else {
+                udp_raw(srv.dns, q, None).unwrap_or_else(|| panic!("{what}: no answer"))
+            };
+            let r = Message::from_vec(&raw).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(u16::from(rcode(&r)), *want, "{what} (tcp {tcp})");
+            assert_eq!(r.edns.is_some(), *with_opt, "{what}: our OPT");
+            if *want == 4 {
+                assert_eq!(raw[2], 0xf8, "{what}: QR and the opcode only");
+                assert_eq!(raw[3], 0x04, "{what}: no RA, Z, AD, CD");
+                assert_eq!(&raw[4..12], [0; 8], "{what}: no sections");
+            }
+        }
+        let ok = srv.query(&Q::new("www.example.com.", RecordType::A).ecs("81.2.69.0/24"));
+        assert_eq!(addrs(&ok), [FRA], "after {what}");
+    }
+}

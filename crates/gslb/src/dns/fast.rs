@@ -16,7 +16,7 @@ use std::net::IpAddr;
 
 use hickory_proto::op::ResponseCode;
 
-use super::cookie::{Cookies, QueryCookie, OPT_COOKIE};
+use super::cookie::{Cookies, QueryCookie, Verdict, OPT_COOKIE};
 use super::ecs::Ecs;
 use super::handler::unix_seconds;
 use super::transport::{response_limit, Transport};
@@ -144,7 +144,7 @@ fn parse<'a>(q: &'a [u8], name: &mut [u8; 256]) -> Option<Query<'a>> {
 
 /// Answers `q` into `out`, or returns `None` to leave it to the general
 /// handler. On success returns the response code, the query type and
-/// whether the query carried a valid server cookie.
+/// the verdict on the query's cookie, if it had one.
 ///
 /// Phases: parse the question, write the header and question, write the
 /// answer (or find the NXDOMAIN/REFUSED case), the negative SOA, the final
@@ -160,7 +160,7 @@ pub fn answer(
     src: IpAddr,
     transport: Transport,
     out: &mut Vec<u8>,
-) -> Option<(ResponseCode, u16, bool)> {
+) -> Option<(ResponseCode, u16, Option<Verdict>)> {
     let mut name = [0u8; 256];
     let query = parse(q, &mut name)?;
     if matches!(query.qtype, 255 | 252 | 251) {
@@ -191,13 +191,12 @@ pub fn answer(
         ns = 1;
     }
     finish_header(out, body.rcode, body.an, ns);
-    let mut cookie_ok = false;
+    let mut cookie = None;
     if query.edns.is_some() {
-        let cookie = match (cookies, &query.cookie) {
+        cookie = match (cookies, &query.cookie) {
             (Some(c), Some(qc)) => Some(c.judge(qc, src, unix_seconds())),
             _ => None,
         };
-        cookie_ok = cookie.is_some_and(|v| v.valid);
         write_opt(
             out,
             udp_payload,
@@ -213,7 +212,7 @@ pub fn answer(
     if let Some(c) = body.counted {
         c.count_answer();
     }
-    Some((body.rcode, query.qtype, cookie_ok))
+    Some((body.rcode, query.qtype, cookie))
 }
 
 /// What the answer phase wrote, and what the later phases need of it.

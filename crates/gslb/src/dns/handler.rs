@@ -16,7 +16,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use super::cookie::{Cookies, Verdict, OPT_COOKIE};
 use super::ecs::Ecs;
 use super::rrl::{self, question_hash, Action, Class, Rrl, Verdict as RrlVerdict};
-use super::screen::{error_reply, qtype_of, screen, Opt, Screen, OPT_KEEPALIVE};
+use super::screen::{badcookie_reply, error_reply, qtype_of, screen, Opt, Screen, OPT_KEEPALIVE};
 use super::transport::{response_limit, Transport, DEFAULT_UDP_PAYLOAD};
 use crate::control::{steer_client, Control, Family, Mode, World};
 use crate::geo::GeoDb;
@@ -108,27 +108,27 @@ impl Handler {
         transport: Transport,
         out: &mut Vec<u8>,
     ) -> bool {
-        let Some((rcode, cookie_ok)) = self.answer_into(query, src, transport, out) else {
+        let Some((rcode, cookie)) = self.answer_into(query, src, transport, out) else {
             return false;
         };
         match (&self.rrl, transport) {
-            (Some(rrl), Transport::Udp) => self.limit(rrl, query, src, rcode, cookie_ok, out),
+            (Some(rrl), Transport::Udp) => self.limit(rrl, query, src, rcode, cookie, out),
             _ => true,
         }
     }
 
-    /// The response to `query` in `out`: its code, and whether the query
-    /// carried a valid server cookie. `None`: nothing to send.
+    /// The response to `query` in `out`: its code, and the verdict on the
+    /// query's cookie. `None`: nothing to send.
     fn answer_into(
         &self,
         query: &[u8],
         src: IpAddr,
         transport: Transport,
         out: &mut Vec<u8>,
-    ) -> Option<(ResponseCode, bool)> {
+    ) -> Option<(ResponseCode, Option<Verdict>)> {
         if self.fast && query.len() >= 12 && query[2] & 0x80 == 0 {
             let world = self.control.world();
-            if let Some((rcode, qtype, cookie_ok)) = super::fast::answer(
+            if let Some((rcode, qtype, cookie)) = super::fast::answer(
                 &world,
                 self.geo.as_deref(),
                 self.cookies.as_deref(),
@@ -139,27 +139,29 @@ impl Handler {
                 out,
             ) {
                 self.metrics.count(rcode, Some(RecordType::from(qtype)));
-                return Some((rcode, cookie_ok));
+                return Some((rcode, cookie));
             }
         }
-        let (resp, rcode, cookie_ok) = self.general(query, src, transport)?;
+        let (resp, rcode, cookie) = self.general(query, src, transport)?;
         out.clear();
         out.extend_from_slice(&resp);
-        Some((rcode, cookie_ok))
+        Some((rcode, cookie))
     }
 
     /// The rate limiter's verdict on the UDP response in `out`: `false`
-    /// drops it; a slip leaves it truncated.
+    /// drops it; a slip leaves it truncated, or, to a client that sent a
+    /// cookie but no valid server cookie, BADCOOKIE with a fresh one (RFC
+    /// 7873 §5.2.3): its retry carries a cookie the limiter exempts.
     fn limit(
         &self,
         rrl: &Rrl,
         query: &[u8],
         src: IpAddr,
         rcode: ResponseCode,
-        cookie_ok: bool,
+        cookie: Option<Verdict>,
         out: &mut Vec<u8>,
     ) -> bool {
-        if cookie_ok || rrl.exempt(src) {
+        if cookie.is_some_and(|v| v.valid) || rrl.exempt(src) {
             return true;
         }
         let class = Class::of(rcode, out);
@@ -179,7 +181,10 @@ impl Handler {
             }
             RrlVerdict::Limited(Action::Slip) => {
                 self.metrics.count_rrl(class, RrlCount::Slipped);
-                rrl::slip(out);
+                match cookie {
+                    Some(v) => *out = badcookie_reply(query, self.udp_payload, &v.reply),
+                    None => rrl::slip(out),
+                }
                 true
             }
             RrlVerdict::Limited(_) => {
@@ -204,7 +209,7 @@ impl Handler {
         query: &[u8],
         src: IpAddr,
         transport: Transport,
-    ) -> Option<(Vec<u8>, ResponseCode, bool)> {
+    ) -> Option<(Vec<u8>, ResponseCode, Option<Verdict>)> {
         let (clean, question, opt) = match screen(query) {
             Screen::Drop => {
                 self.metrics.count_dropped();
@@ -252,8 +257,7 @@ impl Handler {
         let qtype = req.queries.first().map(|q| q.query_type());
         let rcode = resp.metadata.response_code;
         self.metrics.count(rcode, qtype);
-        let valid = cookie.is_some_and(|v| v.valid);
-        Some((self.encode(&req, resp, transport), rcode, valid))
+        Some((self.encode(&req, resp, transport), rcode, cookie))
     }
 
     /// The answer to a query the screen (or the parser after it) refused.
@@ -264,7 +268,7 @@ impl Handler {
         rcode: ResponseCode,
         question: Option<&[u8]>,
         opt: Option<Opt>,
-    ) -> (Vec<u8>, ResponseCode, bool) {
+    ) -> (Vec<u8>, ResponseCode, Option<Verdict>) {
         let qtype = question.and_then(qtype_of).map(RecordType::from);
         self.metrics.count(rcode, qtype);
         let cookie = self.cookie(opt.as_ref(), src);
@@ -277,7 +281,7 @@ impl Handler {
             self.nsid.as_deref(),
             cookie.as_ref().map(|v| &v.reply[..]),
         );
-        (reply, rcode, cookie.is_some_and(|v| v.valid))
+        (reply, rcode, cookie)
     }
 
     /// The verdict on the query's cookie, when it has one and this server

@@ -45,7 +45,7 @@ const OPT_ECS: u16 = 8;
 pub const OPT_KEEPALIVE: u16 = 11;
 
 /// The query's OPT record, as far as boltz uses it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Opt {
     /// The client's UDP payload size.
     pub payload: u16,
@@ -377,6 +377,23 @@ fn clean<'a>(q: &'a [u8], question: &[u8], opt: Option<(usize, &[u8])>) -> Cow<'
             Cow::Owned(c)
         }
     }
+}
+
+/// BADCOOKIE (RFC 7873 §5.2.3) to `q`, a query that passed the screen:
+/// the question and our OPT with `cookie`, so the client can come back
+/// with a valid server cookie.
+pub fn badcookie_reply(q: &[u8], ours: u16, cookie: &[u8]) -> Vec<u8> {
+    let question = question_end(q).map(|end| &q[12..end]);
+    let opt = Opt::default();
+    error_reply(
+        q,
+        ResponseCode::BADCOOKIE,
+        question,
+        Some(&opt),
+        ours,
+        None,
+        Some(cookie),
+    )
 }
 
 /// The type a question asks (its last four bytes are type and class).
