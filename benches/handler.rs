@@ -8,10 +8,12 @@
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
-use std::sync::Arc;
 
-use boltz_gslb::{build_from_csv, Control, GeoDb, Handler, Metrics, Transport, ZoneSet};
+use boltz_gslb::Transport;
 use criterion::{criterion_group, criterion_main, Criterion};
+
+#[path = "support/demo.rs"]
+mod demo;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
@@ -57,14 +59,9 @@ fn subnets(nets: &[IpNet], v4: bool, per_net: u128, len: u8) -> Vec<IpNet> {
 }
 
 fn bench(c: &mut Criterion) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
-    let mmdb = dir.path().join("demo.mmdb");
-    build_from_csv(&root.join("geoip/demo.csv"), &mmdb).unwrap();
-    let geo = Arc::new(GeoDb::open(&mmdb).unwrap());
-    let control = Control::new(ZoneSet::load(&root.join("zones")).unwrap(), false).unwrap();
-    let h = Handler::new(control, Some(geo), Arc::new(Metrics::default()));
+    let (h, dir) = demo::demo_handler();
 
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let csv = std::fs::read_to_string(root.join("geoip/demo.csv")).unwrap();
     let nets: Vec<IpNet> = csv
         .lines()

@@ -10,12 +10,13 @@
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
-use boltz_gslb::{build_from_csv, Control, GeoDb, Handler, Metrics, Transport, ZoneSet};
+use boltz_gslb::Transport;
 use criterion::{criterion_group, criterion_main, Criterion};
+
+#[path = "support/demo.rs"]
+mod demo;
 
 const SRC: IpAddr = IpAddr::V4(Ipv4Addr::new(81, 2, 69, 1));
 
@@ -102,13 +103,7 @@ fn pointer_loop() -> Vec<u8> {
 }
 
 fn bench(c: &mut Criterion) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
-    let mmdb = dir.path().join("demo.mmdb");
-    build_from_csv(&root.join("geoip/demo.csv"), &mmdb).unwrap();
-    let geo = Arc::new(GeoDb::open(&mmdb).unwrap());
-    let control = Control::new(ZoneSet::load(&root.join("zones")).unwrap(), false).unwrap();
-    let h = Handler::new(control, Some(geo), Arc::new(Metrics::default()));
+    let (h, dir) = demo::demo_handler();
 
     let cases: Vec<(&str, Vec<u8>, Transport)> = vec![
         ("valid_fast", valid(false), Transport::Udp),

@@ -5,11 +5,10 @@
 //! the same queries (flags, EDNS versions, options, opcodes, types) and
 //! the same verdicts, written from its published test table.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use crate::harness::{Fixture, Server};
+use crate::harness::{tcp_raw, Fixture, Server};
 
 /// One line of the test table.
 struct Case {
@@ -205,15 +204,7 @@ fn query(c: &Case, id: u16) -> Vec<u8> {
 
 fn ask(server: SocketAddr, c: &Case, q: &[u8]) -> Vec<u8> {
     if c.tcp {
-        let mut s = TcpStream::connect(server).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(&[(q.len() >> 8) as u8, q.len() as u8]).unwrap();
-        s.write_all(q).unwrap();
-        let mut len = [0u8; 2];
-        s.read_exact(&mut len).unwrap();
-        let mut r = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        s.read_exact(&mut r).unwrap();
-        r
+        tcp_raw(server, q)
     } else {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -349,17 +349,30 @@ pub fn udp_raw(server: SocketAddr, bytes: &[u8], bind: Option<IpAddr>) -> Option
     }
 }
 
-pub fn tcp_query(server: SocketAddr, q: &Q) -> Message {
+/// Sends raw bytes over TCP (length-prefixed) and returns the raw answer.
+pub fn tcp_raw(server: SocketAddr, bytes: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(server).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let b = q.to_bytes();
-    s.write_all(&(b.len() as u16).to_be_bytes()).unwrap();
-    s.write_all(&b).unwrap();
+    s.write_all(&(bytes.len() as u16).to_be_bytes()).unwrap();
+    s.write_all(bytes).unwrap();
     let mut len = [0u8; 2];
     s.read_exact(&mut len).unwrap();
     let mut resp = vec![0u8; u16::from_be_bytes(len) as usize];
     s.read_exact(&mut resp).unwrap();
-    Message::from_vec(&resp).unwrap()
+    resp
+}
+
+/// `boltz check PATH`: its exit code and what it printed.
+pub fn boltz_check(path: &Path) -> (Option<i32>, String) {
+    let out = Command::new(BOLTZ).arg("check").arg(path).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+pub fn tcp_query(server: SocketAddr, q: &Q) -> Message {
+    Message::from_vec(&tcp_raw(server, &q.to_bytes())).unwrap()
 }
 
 /// The A/AAAA addresses of an answer, as strings.

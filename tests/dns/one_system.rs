@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::RecordType;
 
 use crate::exposition::check_exposition;
-use crate::harness::{addrs, boltz_ok, Fixture, Server, GEO_CSV, Q};
+use crate::harness::{addrs, boltz_check, boltz_ok, Fixture, Server, GEO_CSV, Q};
 use crate::l7_process::{free_port, L7};
 use crate::origin::Origin;
 
@@ -212,13 +212,8 @@ fn a_site_node_drives_its_l7_and_steers_on_its_report() {
     assert_eq!(l7.get("/v1/routes")["routes"][0]["pool"], "web");
     assert_eq!(l7.fetch(), 200);
     assert_eq!(answer(&s, LONDON), ["127.0.0.2"]);
-    let out = std::process::Command::new(crate::BOLTZ)
-        .arg("check")
-        .arg(fx.zones())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(2), "{text}");
+    let (code, text) = boltz_check(&fx.zones());
+    assert_eq!(code, Some(2), "{text}");
     assert!(
         text.contains("datacenters.toml:")
             && text.contains("routes[0].pool: no pool named \"nope\""),

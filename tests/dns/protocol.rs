@@ -483,16 +483,7 @@ fn crafted_packets_get_the_right_error_at_once() {
     for (what, q, want, with_opt) in &cases {
         for tcp in [false, true] {
             let raw = if tcp {
-                use std::io::{Read, Write};
-                let mut s = std::net::TcpStream::connect(srv.dns).unwrap();
-                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                s.write_all(&[(q.len() >> 8) as u8, q.len() as u8]).unwrap();
-                s.write_all(q).unwrap();
-                let mut len = [0u8; 2];
-                s.read_exact(&mut len).unwrap();
-                let mut r = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                s.read_exact(&mut r).unwrap();
-                r
+                tcp_raw(srv.dns, q)
             } else {
                 udp_raw(srv.dns, q, None).unwrap_or_else(|| panic!("{what}: no answer"))
             };

@@ -100,13 +100,8 @@ fn check_says_what_is_wrong_with_a_wildcard() {
         ),
     ] {
         let fx = Fixture::new(&zone_toml("", &[], records));
-        let out = std::process::Command::new(BOLTZ)
-            .arg("check")
-            .arg(fx.zones())
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(2), "{text}");
+        let (code, text) = boltz_check(&fx.zones());
+        assert_eq!(code, Some(2), "{text}");
         assert!(
             text.contains("example.com.toml:") && text.contains(want),
             "{text}"
