@@ -140,6 +140,14 @@ impl Cookies {
     }
 }
 
+/// Now, in Unix seconds: the cookies' clock (mod 2^32 on purpose, as
+/// their timestamps are).
+pub fn unix_seconds() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
+}
+
 /// The timestamp of a server cookie.
 fn stamp(server: &[u8]) -> u32 {
     u32::from_be_bytes([server[4], server[5], server[6], server[7]])

@@ -16,9 +16,8 @@ use std::net::IpAddr;
 
 use hickory_proto::op::ResponseCode;
 
-use super::cookie::{Cookies, QueryCookie, Verdict, OPT_COOKIE};
+use super::cookie::{unix_seconds, Cookies, QueryCookie, Verdict, OPT_COOKIE};
 use super::ecs::Ecs;
-use super::handler::unix_seconds;
 use super::transport::{response_limit, Transport};
 use crate::control::{steer_client, DcCounters, Family, Mode, World};
 use crate::geo::GeoDb;

@@ -13,7 +13,7 @@ use hickory_proto::rr::rdata::opt::{EdnsOption, NSIDPayload};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
-use super::cookie::{Cookies, Verdict, OPT_COOKIE};
+use super::cookie::{unix_seconds, Cookies, Verdict, OPT_COOKIE};
 use super::ecs::Ecs;
 use super::rrl::{self, question_hash, Action, Class, Rrl, Verdict as RrlVerdict};
 use super::screen::{badcookie_reply, error_reply, qtype_of, screen, Opt, Screen, OPT_KEEPALIVE};
@@ -550,11 +550,4 @@ fn client_of(ecs: Option<Ecs>, src: IpAddr) -> Client {
         _ => src,
     };
     Client { addr, ecs }
-}
-
-/// Now, in Unix seconds (the cookies' clock; mod 2^32 on purpose).
-pub(crate) fn unix_seconds() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
 }
