@@ -78,7 +78,8 @@ pub struct Probe {
 pub struct Prefix {
     /// The prefix (`192.0.2.53/32`).
     pub prefix: IpNet,
-    /// The static protocol that announces it.
+    /// The static protocol that announces it (empty with ExaBGP, which
+    /// announces by prefix).
     pub protocol: String,
     /// The static protocol announcing it with the graceful-shutdown
     /// community, if any (without it a drain withdraws at once).
@@ -193,7 +194,8 @@ fn d_type() -> Spanned<String> {
 #[serde(deny_unknown_fields)]
 struct RawPrefix {
     prefix: Spanned<String>,
-    protocol: Spanned<String>,
+    #[serde(default)]
+    protocol: Option<Spanned<String>>,
     #[serde(default)]
     drain_protocol: Option<Spanned<String>>,
     #[serde(default)]
@@ -317,7 +319,14 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Diagnostics> {
         if !seen.insert(net) {
             errs.push(pos.at(p.prefix.span(), format!("{net} is declared twice")));
         }
-        for name in std::iter::once(&p.protocol).chain(p.drain_protocol.as_ref()) {
+        // BIRD needs the protocols; ExaBGP announces by prefix.
+        if speaker == SpeakerKind::Bird && p.protocol.is_none() {
+            errs.push(pos.at(
+                p.prefix.span(),
+                format!("{net} has no protocol: the BIRD static protocol that announces it"),
+            ));
+        }
+        for name in p.protocol.iter().chain(p.drain_protocol.as_ref()) {
             if !valid_protocol(name.get_ref()) {
                 errs.push(pos.at(
                     name.span(),
@@ -359,7 +368,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, Diagnostics> {
         }
         prefixes.push(Prefix {
             prefix: net,
-            protocol: p.protocol.get_ref().clone(),
+            protocol: p
+                .protocol
+                .as_ref()
+                .map_or_else(String::new, |n| n.get_ref().clone()),
             drain_protocol: p.drain_protocol.as_ref().map(|d| d.get_ref().clone()),
             address,
             check,

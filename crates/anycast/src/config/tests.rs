@@ -111,4 +111,10 @@ fn exabgp_needs_no_socket_and_runs_no_guard() {
     .unwrap();
     assert_eq!(c.speaker, SpeakerKind::Exabgp);
     assert!(!c.guard);
+    // ExaBGP announces by prefix: no protocol needed; BIRD needs one.
+    let bare = "[probe]\nname = \"p.example.\"\n[[prefix]]\nprefix = \"192.0.2.53/32\"\n";
+    let c = cfg(&format!("speaker = \"exabgp\"\n{bare}")).unwrap();
+    assert_eq!(c.prefixes[0].protocol, "");
+    let e = cfg(&format!("bird_socket = \"/s\"\n{bare}")).unwrap_err();
+    assert!(e.contains(":5:10: 192.0.2.53/32 has no protocol"), "{e}");
 }
