@@ -69,6 +69,12 @@ fn a_client_cookie_gets_a_server_cookie_on_both_paths_and_keeps_it() {
     // Without a cookie, none is volunteered.
     let r = srv.query(&Q::new("www.example.com.", RecordType::A));
     assert!(cookie_of(&r).is_none());
+    // Two of each kind, one per path.
+    let (_, metrics) = srv.api_get("/metrics");
+    for v in ["new", "valid", "invalid"] {
+        let line = format!("boltz_cookie_queries_total{{verdict=\"{v}\"}} 2");
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
 }
 
 #[test]

@@ -72,6 +72,9 @@ pub struct Metrics {
     /// Per response class (answer, NXDOMAIN, error, referral) and what
     /// the rate limiter did: dropped, slipped, logged.
     rrl: [[ShardedCounter; 3]; 4],
+    /// Queries with a cookie: client cookie only, a valid server cookie,
+    /// a server cookie not ours (or too old).
+    cookies: [ShardedCounter; 3],
     reloads_ok: ShardedCounter,
     reloads_failed: ShardedCounter,
 }
@@ -91,6 +94,7 @@ impl Default for Metrics {
             tcp_refused: ShardedCounter::default(),
             tcp_timeouts: ShardedCounter::default(),
             rrl: Default::default(),
+            cookies: Default::default(),
             reloads_ok: ShardedCounter::default(),
             reloads_failed: ShardedCounter::default(),
         }
@@ -125,6 +129,17 @@ impl Metrics {
     /// whole query, or answers not read, within the idle time).
     pub fn count_tcp_timeout(&self) {
         self.tcp_timeouts.add(1);
+    }
+
+    /// Counts one query that carried a cookie: `presented` a server
+    /// cookie, which was `valid` (ours, in its time) or not.
+    pub fn count_cookie(&self, presented: bool, valid: bool) {
+        let i = match (presented, valid) {
+            (false, _) => 0,
+            (true, true) => 1,
+            (true, false) => 2,
+        };
+        self.cookies[i].add(1);
     }
 
     /// Counts one response the rate limiter acted on.
@@ -221,6 +236,16 @@ impl Metrics {
                         self.rrl[ci][ai].get(),
                     );
                 }
+            }
+        }
+        {
+            let mut f = e.family(
+                "boltz_cookie_queries_total",
+                Kind::Counter,
+                "Queries with a DNS cookie, by what they carried: a client cookie only (new), a valid server cookie, one not ours or too old (invalid).",
+            );
+            for (i, verdict) in ["new", "valid", "invalid"].iter().enumerate() {
+                f.sample(&[("verdict", verdict)], self.cookies[i].get());
             }
         }
         render_world(&mut e, world, health);

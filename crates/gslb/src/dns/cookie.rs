@@ -86,6 +86,8 @@ pub struct Cookies {
 pub struct Verdict {
     /// The query carried a server cookie of ours, in its time.
     pub valid: bool,
+    /// The query carried a server cookie at all.
+    pub presented: bool,
     /// The option for the answer: the client cookie and a server cookie.
     pub reply: [u8; 24],
 }
@@ -136,7 +138,11 @@ impl Cookies {
         } else {
             reply[8..].copy_from_slice(&make(&s.current, &c.client, ip, now));
         }
-        Verdict { valid, reply }
+        Verdict {
+            valid,
+            presented: !server.is_empty(),
+            reply,
+        }
     }
 }
 

@@ -111,6 +111,9 @@ impl Handler {
         let Some((rcode, cookie)) = self.answer_into(query, src, transport, out) else {
             return false;
         };
+        if let Some(v) = cookie {
+            self.metrics.count_cookie(v.presented, v.valid);
+        }
         match (&self.rrl, transport) {
             (Some(rrl), Transport::Udp) => self.limit(rrl, query, src, rcode, cookie, out),
             _ => true,
