@@ -3,21 +3,23 @@
 //! decision, encoding) on the repo's `zones/` and a geo database built from
 //! `geoip/demo.csv`, exactly as `boltz serve` runs it minus the socket.
 //! Queries are pre-encoded; ECS queries rotate over a few hundred client
-//! subnets inside the demo networks. Target: < 2 µs per query.
+//! subnets inside the demo networks; two cases carry a DNS cookie (a new
+//! server cookie made, one checked). Target: < 2 µs per query.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
+use std::sync::Arc;
 
-use boltz_gslb::Transport;
+use boltz_gslb::{Cookies, Transport};
 use criterion::{criterion_group, criterion_main, Criterion};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+use hickory_proto::rr::{Name, RecordType};
+use ipnet::IpNet;
 
 #[path = "support/demo.rs"]
 mod demo;
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
-use hickory_proto::rr::{Name, RecordType};
-use ipnet::IpNet;
 
 /// Name, pre-encoded queries, source addresses (both rotated).
 type Case = (&'static str, Vec<Vec<u8>>, Vec<IpAddr>);
@@ -26,6 +28,16 @@ const RESOLVER: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// A query as a resolver sends it (EDNS, payload 1232, optional ECS).
 fn query(name: &str, qtype: RecordType, ecs: Option<(IpAddr, u8)>) -> Vec<u8> {
+    query_with(name, qtype, ecs, None)
+}
+
+/// The same with a COOKIE option holding `cookie`.
+fn query_with(
+    name: &str,
+    qtype: RecordType,
+    ecs: Option<(IpAddr, u8)>,
+    cookie: Option<&[u8]>,
+) -> Vec<u8> {
     let mut m = Message::new(0x4242, MessageType::Query, OpCode::Query);
     m.metadata.recursion_desired = true;
     m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
@@ -34,6 +46,9 @@ fn query(name: &str, qtype: RecordType, ecs: Option<(IpAddr, u8)>) -> Vec<u8> {
     if let Some((a, p)) = ecs {
         e.options_mut()
             .insert(EdnsOption::Subnet(ClientSubnet::new(a, p, 0)));
+    }
+    if let Some(c) = cookie {
+        e.options_mut().insert(EdnsOption::Unknown(10, c.to_vec()));
     }
     m.set_edns(e);
     m.to_vec().unwrap()
@@ -59,7 +74,16 @@ fn subnets(nets: &[IpNet], v4: bool, per_net: u128, len: u8) -> Vec<IpNet> {
 }
 
 fn bench(c: &mut Criterion) {
-    let (h, dir) = demo::demo_handler();
+    let (mut h, dir) = demo::demo_handler();
+    h.cookies = Some(Arc::new(Cookies::random()));
+    // A server cookie of ours, as a resolver holding one sends it back.
+    let london = Some(("81.2.69.0".parse().unwrap(), 24));
+    let first = query_with("www.example.com.", RecordType::A, london, Some(&[7; 8]));
+    let r = Message::from_vec(&h.handle(&first, RESOLVER, Transport::Udp).unwrap()).unwrap();
+    let held = match r.edns.as_ref().and_then(|e| e.option(EdnsCode::Cookie)) {
+        Some(EdnsOption::Unknown(_, d)) => d.clone(),
+        other => panic!("no cookie: {other:?}"),
+    };
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let csv = std::fs::read_to_string(root.join("geoip/demo.csv")).unwrap();
@@ -94,6 +118,22 @@ fn bench(c: &mut Criterion) {
         (
             "steered_aaaa_ecs6",
             ecs(&v6, RecordType::AAAA),
+            vec![RESOLVER],
+        ),
+        // Cookies (RFC 9018): a new server cookie made, or one checked.
+        (
+            "steered_a_ecs_client_cookie",
+            vec![first.clone()],
+            vec![RESOLVER],
+        ),
+        (
+            "steered_a_ecs_server_cookie",
+            vec![query_with(
+                "www.example.com.",
+                RecordType::A,
+                london,
+                Some(&held),
+            )],
             vec![RESOLVER],
         ),
     ];
