@@ -114,3 +114,12 @@ fn lengths_and_secret_files() {
     assert!(read_secrets("abc\n").unwrap_err().contains("line 1"));
     assert_ne!(random_secret(), random_secret());
 }
+
+#[test]
+fn the_coarse_clock_tells_the_second() {
+    let precise = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    assert!(unix_seconds().abs_diff(precise) <= 1);
+}
