@@ -500,3 +500,27 @@ fn crafted_packets_get_the_right_error_at_once() {
         assert_eq!(addrs(&ok), [FRA], "after {what}");
     }
 }
+
+/// Bound to the wildcard address, the server answers from the address
+/// each query was sent to: a client that connected its socket to that
+/// address (as resolvers do) takes the answer. 127.0.0.2 and .3 are
+/// loopback addresses too.
+#[test]
+fn a_wildcard_listener_answers_from_the_address_asked() {
+    let fx = Fixture::new(&zone());
+    let srv = Server::start(&fx, &["--listen", "0.0.0.0:0"]);
+    let port = srv.dns_all[1].port();
+    for to in ["127.0.0.2", "127.0.0.3", "127.0.0.1"] {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.connect((to, port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.send(&Q::new("a.b.example.com.", RecordType::A).to_bytes())
+            .unwrap();
+        let mut buf = [0u8; 1500];
+        let n = s
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no answer from {to}: {e}"));
+        let r = Message::from_vec(&buf[..n]).unwrap();
+        assert_eq!(addrs(&r), ["192.0.2.1"], "asked {to}");
+    }
+}

@@ -3,6 +3,9 @@
 //! flows over them, each drained in batches with `recvmmsg` and answered in
 //! batches with `sendmmsg`. Workers are plain threads running a blocking
 //! loop: no task per query, no async machinery, buffers allocated once.
+//! A socket bound to the wildcard address answers from the address each
+//! query was sent to (packet info), so one `--listen 0.0.0.0:53` serves
+//! every address of the host, anycast ones included.
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -36,6 +39,9 @@ pub fn bind_reuseport(addr: SocketAddr, n: usize) -> io::Result<Vec<UdpSocket>> 
         // Room for bursts while a worker is busy with a batch.
         let _ = s.set_recv_buffer_size(4 << 20);
         dont_fragment(&s, at.is_ipv6());
+        if at.ip().is_unspecified() {
+            packet_info(&s, at.is_ipv6())?;
+        }
         s.bind(&at.into())?;
         let sock: UdpSocket = s.into();
         at = sock.local_addr()?;
@@ -80,6 +86,58 @@ fn dont_fragment(s: &Socket, v6: bool) {
     }
 }
 
+/// On a socket bound to the wildcard address, asks the kernel for each
+/// query's destination address (IP_PKTINFO, IPV6_RECVPKTINFO): the worker
+/// hands it back with the answer, so the answer leaves from the address
+/// the query was sent to. Without it the kernel would pick the source by
+/// route, and a resolver (or an anycast client) drops an answer from an
+/// address it did not ask.
+fn packet_info(s: &Socket, v6: bool) -> io::Result<()> {
+    let (level, name) = if v6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_PKTINFO)
+    };
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket fd and a pointer to a live c_int of the given size.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            level,
+            name,
+            (&raw const on).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Room for one packet-info control message (cmsghdr + in6_pktinfo, the
+/// larger), 8-byte aligned.
+const CONTROL: usize = 64;
+
+/// Makes a received IP_PKTINFO usable to send with: the interface index
+/// cleared, so the kernel routes the answer and uses `ipi_spec_dst` (the
+/// address the query came to) as its source. IPv6 keeps the index (a
+/// link-local destination needs it).
+fn reply_control(hdr: &mut libc::msghdr) {
+    // SAFETY: msg_control/msg_controllen describe a buffer the kernel filled
+    // with control messages; CMSG_FIRSTHDR/NXTHDR stay within it.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(hdr);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_PKTINFO {
+                let info = libc::CMSG_DATA(c).cast::<libc::in_pktinfo>();
+                (*info).ipi_ifindex = 0;
+            }
+            c = libc::CMSG_NXTHDR(hdr, c);
+        }
+    }
+}
+
 /// Starts one worker thread per socket.
 pub fn spawn_workers(
     socks: Vec<UdpSocket>,
@@ -117,6 +175,9 @@ fn sockaddr_to_ip(sa: &libc::sockaddr_storage) -> Option<SocketAddr> {
 
 fn worker(sock: &UdpSocket, handler: &Handler) {
     let fd = sock.as_raw_fd();
+    // Bound to the wildcard: each query's destination comes with it.
+    let wildcard = sock.local_addr().is_ok_and(|a| a.ip().is_unspecified());
+    let mut control = vec![[0u64; CONTROL / 8]; BATCH];
     let mut bufs = vec![[0u8; MAX_QUERY]; BATCH];
     let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(1232)).collect();
     // SAFETY (all zeroed C structs below): plain-old-data, valid when zero.
@@ -135,8 +196,13 @@ fn worker(sock: &UdpSocket, handler: &Handler) {
             msgs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
             msgs[i].msg_hdr.msg_iov = &mut iov[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
-            msgs[i].msg_hdr.msg_control = std::ptr::null_mut();
-            msgs[i].msg_hdr.msg_controllen = 0;
+            if wildcard {
+                msgs[i].msg_hdr.msg_control = control[i].as_mut_ptr().cast();
+                msgs[i].msg_hdr.msg_controllen = CONTROL as _;
+            } else {
+                msgs[i].msg_hdr.msg_control = std::ptr::null_mut();
+                msgs[i].msg_hdr.msg_controllen = 0;
+            }
             msgs[i].msg_hdr.msg_flags = 0;
         }
         // SAFETY: every msghdr points at live buffers owned by this frame.
@@ -173,7 +239,12 @@ fn worker(sock: &UdpSocket, handler: &Handler) {
                 iov_base: outs[k].as_mut_ptr().cast(),
                 iov_len: outs[k].len(),
             };
+            // The peer's address, and with a wildcard socket the query's
+            // destination as the answer's source.
             out_msgs[k].msg_hdr = msgs[i].msg_hdr;
+            if wildcard {
+                reply_control(&mut out_msgs[k].msg_hdr);
+            }
             out_msgs[k].msg_hdr.msg_iov = &mut out_iov[k];
             out_msgs[k].msg_hdr.msg_iovlen = 1;
             out_msgs[k].msg_hdr.msg_flags = 0;
