@@ -296,10 +296,16 @@ impl World {
         ["a", "b"][i]
     }
 
-    /// Starts site `i`'s `boltz serve` on the anycast address.
+    /// Starts site `i`'s `boltz serve`: site A on the anycast address,
+    /// site B on the wildcard (its answers must still come from the
+    /// anycast address, or the client drops them).
     pub fn start_boltz(&mut self, i: usize) {
         let s = &self.sites[i];
-        let listen = format!("{ANYCAST}:53");
+        let listen = if i == 0 {
+            format!("{ANYCAST}:53")
+        } else {
+            "0.0.0.0:53".to_string()
+        };
         let args = [
             "serve",
             "--zones",
