@@ -15,7 +15,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use super::cookie::{unix_seconds, Cookies, Verdict, OPT_COOKIE};
 use super::ecs::Ecs;
-use super::rrl::{self, question_hash, Action, Class, Rrl, Verdict as RrlVerdict};
+use super::rrl::{self, question_hash, Action, Class, Decision, Rrl};
 use super::screen::{badcookie_reply, error_reply, qtype_of, screen, Opt, Screen, OPT_KEEPALIVE};
 use super::transport::{response_limit, Transport, DEFAULT_UDP_PAYLOAD};
 use crate::control::{steer_client, Control, Family, Mode, World};
@@ -174,15 +174,15 @@ impl Handler {
             0
         };
         match rrl.check(src, class, name, std::time::Instant::now()) {
-            RrlVerdict::Allowed => true,
-            RrlVerdict::Would => {
+            Decision::Allowed => true,
+            Decision::Would => {
                 self.metrics.count_rrl(class, RrlCount::Logged);
                 if rrl.should_log() {
                     tracing::info!(client = %src, class = class.name(), "rate limit would apply (log-only)");
                 }
                 true
             }
-            RrlVerdict::Limited(Action::Slip) => {
+            Decision::Limited(Action::Slip) => {
                 self.metrics.count_rrl(class, RrlCount::Slipped);
                 match cookie {
                     Some(v) => *out = badcookie_reply(query, self.udp_payload, &v.reply),
@@ -190,7 +190,7 @@ impl Handler {
                 }
                 true
             }
-            RrlVerdict::Limited(_) => {
+            Decision::Limited(_) => {
                 self.metrics.count_rrl(class, RrlCount::Dropped);
                 false
             }

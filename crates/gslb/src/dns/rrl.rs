@@ -160,10 +160,10 @@ impl Rrl {
     /// The verdict on one UDP response of `class` to `src`; `name` is the
     /// hash of the question (for answers, which are counted per name and
     /// type). `Action::Send` for log-only (the caller counts `would`).
-    pub fn check(&self, src: IpAddr, class: Class, name: u64, now: Instant) -> Verdict {
+    pub fn check(&self, src: IpAddr, class: Class, name: u64, now: Instant) -> Decision {
         let (t, tau) = self.gcra[class.index()];
         if t == 0 {
-            return Verdict::Allowed;
+            return Decision::Allowed;
         }
         let key = self.key(src, class, name);
         let slot = &self.table[(key as usize) & (SLOTS - 1)];
@@ -183,23 +183,23 @@ impl Rrl {
             }
             let new = (tag << TAG_SHIFT) | ((tat + t) & TIME_MASK);
             match slot.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return Verdict::Allowed,
+                Ok(_) => return Decision::Allowed,
                 Err(seen) => cur = seen,
             }
         }
         // Contended: let it through rather than spin.
-        Verdict::Allowed
+        Decision::Allowed
     }
 
-    fn limited(&self) -> Verdict {
+    fn limited(&self) -> Decision {
         if self.cfg.log_only {
-            return Verdict::Would;
+            return Decision::Would;
         }
         let n = self.limited.fetch_add(1, Ordering::Relaxed) + 1;
         if self.cfg.slip > 0 && n % u64::from(self.cfg.slip) == 0 {
-            Verdict::Limited(Action::Slip)
+            Decision::Limited(Action::Slip)
         } else {
-            Verdict::Limited(Action::Drop)
+            Decision::Limited(Action::Drop)
         }
     }
 
@@ -226,7 +226,7 @@ impl Rrl {
 
 /// The limiter's word on one response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Decision {
     /// Within the rate (or exempt, or its class unlimited).
     Allowed,
     /// Over the rate, in log-only mode: sent.

@@ -21,7 +21,7 @@ fn ip(s: &str) -> IpAddr {
 /// How many of `n` responses at one instant `at` are allowed.
 fn allowed(r: &Rrl, src: &str, class: Class, name: u64, at: Instant, n: usize) -> usize {
     (0..n)
-        .filter(|_| r.check(ip(src), class, name, at) == Verdict::Allowed)
+        .filter(|_| r.check(ip(src), class, name, at) == Decision::Allowed)
         .count()
 }
 
@@ -58,12 +58,12 @@ fn slip_log_only_exemptions_and_unlimited_classes() {
     let r = Rrl::new(cfg(1));
     let t0 = Instant::now();
     allowed(&r, "203.0.113.1", Class::Answer, 9, t0, 10);
-    let after: Vec<Verdict> = (0..4)
+    let after: Vec<Decision> = (0..4)
         .map(|_| r.check(ip("203.0.113.1"), Class::Answer, 9, t0))
         .collect();
     let slips = after
         .iter()
-        .filter(|v| **v == Verdict::Limited(Action::Slip))
+        .filter(|v| **v == Decision::Limited(Action::Slip))
         .count();
     assert_eq!(slips, 2, "every second one: {after:?}");
     assert!(r.exempt(ip("192.0.2.44")) && !r.exempt(ip("192.0.3.1")));
@@ -74,7 +74,7 @@ fn slip_log_only_exemptions_and_unlimited_classes() {
     allowed(&l, "203.0.113.1", Class::Answer, 9, t0, 10);
     assert_eq!(
         l.check(ip("203.0.113.1"), Class::Answer, 9, t0),
-        Verdict::Would
+        Decision::Would
     );
     assert_eq!(allowed(&l, "203.0.113.1", Class::Referral, 0, t0, 50), 50);
 }
