@@ -11,12 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::op::Message;
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption, NSIDPayload};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::RecordType;
 
 use crate::api::http_over;
 use crate::netns::{in_ns, spawn_in_ns, Daemon, Lan};
+use crate::query::edns_query;
 
 pub const ANYCAST: &str = "192.0.2.53";
 pub const TOKEN: &str = "anycast-test-token";
@@ -493,17 +494,12 @@ impl Drop for Client {
 }
 
 fn nsid_query() -> Vec<u8> {
-    let mut m = Message::new(0x2626, MessageType::Query, OpCode::Query);
-    m.add_query(Query::query(
-        Name::from_ascii("www.example.com.").unwrap(),
+    edns_query(
+        0x2626,
+        "www.example.com.",
         RecordType::A,
-    ));
-    let mut e = Edns::new();
-    e.set_max_payload(1232);
-    e.options_mut()
-        .insert(EdnsOption::NSID(NSIDPayload::new(Vec::new()).unwrap()));
-    m.set_edns(e);
-    m.to_vec().unwrap()
+        vec![EdnsOption::NSID(NSIDPayload::new(Vec::new()).unwrap())],
+    )
 }
 
 fn nsid_of(raw: &[u8]) -> Option<String> {

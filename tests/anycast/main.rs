@@ -19,6 +19,8 @@ mod log;
     reason = "the namespace helpers are shared with the XDP tests, which use the bridge and the decapsulating backends"
 )]
 mod netns;
+#[path = "../support/query.rs"]
+mod query;
 mod steps;
 
 /// The binary under test.

@@ -5,32 +5,23 @@
 
 use std::process::Command;
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption, NSIDPayload};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::RecordType;
 
 use crate::harness::*;
+use crate::query::edns_query;
 
 const CLIENT: [u8; 8] = [0x24, 0x64, 0xc4, 0xab, 0xcf, 0x10, 0xc9, 0x57];
 
 /// `www.example.com` A with a COOKIE option holding `cookie` (and NSID,
 /// which takes the general path, when `general`).
 fn query(cookie: &[u8], general: bool) -> Vec<u8> {
-    let mut m = Message::new(0x77, MessageType::Query, OpCode::Query);
-    m.add_query(Query::query(
-        Name::from_ascii("www.example.com.").unwrap(),
-        RecordType::A,
-    ));
-    let mut e = Edns::new();
-    e.set_max_payload(1232);
-    e.options_mut()
-        .insert(EdnsOption::Unknown(10, cookie.to_vec()));
+    let mut options = vec![EdnsOption::Unknown(10, cookie.to_vec())];
     if general {
-        e.options_mut()
-            .insert(EdnsOption::NSID(NSIDPayload::new(Vec::new()).unwrap()));
+        options.push(EdnsOption::NSID(NSIDPayload::new(Vec::new()).unwrap()));
     }
-    m.set_edns(e);
-    m.to_vec().unwrap()
+    edns_query(0x77, "www.example.com.", RecordType::A, options)
 }
 
 fn cookie_of(m: &Message) -> Option<Vec<u8>> {

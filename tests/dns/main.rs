@@ -18,6 +18,8 @@ mod log;
     reason = "the origin is shared with the L7 tests, which use every knob of it; these use a few"
 )]
 mod origin;
+#[path = "../support/query.rs"]
+mod query;
 #[path = "../support/script.rs"]
 mod script;
 #[path = "../support/wait.rs"]

@@ -7,25 +7,18 @@
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::op::Message;
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::RecordType;
 
 use crate::harness::*;
+use crate::query::edns_query;
 
 fn www(id: u16, cookie: Option<&[u8]>) -> Vec<u8> {
-    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
-    m.add_query(Query::query(
-        Name::from_ascii("www.example.com.").unwrap(),
-        RecordType::A,
-    ));
-    let mut e = Edns::new();
-    e.set_max_payload(1232);
-    if let Some(c) = cookie {
-        e.options_mut().insert(EdnsOption::Unknown(10, c.to_vec()));
-    }
-    m.set_edns(e);
-    m.to_vec().unwrap()
+    let options = cookie
+        .map(|c| vec![EdnsOption::Unknown(10, c.to_vec())])
+        .unwrap_or_default();
+    edns_query(id, "www.example.com.", RecordType::A, options)
 }
 
 /// What `n` identical queries sent at once from `from` got back: full

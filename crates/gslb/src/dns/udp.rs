@@ -71,6 +71,18 @@ fn dont_fragment(s: &Socket, v6: bool) {
             libc::IP_PMTUDISC_PROBE,
         )
     };
+    if let Err(e) = set_int(s, level, name, value) {
+        debug!(error = %e, "PMTUDISC_PROBE not set");
+    }
+}
+
+/// `setsockopt` of an int option.
+fn set_int(
+    s: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: a valid socket fd and a pointer to a live c_int of the given size.
     let rc = unsafe {
         libc::setsockopt(
@@ -82,8 +94,9 @@ fn dont_fragment(s: &Socket, v6: bool) {
         )
     };
     if rc != 0 {
-        debug!(error = %io::Error::last_os_error(), "PMTUDISC_PROBE not set");
+        return Err(io::Error::last_os_error());
     }
+    Ok(())
 }
 
 /// On a socket bound to the wildcard address, asks the kernel for each
@@ -93,26 +106,11 @@ fn dont_fragment(s: &Socket, v6: bool) {
 /// route, and a resolver (or an anycast client) drops an answer from an
 /// address it did not ask.
 fn packet_info(s: &Socket, v6: bool) -> io::Result<()> {
-    let (level, name) = if v6 {
-        (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)
+    if v6 {
+        set_int(s, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)
     } else {
-        (libc::IPPROTO_IP, libc::IP_PKTINFO)
-    };
-    let on: libc::c_int = 1;
-    // SAFETY: a valid socket fd and a pointer to a live c_int of the given size.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            level,
-            name,
-            (&raw const on).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
+        set_int(s, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)
     }
-    Ok(())
 }
 
 /// Room for one packet-info control message (cmsghdr + in6_pktinfo, the
