@@ -172,3 +172,36 @@ fn a_limited_client_with_a_cookie_is_sent_badcookie_and_then_answered() {
         assert!(r.is_some(), "the retry with the server cookie");
     }
 }
+
+/// NXDOMAIN is counted per prefix and zone (BIND's semantics): a
+/// random-subdomain flood against one zone does not limit the same
+/// resolver's NXDOMAINs for another.
+#[test]
+fn an_nxdomain_flood_against_one_zone_leaves_another_alone() {
+    let fx = Fixture::new(&zone_toml("", &[], ""));
+    std::fs::write(
+        fx.zones().join("example.org.toml"),
+        "origin = \"example.org.\"\nttl = 300\nsoa = { mname = \"ns1.example.org.\", rname = \"h.example.org.\", serial = 1 }\nns = [\"ns1.example.org.\"]\n[records]\nns1 = { type = \"A\", values = [\"192.0.2.53\"] }\n",
+    )
+    .unwrap();
+    let srv = Server::start(&fx, &["--rrl-rate", "10", "--rrl-burst", "1", "--rrl-slip", "0"]);
+    let s = UdpSocket::bind("127.0.8.1:0").unwrap();
+    for i in 0..200u16 {
+        let name = format!("r{i}.example.com.");
+        s.send_to(&edns_query(i, &name, RecordType::A, vec![]), srv.dns)
+            .unwrap();
+    }
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 1500];
+    let mut got = 0;
+    while s.recv(&mut buf).is_ok() {
+        got += 1;
+    }
+    assert!(got <= 30, "{got} of 200 NXDOMAINs for example.com answered");
+    for i in 0..10u16 {
+        let q = edns_query(i, &format!("r{i}.example.org."), RecordType::A, vec![]);
+        let raw = udp_raw(srv.dns, &q, Some("127.0.8.2".parse().unwrap()))
+            .expect("example.org's NXDOMAIN is not limited");
+        assert_eq!(raw[3] & 0x0f, 3);
+    }
+}

@@ -168,10 +168,10 @@ impl Handler {
             return true;
         }
         let class = Class::of(rcode, out);
-        let name = if class == Class::Answer {
-            question_hash(query)
-        } else {
-            0
+        let name = match class {
+            Class::Answer => question_hash(query),
+            Class::Nxdomain | Class::Referral => rrl::authority_hash(out),
+            Class::Error => 0,
         };
         match rrl.check(src, class, name, std::time::Instant::now()) {
             Decision::Allowed => true,

@@ -157,9 +157,10 @@ impl Rrl {
         self.cfg.exempt.iter().any(|n| n.contains(&src))
     }
 
-    /// The verdict on one UDP response of `class` to `src`; `name` is the
-    /// hash of the question (for answers, which are counted per name and
-    /// type). `Action::Send` for log-only (the caller counts `would`).
+    /// The decision on one UDP response of `class` to `src`. `name` is
+    /// the hash of what the class is counted by besides the prefix: the
+    /// question for answers ([`question_hash`]), the zone or delegation
+    /// for NXDOMAIN and referrals ([`authority_hash`]); errors ignore it.
     pub fn check(&self, src: IpAddr, class: Class, name: u64, now: Instant) -> Decision {
         let (t, tau) = self.gcra[class.index()];
         if t == 0 {
@@ -219,7 +220,7 @@ impl Rrl {
                 ((bits >> 64) as u64, bits as u64, 6)
             }
         };
-        let name = if class == Class::Answer { name } else { 0 };
+        let name = if class == Class::Error { 0 } else { name };
         mix(mix(mix(hi, lo), family << 8 | class as u64), name)
     }
 }
@@ -262,6 +263,72 @@ pub fn question_hash(q: &[u8]) -> u64 {
         .get(pos + 1..pos + 3)
         .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
     mix(h, u64::from(qtype))
+}
+
+/// The hash of a response's first authority owner — the zone's SOA of
+/// an NXDOMAIN, the delegation point of a referral — or 0 when there is
+/// none: NXDOMAIN and referrals are counted per prefix and zone, as BIND
+/// does, so a random-subdomain flood against one zone does not limit a
+/// resolver's NXDOMAINs for another. `resp` is a response boltz wrote.
+pub fn authority_hash(resp: &[u8]) -> u64 {
+    let count = |i: usize| {
+        resp.get(i..i + 2)
+            .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    };
+    if count(8) == 0 {
+        return 0;
+    }
+    let mut pos = 12;
+    for _ in 0..count(4) {
+        let Some(end) = name_end(resp, pos) else {
+            return 0;
+        };
+        pos = end + 4;
+    }
+    for _ in 0..count(6) {
+        let Some(end) = name_end(resp, pos) else {
+            return 0;
+        };
+        let rdlen = count(end + 8);
+        pos = end + 10 + rdlen;
+    }
+    name_hash(resp, pos).unwrap_or(0)
+}
+
+/// Where the name at `pos` ends in the message (a pointer ends it).
+fn name_end(m: &[u8], mut pos: usize) -> Option<usize> {
+    loop {
+        let len = *m.get(pos)?;
+        match len {
+            0 => return Some(pos + 1),
+            l if l & 0xc0 == 0xc0 => return Some(pos + 2),
+            l => pos += 1 + usize::from(l),
+        }
+    }
+}
+
+/// The case-blind hash of the name at `pos`, following at most a few
+/// compression pointers.
+fn name_hash(m: &[u8], mut pos: usize) -> Option<u64> {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for _ in 0..8 {
+        loop {
+            let len = *m.get(pos)?;
+            if len == 0 {
+                return Some(h);
+            }
+            if len & 0xc0 == 0xc0 {
+                pos = usize::from(u16::from_be_bytes([len & 0x3f, *m.get(pos + 1)?]));
+                break;
+            }
+            for &b in m.get(pos + 1..pos + 1 + usize::from(len))? {
+                h = (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x100_0000_01b3);
+            }
+            h = (h ^ 0x2e).wrapping_mul(0x100_0000_01b3);
+            pos += 1 + usize::from(len);
+        }
+    }
+    None
 }
 
 /// Turns the response in `out` into its slipped form: the header with TC

@@ -34,10 +34,10 @@ fn a_prefix_gets_its_rate_and_burst_and_no_more() {
     // The same /24 shares the bucket; another /24 has its own.
     assert_eq!(allowed(&r, "198.51.100.99", Class::Answer, 1, t0, 5), 0);
     assert_eq!(allowed(&r, "198.51.101.7", Class::Answer, 1, t0, 100), 11);
-    // Answers are counted per question; NXDOMAIN per prefix.
+    // Answers are counted per question; NXDOMAIN per zone (its hash).
     assert_eq!(allowed(&r, "198.51.100.7", Class::Answer, 2, t0, 100), 11);
     assert_eq!(allowed(&r, "198.51.100.7", Class::Nxdomain, 1, t0, 100), 11);
-    assert_eq!(allowed(&r, "198.51.100.7", Class::Nxdomain, 2, t0, 100), 0);
+    assert_eq!(allowed(&r, "198.51.100.7", Class::Nxdomain, 1, t0, 100), 0);
     // A second later, the rate again.
     let t1 = t0 + Duration::from_secs(1);
     assert_eq!(allowed(&r, "198.51.100.7", Class::Answer, 1, t1, 100), 10);
@@ -106,4 +106,49 @@ fn classes_names_and_slips() {
     slip(&mut resp);
     assert_eq!(resp.len(), question_len);
     assert_eq!(&resp[2..12], [0x86, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+}
+
+#[test]
+fn nxdomain_and_referrals_are_counted_per_zone() {
+    // An NXDOMAIN for `<label>.<zone>`: the question, then the zone's SOA
+    // in the authority section, its owner written out or compressed.
+    let nx = |label: &[u8], zone: &[u8], compressed: bool| {
+        let mut r = vec![0, 1, 0x84, 0x03, 0, 1, 0, 0, 0, 1, 0, 0];
+        r.push(label.len() as u8);
+        r.extend_from_slice(label);
+        r.extend_from_slice(zone);
+        r.extend_from_slice(&[0, 1, 0, 1]);
+        if compressed {
+            r.extend_from_slice(&[0xc0, 12 + 1 + label.len() as u8]);
+        } else {
+            r.extend_from_slice(zone);
+        }
+        r.extend_from_slice(&[0, 6, 0, 1, 0, 0, 0, 60, 0, 2, 0, 0]);
+        r
+    };
+    let a = b"\x01A\x07example\x00";
+    let b = b"\x01b\x07example\x00";
+    let h = authority_hash(&nx(b"x", a, false));
+    assert_ne!(h, 0);
+    assert_eq!(
+        h,
+        authority_hash(&nx(b"other", b"\x01a\x07example\x00", true))
+    );
+    assert_ne!(h, authority_hash(&nx(b"x", b, false)));
+    // No authority section: nothing to count by.
+    let mut none = nx(b"x", a, false);
+    none[9] = 0;
+    assert_eq!(authority_hash(&none), 0);
+    // One zone's flood does not limit another's NXDOMAIN for the prefix.
+    let r = Rrl::new(cfg(10));
+    let t0 = Instant::now();
+    let hb = authority_hash(&nx(b"x", b, false));
+    assert_eq!(allowed(&r, "198.51.100.7", Class::Nxdomain, h, t0, 100), 11);
+    assert_eq!(
+        allowed(&r, "198.51.100.7", Class::Nxdomain, hb, t0, 100),
+        11
+    );
+    // Errors stay per prefix, whatever is passed.
+    assert_eq!(allowed(&r, "198.51.100.7", Class::Error, 1, t0, 100), 11);
+    assert_eq!(allowed(&r, "198.51.100.7", Class::Error, 2, t0, 100), 0);
 }
