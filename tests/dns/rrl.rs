@@ -184,7 +184,10 @@ fn an_nxdomain_flood_against_one_zone_leaves_another_alone() {
         "origin = \"example.org.\"\nttl = 300\nsoa = { mname = \"ns1.example.org.\", rname = \"h.example.org.\", serial = 1 }\nns = [\"ns1.example.org.\"]\n[records]\nns1 = { type = \"A\", values = [\"192.0.2.53\"] }\n",
     )
     .unwrap();
-    let srv = Server::start(&fx, &["--rrl-rate", "10", "--rrl-burst", "1", "--rrl-slip", "0"]);
+    let srv = Server::start(
+        &fx,
+        &["--rrl-rate", "10", "--rrl-burst", "1", "--rrl-slip", "0"],
+    );
     let s = UdpSocket::bind("127.0.8.1:0").unwrap();
     for i in 0..200u16 {
         let name = format!("r{i}.example.com.");

@@ -10,11 +10,12 @@
 //!
 //! Lock-free: a table of 2^16 atomic words, each a key's 16-bit tag and
 //! its theoretical arrival time (GCRA) in microseconds, updated with one
-//! compare-and-swap. Keys that share a slot evict each other, which
+//! compare-and-swap, and beside it each slot's count of limited responses
+//! (every `slip`-th of a bucket's is slipped). Keys that share a slot evict each other, which
 //! can only let a response through, never limit an innocent one more.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use hickory_proto::op::ResponseCode;
@@ -115,7 +116,9 @@ pub struct Rrl {
     gcra: [(u64, u64); 4],
     table: Box<[AtomicU64]>,
     start: Instant,
-    limited: AtomicU64,
+    /// Per slot: limited responses, for every `slip`-th (a bucket's own
+    /// count, as BIND keeps it).
+    limited: Box<[AtomicU32]>,
     /// The second of the last log line (log-only mode logs once a second).
     logged: AtomicU64,
 }
@@ -136,7 +139,7 @@ impl Rrl {
             gcra,
             table: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
             start: Instant::now(),
-            limited: AtomicU64::new(0),
+            limited: (0..SLOTS).map(|_| AtomicU32::new(0)).collect(),
             logged: AtomicU64::new(u64::MAX),
         }
     }
@@ -167,7 +170,8 @@ impl Rrl {
             return Decision::Allowed;
         }
         let key = self.key(src, class, name);
-        let slot = &self.table[(key as usize) & (SLOTS - 1)];
+        let index = (key as usize) & (SLOTS - 1);
+        let slot = &self.table[index];
         let tag = key >> TAG_SHIFT;
         let now_us = (now.saturating_duration_since(self.start).as_micros() as u64) & TIME_MASK;
         // Offset by tau so "never seen" (0) is always in the past.
@@ -180,7 +184,7 @@ impl Rrl {
                 now_us
             };
             if tat - now_us > tau {
-                return self.limited();
+                return self.limited(index);
             }
             let new = (tag << TAG_SHIFT) | ((tat + t) & TIME_MASK);
             match slot.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
@@ -192,12 +196,14 @@ impl Rrl {
         Decision::Allowed
     }
 
-    fn limited(&self) -> Decision {
+    fn limited(&self, index: usize) -> Decision {
         if self.cfg.log_only {
             return Decision::Would;
         }
-        let n = self.limited.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.cfg.slip > 0 && n % u64::from(self.cfg.slip) == 0 {
+        let n = self.limited[index]
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1);
+        if self.cfg.slip > 0 && n % self.cfg.slip == 0 {
             Decision::Limited(Action::Slip)
         } else {
             Decision::Limited(Action::Drop)
