@@ -18,6 +18,7 @@ use hickory_proto::op::ResponseCode;
 
 use super::cookie::{unix_seconds, Cookies, QueryCookie, Verdict, OPT_COOKIE};
 use super::ecs::Ecs;
+use super::screen::{u16_at, OPT_ECS, OPT_KEEPALIVE, OPT_NSID, TYPE_OPT};
 use super::transport::{response_limit, Transport};
 use crate::control::{steer_client, DcCounters, Family, Mode, World};
 use crate::geo::GeoDb;
@@ -25,12 +26,6 @@ use crate::zone::wire::Entry;
 
 const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
-const TYPE_OPT: u16 = 41;
-const OPT_ECS: u16 = 8;
-/// RFC 5001: the answer carries the server's identifier (general path).
-const OPT_NSID: u16 = 3;
-/// RFC 7828: the answer carries the idle time over TCP (general path).
-use super::screen::OPT_KEEPALIVE;
 
 /// A query the fast path understood.
 struct Query<'a> {
@@ -42,11 +37,6 @@ struct Query<'a> {
     edns: Option<u16>,
     ecs: Option<Ecs>,
     cookie: Option<QueryCookie>,
-}
-
-#[inline]
-fn u16_at(b: &[u8], i: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]))
 }
 
 /// Parses `q`, writing the lower-case wire name into `name`.
@@ -124,6 +114,8 @@ fn parse<'a>(q: &'a [u8], name: &mut [u8; 256]) -> Option<Query<'a>> {
             }
             ecs = Some(Ecs::parse(data)?);
         } else if code == OPT_NSID || code == OPT_KEEPALIVE {
+            // The answer carries our identifier, or the TCP idle time:
+            // the general path writes those.
             return None;
         } else if code == OPT_COOKIE && cookie.is_none() {
             // Malformed: FORMERR, on the general path.

@@ -18,8 +18,12 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
+use boltz_core::hash::{fmix64, fnv1a, FNV_OFFSET};
 use hickory_proto::op::ResponseCode;
 use ipnet::IpNet;
+
+use super::ecs::mask;
+use super::screen::{question_end, skip_name, u16_at};
 
 /// A response class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,11 +148,6 @@ impl Rrl {
         }
     }
 
-    /// The settings.
-    pub fn config(&self) -> &RrlConfig {
-        &self.cfg
-    }
-
     /// Whether a log line may be written now (at most one a second).
     pub fn should_log(&self) -> bool {
         let sec = self.start.elapsed().as_secs();
@@ -210,24 +209,20 @@ impl Rrl {
         }
     }
 
-    /// The bucket's key: the client's prefix, the class, and for answers
-    /// the question.
+    /// The bucket's key: the client's prefix, the class, and the `name`
+    /// hash of what the class is counted by (none for errors).
     fn key(&self, src: IpAddr, class: Class, name: u64) -> u64 {
-        let (hi, lo, family) = match crate::geo::normalise_ip(src) {
-            IpAddr::V4(a) => {
-                let p = u32::from(self.cfg.ipv4_prefix.min(32));
-                let m = if p == 0 { 0 } else { u32::MAX << (32 - p) };
-                (0, u64::from(u32::from(a) & m), 4)
-            }
-            IpAddr::V6(a) => {
-                let p = u32::from(self.cfg.ipv6_prefix.min(128));
-                let m = if p == 0 { 0 } else { u128::MAX << (128 - p) };
-                let bits = u128::from(a) & m;
-                ((bits >> 64) as u64, bits as u64, 6)
-            }
+        let (bits, family) = match crate::geo::normalise_ip(src) {
+            a @ IpAddr::V4(_) => (mask(a, self.cfg.ipv4_prefix), 4),
+            a => (mask(a, self.cfg.ipv6_prefix), 6),
+        };
+        let bits = match bits {
+            IpAddr::V4(a) => u128::from(u32::from(a)),
+            IpAddr::V6(a) => u128::from(a),
         };
         let name = if class == Class::Error { 0 } else { name };
-        mix(mix(mix(hi, lo), family << 8 | class as u64), name)
+        let prefix = mix((bits >> 64) as u64, bits as u64);
+        mix(mix(prefix, family << 8 | class as u64), name)
     }
 }
 
@@ -242,33 +237,18 @@ pub enum Decision {
     Limited(Action),
 }
 
-/// A 64-bit mix (splitmix64's finaliser over a ^ b·φ).
+/// Two words into one (murmur3's finaliser over a ^ b·φ).
 fn mix(a: u64, b: u64) -> u64 {
-    let mut z = a ^ b.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    fmix64(a ^ b.wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
 /// The hash of a query's question (lower-cased name, type), or 0 when it
 /// cannot be read: the name part of an answer's key.
 pub fn question_hash(q: &[u8]) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    let mut pos = 12;
-    while let Some(&len) = q.get(pos) {
-        if len == 0 || len > 63 {
-            break;
-        }
-        for &b in q.get(pos + 1..pos + 1 + usize::from(len)).unwrap_or(&[]) {
-            h = (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x100_0000_01b3);
-        }
-        h = (h ^ 0x2e).wrapping_mul(0x100_0000_01b3);
-        pos += 1 + usize::from(len);
-    }
-    let qtype = q
-        .get(pos + 1..pos + 3)
-        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
-    mix(h, u64::from(qtype))
+    let (Some(name), Some(end)) = (name_hash(q, 12), question_end(q)) else {
+        return 0;
+    };
+    mix(name, u64::from(u16_at(q, end - 4).unwrap_or(0)))
 }
 
 /// The hash of a response's first authority owner — the zone's SOA of
@@ -277,46 +257,30 @@ pub fn question_hash(q: &[u8]) -> u64 {
 /// does, so a random-subdomain flood against one zone does not limit a
 /// resolver's NXDOMAINs for another. `resp` is a response boltz wrote.
 pub fn authority_hash(resp: &[u8]) -> u64 {
-    let count = |i: usize| {
-        resp.get(i..i + 2)
-            .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-    };
+    let count = |i: usize| usize::from(u16_at(resp, i).unwrap_or(0));
     if count(8) == 0 {
         return 0;
     }
     let mut pos = 12;
     for _ in 0..count(4) {
-        let Some(end) = name_end(resp, pos) else {
+        let Some(end) = skip_name(resp, pos) else {
             return 0;
         };
         pos = end + 4;
     }
     for _ in 0..count(6) {
-        let Some(end) = name_end(resp, pos) else {
+        let Some(end) = skip_name(resp, pos) else {
             return 0;
         };
-        let rdlen = count(end + 8);
-        pos = end + 10 + rdlen;
+        pos = end + 10 + count(end + 8);
     }
     name_hash(resp, pos).unwrap_or(0)
-}
-
-/// Where the name at `pos` ends in the message (a pointer ends it).
-fn name_end(m: &[u8], mut pos: usize) -> Option<usize> {
-    loop {
-        let len = *m.get(pos)?;
-        match len {
-            0 => return Some(pos + 1),
-            l if l & 0xc0 == 0xc0 => return Some(pos + 2),
-            l => pos += 1 + usize::from(l),
-        }
-    }
 }
 
 /// The case-blind hash of the name at `pos`, following at most a few
 /// compression pointers.
 fn name_hash(m: &[u8], mut pos: usize) -> Option<u64> {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut h = FNV_OFFSET;
     for _ in 0..8 {
         loop {
             let len = *m.get(pos)?;
@@ -328,9 +292,9 @@ fn name_hash(m: &[u8], mut pos: usize) -> Option<u64> {
                 break;
             }
             for &b in m.get(pos + 1..pos + 1 + usize::from(len))? {
-                h = (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x100_0000_01b3);
+                h = fnv1a(h, &[b.to_ascii_lowercase()]);
             }
-            h = (h ^ 0x2e).wrapping_mul(0x100_0000_01b3);
+            h = fnv1a(h, b".");
             pos += 1 + usize::from(len);
         }
     }
@@ -343,19 +307,14 @@ pub fn slip(out: &mut Vec<u8>) {
     if out.len() < 12 {
         return;
     }
-    let qd = u16::from_be_bytes([out[4], out[5]]);
-    let mut end = 12;
-    if qd == 1 {
-        while let Some(&len) = out.get(end) {
-            if len == 0 || len & 0xc0 != 0 {
-                break;
-            }
-            end += 1 + usize::from(len);
-        }
-        end = (end + 5).min(out.len());
-    }
-    out.truncate(end);
+    let end = (u16_at(out, 4) == Some(1))
+        .then(|| question_end(out))
+        .flatten();
+    out.truncate(end.unwrap_or(12));
     out[2] |= 0x02;
+    if end.is_none() {
+        out[4..6].fill(0);
+    }
     out[6..12].fill(0);
 }
 

@@ -38,9 +38,12 @@ pub const MAX_ADDITIONAL: u16 = 3;
 /// EDNS options a query may carry.
 pub const MAX_OPTIONS: usize = 32;
 
-const TYPE_OPT: u16 = 41;
-const OPT_NSID: u16 = 3;
-const OPT_ECS: u16 = 8;
+/// The OPT pseudo-record's type.
+pub const TYPE_OPT: u16 = 41;
+/// RFC 5001.
+pub const OPT_NSID: u16 = 3;
+/// RFC 7871.
+pub const OPT_ECS: u16 = 8;
 /// RFC 7828.
 pub const OPT_KEEPALIVE: u16 = 11;
 
@@ -97,7 +100,9 @@ pub enum Screen<'a> {
     },
 }
 
-fn u16_at(b: &[u8], i: usize) -> Option<u16> {
+/// The big-endian u16 at `i`, if the bytes are there.
+#[inline]
+pub(super) fn u16_at(b: &[u8], i: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]))
 }
 
@@ -271,7 +276,7 @@ fn walk(q: &[u8], qd: u16, ar: u16) -> Result<Walked<'_>, Stopped<'_>> {
 
 /// The end of the question (name, type, class) at offset 12: plain labels
 /// only, at most 255 bytes of name.
-fn question_end(q: &[u8]) -> Option<usize> {
+pub(super) fn question_end(q: &[u8]) -> Option<usize> {
     let mut pos = 12;
     loop {
         let len = usize::from(*q.get(pos)?);
@@ -290,7 +295,7 @@ fn question_end(q: &[u8]) -> Option<usize> {
 
 /// The end of a record's owner name: labels up to the root or the first
 /// pointer, which is not followed.
-fn skip_name(q: &[u8], mut pos: usize) -> Option<usize> {
+pub(super) fn skip_name(q: &[u8], mut pos: usize) -> Option<usize> {
     let start = pos;
     loop {
         let len = *q.get(pos)?;
