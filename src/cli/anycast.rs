@@ -17,6 +17,7 @@ use tracing::warn;
 use boltz_anycast::config::SpeakerKind;
 use boltz_anycast::exabgp::Follower;
 use boltz_anycast::{Config, Document, Options, Running};
+use boltz_core::duration::parse_duration;
 use boltz_gslb::AnycastView;
 
 use super::site;
@@ -43,10 +44,10 @@ enum AnycastCmd {
         #[arg(long, default_value = "http://127.0.0.1:5380")]
         api: String,
         /// Between reads of `/v1/anycast`.
-        #[arg(long, default_value = "250ms", value_parser = boltz_core::duration::parse_duration)]
+        #[arg(long, default_value = "250ms", value_parser = parse_duration)]
         interval: Duration,
         /// boltz silent this long: withdraw everything.
-        #[arg(long, default_value = "1s", value_parser = boltz_core::duration::parse_duration)]
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
         lost: Duration,
     },
     /// Started by `boltz serve --anycast` (not by hand): withdraws the

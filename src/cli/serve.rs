@@ -16,6 +16,7 @@ use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
 
+use boltz_core::duration::parse_duration;
 use boltz_gslb::{
     datacenters_file, read_secrets, zone_files, ApiState, Control, Cookies, GeoDb, Handler,
     Metrics, Rrl, RrlConfig, Secrets, TcpLimits, TcpShared,
@@ -122,10 +123,6 @@ pub struct ServeArgs {
     /// How often to look for changed zone and geo files.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     watch_interval: Duration,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    boltz_core::duration::parse_duration(s)
 }
 
 pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {

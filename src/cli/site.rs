@@ -105,9 +105,9 @@ impl Node {
 fn vip_addresses(vips: &[(String, bool)]) -> BTreeMap<IpAddr, bool> {
     let mut out = BTreeMap::new();
     for (vip, up) in vips {
-        let addr = vip.split_once(':').map_or(vip.as_str(), |(_, a)| a);
-        if let Ok(sa) = addr.parse::<std::net::SocketAddr>() {
-            *out.entry(sa.ip()).or_insert(true) &= *up;
+        // boltz l4's own reading of its VIP keys.
+        if let Ok(v) = vip.parse::<boltz_l4::Vip>() {
+            *out.entry(v.addr.ip()).or_insert(true) &= *up;
         }
     }
     out

@@ -355,11 +355,16 @@ pub fn tcp_raw(server: SocketAddr, bytes: &[u8]) -> Vec<u8> {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(&(bytes.len() as u16).to_be_bytes()).unwrap();
     s.write_all(bytes).unwrap();
+    read_framed(&mut s).unwrap()
+}
+
+/// One length-prefixed DNS message from a TCP stream.
+pub fn read_framed(s: &mut impl Read) -> std::io::Result<Vec<u8>> {
     let mut len = [0u8; 2];
-    s.read_exact(&mut len).unwrap();
-    let mut resp = vec![0u8; u16::from_be_bytes(len) as usize];
-    s.read_exact(&mut resp).unwrap();
-    resp
+    s.read_exact(&mut len)?;
+    let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut msg)?;
+    Ok(msg)
 }
 
 /// `boltz check PATH`: its exit code and what it printed.

@@ -51,11 +51,7 @@ fn keepalive(m: &Message) -> Option<&EdnsOption> {
 }
 
 fn read_msg(s: &mut TcpStream) -> std::io::Result<Message> {
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len)?;
-    let mut b = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    s.read_exact(&mut b)?;
-    Ok(Message::from_vec(&b).unwrap())
+    Ok(Message::from_vec(&read_framed(s)?).unwrap())
 }
 
 fn connect_from(from: IpAddr, to: SocketAddr, rcvbuf: Option<usize>) -> TcpStream {
