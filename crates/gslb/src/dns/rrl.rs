@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
-use boltz_core::hash::{fmix64, fnv1a, FNV_OFFSET};
+use boltz_core::hash::{fnv1a, mix, FNV_OFFSET};
 use hickory_proto::op::ResponseCode;
 use ipnet::IpNet;
 
@@ -235,11 +235,6 @@ pub enum Decision {
     Would,
     /// Over the rate: dropped or slipped.
     Limited(Action),
-}
-
-/// Two words into one (murmur3's finaliser over a ^ b·φ).
-fn mix(a: u64, b: u64) -> u64 {
-    fmix64(a ^ b.wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
 /// The hash of a query's question (lower-cased name, type), or 0 when it
