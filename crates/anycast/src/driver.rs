@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::announce::{Announcer, Want};
+use crate::announce::Announcer;
 use crate::config::{Check, Config, SpeakerKind};
 use crate::guard::Guard;
 use crate::speaker::{check_protocols, Speaker};
@@ -132,7 +132,6 @@ async fn run(
         .iter()
         .map(|_| Announcer::new(cfg.rules, start))
         .collect();
-    let mut applied: Vec<Option<Want>> = vec![None; cfg.prefixes.len()];
     let mut tick = tokio::time::interval(cfg.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut orphaned = false;
@@ -173,6 +172,8 @@ async fn run(
             }
             let outcome = speaker.apply(p, want).await;
             status.update(i, |s| {
+                // The speaker was last seen holding this very state.
+                let held = s.in_sync && s.state == want;
                 if want != s.state {
                     s.changes += 1;
                     s.since_unix_ms = boltz_core::clock::unix_ms().unwrap_or(0);
@@ -189,7 +190,7 @@ async fn run(
                 }
                 match &outcome {
                     Ok(changed) => {
-                        if *changed && applied[i] == Some(want) {
+                        if *changed && held {
                             s.reasserts += 1;
                             warn!(prefix = %p.prefix, state = ?want, "the speaker had drifted from what boltz wants (BIRD restarted?); re-asserted");
                         }
@@ -197,7 +198,6 @@ async fn run(
                             info!(prefix = %p.prefix, "the speaker answers again");
                         }
                         s.in_sync = true;
-                        applied[i] = Some(want);
                     }
                     Err(e) => {
                         let text = e.to_string();
@@ -207,7 +207,6 @@ async fn run(
                         s.speaker_errors += 1;
                         s.speaker_error = Some(text);
                         s.in_sync = false;
-                        applied[i] = None;
                     }
                 }
             });

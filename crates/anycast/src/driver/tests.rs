@@ -3,6 +3,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use super::*;
+use crate::announce::Want;
 use crate::config::parse;
 
 const FILE: &str = r#"
