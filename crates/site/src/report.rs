@@ -305,10 +305,10 @@ async fn look_l4(l4: &L4Site, look: &mut Look, count_backends: bool) -> Result<(
         }
         if l4.services.contains_key(vip) {
             look.vips.push((vip.to_string(), active > 0.0));
-        }
-        if active == 0.0 && l4.services.contains_key(vip) {
-            look.down
-                .get_or_insert(format!("VIP {vip}: no backend takes new flows"));
+            if active == 0.0 {
+                look.down
+                    .get_or_insert(format!("VIP {vip}: no backend takes new flows"));
+            }
         }
         if count_backends {
             look.healthy += active;
